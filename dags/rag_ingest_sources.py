@@ -1,0 +1,119 @@
+"""One ingestion DAG per configured source: `rag_ingest__<source>`.
+
+Wiring only. Every task is one call into `rag_ingest.pipeline`; parsing this
+file reads the small YAML configuration and nothing else (no Spark, model,
+store or network at parse time).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG, Param, TriggerRule, task
+
+from rag_ingest.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_NAME, SourceConfig, load_settings
+
+CONFIG_PATH = os.environ.get(CONFIG_ENV_VAR) or str(
+    Path(__file__).resolve().parent.parent / DEFAULT_CONFIG_NAME
+)
+
+DEFAULT_ARGS = {
+    "owner": "rag-ingest",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
+
+PARAMS = {
+    "full_resync": Param(
+        False,
+        type="boolean",
+        title="Full re-sync",
+        description="Re-chunk and re-embed every document, even unchanged ones.",
+    ),
+    "allow_mass_delete": Param(
+        False,
+        type="boolean",
+        title="Allow mass delete",
+        description="Let this run delete more documents than the source's max_delete_share.",
+    ),
+}
+
+
+def build_dag(source: SourceConfig) -> DAG:
+    with DAG(
+        dag_id=source.dag_id,
+        description=f"Ingest source '{source.name}' into the vector store",
+        schedule=source.schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,  # one active run per source: runs never race on the store
+        default_args=DEFAULT_ARGS,
+        params=PARAMS,
+        tags=["rag-ingest", f"source:{source.name}"],
+        doc_md=__doc__,
+    ) as dag:
+        name = source.name
+
+        @task
+        def extract(**context: object) -> dict:
+            from rag_ingest import pipeline
+
+            return pipeline.extract(CONFIG_PATH, name, str(context["run_id"]))
+
+        @task
+        def plan_documents(**context: object) -> dict:
+            from rag_ingest import pipeline
+
+            params = context["params"]
+            return pipeline.plan_documents(
+                CONFIG_PATH,
+                name,
+                str(context["run_id"]),
+                full_resync=bool(params["full_resync"]),  # type: ignore[index]
+                allow_mass_delete=bool(params["allow_mass_delete"]),  # type: ignore[index]
+            )
+
+        @task
+        def chunk(**context: object) -> dict:
+            from rag_ingest import pipeline
+
+            return pipeline.chunk(CONFIG_PATH, name, str(context["run_id"]))
+
+        @task
+        def plan_chunks(**context: object) -> list[str]:
+            from rag_ingest import pipeline
+
+            params = context["params"]
+            full = bool(params["full_resync"])  # type: ignore[index]
+            return pipeline.plan_chunks(CONFIG_PATH, name, str(context["run_id"]), full)["shards"]
+
+        @task(max_active_tis_per_dagrun=4)
+        def embed(shard_path: str) -> dict:
+            from rag_ingest import pipeline
+
+            return pipeline.embed_shard(CONFIG_PATH, shard_path)
+
+        @task(trigger_rule=TriggerRule.NONE_FAILED)
+        def upsert(**context: object) -> dict:
+            from rag_ingest import pipeline
+
+            return pipeline.upsert(CONFIG_PATH, name, str(context["run_id"]))
+
+        @task(trigger_rule=TriggerRule.NONE_FAILED)
+        def report(**context: object) -> dict:
+            from rag_ingest import pipeline
+
+            return pipeline.report(CONFIG_PATH, name, str(context["run_id"]), source.dag_id)
+
+        shards = plan_chunks()
+        extract() >> plan_documents() >> chunk() >> shards
+        embedded = embed.expand(shard_path=shards)
+        embedded >> upsert() >> report()
+    return dag
+
+
+for _source in load_settings(CONFIG_PATH).sources:
+    globals()[_source.dag_id] = build_dag(_source)

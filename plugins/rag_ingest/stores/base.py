@@ -1,0 +1,93 @@
+"""The store interface every vector store implements, and the chunk record schema."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+# Columns of a stored chunk; `vector` is appended with the model's dimension.
+CHUNK_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("chunk_id", pa.string()),
+    ("doc_id", pa.string()),
+    ("source", pa.string()),
+    ("uri", pa.string()),
+    ("title", pa.string()),
+    ("section", pa.string()),
+    ("text", pa.string()),
+    ("chunk_index", pa.int32()),
+    ("char_start", pa.int64()),
+    ("char_end", pa.int64()),
+    ("token_count", pa.int32()),
+    ("content_hash", pa.string()),
+    ("chunker_fingerprint", pa.string()),
+    ("model_id", pa.string()),
+    ("model_revision", pa.string()),
+    ("run_id", pa.string()),
+    ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ("modified_at", pa.timestamp("us", tz="UTC")),
+    ("acl", pa.list_(pa.string())),
+)
+
+# What the sync needs to know about stored chunks: small, no text, no vectors.
+INVENTORY_COLUMNS = ("doc_id", "chunk_id", "content_hash", "chunker_fingerprint", "model_id")
+
+
+def chunk_schema(dimension: int) -> pa.Schema:
+    fields = [pa.field(name, dtype) for name, dtype in CHUNK_COLUMNS]
+    fields.append(pa.field("vector", pa.list_(pa.float32(), dimension)))
+    return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: str
+    doc_id: str
+    source: str
+    uri: str
+    title: str
+    section: str
+    text: str
+    score: float  # cosine similarity, higher is closer
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    documents: int
+    chunks: int
+
+
+class ChunkStore(ABC):
+    """Chunks with their vectors, keyed by chunk id. Every write is idempotent."""
+
+    @abstractmethod
+    def inventory(self, source: str) -> pa.Table:
+        """INVENTORY_COLUMNS of every stored chunk of `source`."""
+
+    @abstractmethod
+    def upsert(self, chunks: pa.Table) -> int:
+        """Insert or replace chunks by chunk id; returns rows written."""
+
+    @abstractmethod
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
+        """Delete chunks by id; returns how many were asked for."""
+
+    @abstractmethod
+    def delete_documents(self, source: str, doc_ids: Sequence[str]) -> int:
+        """Delete every chunk of the given documents of `source`."""
+
+    @abstractmethod
+    def search(
+        self, vector: Sequence[float], k: int = 5, source: str | None = None
+    ) -> list[SearchHit]:
+        """The k chunks nearest to `vector` by cosine similarity."""
+
+    @abstractmethod
+    def stats(self, source: str | None = None) -> StoreStats:
+        """Documents and chunks held, for one source or all."""
+
+    @abstractmethod
+    def fetch(self, source: str | None = None, with_vectors: bool = True) -> pa.Table:
+        """Every stored chunk (for reports, tests and exports; not for hot paths)."""

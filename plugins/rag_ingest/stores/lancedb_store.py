@@ -1,0 +1,153 @@
+"""LanceDB: the embedded default store, a folder on disk with no server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from rag_ingest.stores.base import (
+    CHUNK_COLUMNS,
+    INVENTORY_COLUMNS,
+    ChunkStore,
+    SearchHit,
+    StoreStats,
+    chunk_schema,
+)
+
+log = logging.getLogger(__name__)
+
+# Deletes go as `chunk_id IN (...)` filters; keep each filter a sane size.
+_DELETE_BATCH = 1000
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_filter(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({', '.join(_quote(v) for v in values)})"
+
+
+def _batches(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class LanceDBStore(ChunkStore):
+    def __init__(self, uri: str, table_name: str = "chunks") -> None:
+        import lancedb
+
+        self.uri = uri
+        self.table_name = table_name
+        self.db = lancedb.connect(uri)
+
+    def _table(self) -> Any | None:
+        # open_table raises ValueError for a missing table; table_exists() is not
+        # supported on local connections in lancedb 0.40.
+        try:
+            return self.db.open_table(self.table_name)
+        except ValueError:
+            return None
+
+    def _table_for_write(self, dimension: int) -> Any:
+        table = self._table()
+        if table is None:
+            # exist_ok: two writers racing to create it both end up with the table.
+            table = self.db.create_table(
+                self.table_name, schema=chunk_schema(dimension), exist_ok=True
+            )
+            table.create_scalar_index("chunk_id", replace=True)
+        return table
+
+    def inventory(self, source: str) -> pa.Table:
+        table = self._table()
+        if table is None:
+            return pa.table({name: pa.array([], pa.string()) for name in INVENTORY_COLUMNS})
+        result: pa.Table = (
+            table.search()
+            .where(f"source = {_quote(source)}")
+            .select(list(INVENTORY_COLUMNS))
+            .limit(None)
+            .to_arrow()
+        )
+        return result.select(list(INVENTORY_COLUMNS))
+
+    def upsert(self, chunks: pa.Table) -> int:
+        if chunks.num_rows == 0:
+            return 0
+        dimension = chunks.schema.field("vector").type.list_size
+        table = self._table_for_write(dimension)
+        chunks = chunks.select([name for name, _ in CHUNK_COLUMNS] + ["vector"]).cast(
+            chunk_schema(dimension)
+        )
+        (
+            table.merge_insert("chunk_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(chunks)
+        )
+        return chunks.num_rows
+
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
+        table = self._table()
+        if table is None or not chunk_ids:
+            return 0
+        for batch in _batches(list(chunk_ids), _DELETE_BATCH):
+            table.delete(_in_filter("chunk_id", batch))
+        return len(chunk_ids)
+
+    def delete_documents(self, source: str, doc_ids: Sequence[str]) -> int:
+        table = self._table()
+        if table is None or not doc_ids:
+            return 0
+        for batch in _batches(list(doc_ids), _DELETE_BATCH):
+            table.delete(f"source = {_quote(source)} AND {_in_filter('doc_id', batch)}")
+        return len(doc_ids)
+
+    def search(
+        self, vector: Sequence[float], k: int = 5, source: str | None = None
+    ) -> list[SearchHit]:
+        table = self._table()
+        if table is None:
+            return []
+        query = table.search(list(vector)).distance_type("cosine").limit(k)
+        if source is not None:
+            query = query.where(f"source = {_quote(source)}", prefilter=True)
+        rows = query.to_arrow().to_pylist()
+        return [
+            SearchHit(
+                chunk_id=row["chunk_id"],
+                doc_id=row["doc_id"],
+                source=row["source"],
+                uri=row["uri"],
+                title=row["title"] or "",
+                section=row["section"] or "",
+                text=row["text"],
+                score=1.0 - float(row["_distance"]),
+            )
+            for row in rows
+        ]
+
+    def stats(self, source: str | None = None) -> StoreStats:
+        table = self._table()
+        if table is None:
+            return StoreStats(documents=0, chunks=0)
+        query = table.search().select(["doc_id"]).limit(None)
+        if source is not None:
+            query = query.where(f"source = {_quote(source)}")
+        doc_ids = query.to_arrow().column("doc_id")
+        return StoreStats(documents=len(doc_ids.unique()), chunks=len(doc_ids))
+
+    def fetch(self, source: str | None = None, with_vectors: bool = True) -> pa.Table:
+        table = self._table()
+        if table is None:
+            return pa.schema(list(CHUNK_COLUMNS)).empty_table()
+        columns = [name for name, _ in CHUNK_COLUMNS] + (["vector"] if with_vectors else [])
+        query = table.search().select(columns).limit(None)
+        if source is not None:
+            query = query.where(f"source = {_quote(source)}")
+        result: pa.Table = query.to_arrow()
+        return result.select(columns).sort_by("chunk_id")

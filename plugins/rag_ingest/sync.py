@@ -1,0 +1,129 @@
+"""The plan of a run: which documents to chunk, chunks to embed, ids to delete.
+
+Pure functions over small id tables, so every rule here is unit-tested
+without Spark, a model or a store.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+class MassDeleteRefused(RuntimeError):
+    """The listing shrank more than allowed; nothing was written or deleted."""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    doc_id: str
+    chunk_id: str
+    content_hash: str
+    chunker_fingerprint: str
+    model_id: str
+
+
+@dataclass(frozen=True)
+class DocumentPlan:
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+
+    @property
+    def to_chunk(self) -> list[str]:
+        return self.new + self.changed
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    to_embed: list[str]
+    kept: list[str]
+    stale: list[str]
+
+
+def plan_documents(
+    listed: Mapping[str, str],
+    present: Iterable[str],
+    stored: Iterable[StoredChunk],
+    *,
+    chunker_fingerprint: str,
+    model_id: str,
+    snapshot: bool,
+    full_resync: bool = False,
+    max_delete_share: float = 0.5,
+    allow_mass_delete: bool = False,
+) -> DocumentPlan:
+    """Compare what the source holds now with what the store holds.
+
+    `listed` maps parsed doc ids to content hashes. `present` is every doc id
+    the source still has, parsed or quarantined: a document that became
+    unreadable keeps its last good chunks rather than vanishing.
+
+    A document is unchanged only when every stored chunk of it carries the
+    same content hash, chunker settings and model as this run would produce.
+    """
+    stored_by_doc: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+    for chunk in stored:
+        stored_by_doc[chunk.doc_id].add(
+            (chunk.content_hash, chunk.chunker_fingerprint, chunk.model_id)
+        )
+    new, changed, unchanged = [], [], []
+    for doc_id, digest in sorted(listed.items()):
+        versions = stored_by_doc.get(doc_id)
+        if versions is None:
+            new.append(doc_id)
+        elif full_resync or versions != {(digest, chunker_fingerprint, model_id)}:
+            changed.append(doc_id)
+        else:
+            unchanged.append(doc_id)
+
+    vanished: list[str] = []
+    if snapshot:
+        still_there = set(listed) | set(present)
+        vanished = sorted(doc for doc in stored_by_doc if doc not in still_there)
+        if stored_by_doc and not allow_mass_delete:
+            share = len(vanished) / len(stored_by_doc)
+            if share > max_delete_share:
+                raise MassDeleteRefused(
+                    f"{len(vanished)} of {len(stored_by_doc)} stored documents "
+                    f"({share:.0%}) are gone from the source listing, more than the "
+                    f"allowed {max_delete_share:.0%}; nothing was written. If the source "
+                    "really shrank, re-run with the 'allow_mass_delete' param."
+                )
+    return DocumentPlan(new=new, changed=changed, unchanged=unchanged, vanished=vanished)
+
+
+def plan_chunks(
+    chunked: Iterable[tuple[str, str]],
+    stored: Iterable[StoredChunk],
+    *,
+    model_id: str,
+    full_resync: bool = False,
+) -> ChunkPlan:
+    """Which chunks of the re-chunked documents to embed, keep or delete.
+
+    `chunked` holds (doc_id, chunk_id) for every chunk of the documents
+    chunked this run. A chunk id already stored with the same model is kept
+    as it is; stored chunks of those documents that the new chunking no
+    longer produces are stale.
+    """
+    chunked = list(chunked)
+    chunked_docs = {doc_id for doc_id, _ in chunked}
+    new_ids = {chunk_id for _, chunk_id in chunked}
+    reusable = set()
+    stale = set()
+    for chunk in stored:
+        if chunk.doc_id not in chunked_docs:
+            continue
+        if chunk.chunk_id not in new_ids:
+            stale.add(chunk.chunk_id)
+        elif chunk.model_id == model_id and not full_resync:
+            reusable.add(chunk.chunk_id)
+    ordered_ids = list(dict.fromkeys(chunk_id for _, chunk_id in chunked))
+    return ChunkPlan(
+        to_embed=[c for c in ordered_ids if c not in reusable],
+        kept=[c for c in ordered_ids if c in reusable],
+        stale=sorted(stale),
+    )
