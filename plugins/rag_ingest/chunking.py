@@ -114,7 +114,7 @@ class Chunker:
             pieces = self._atomise(text, index, start, end, 0)
             spans.extend((s, e, section) for s, e in self._merge(text, index, pieces))
         spans = self._enforce_limit(text, index, spans)
-        chunks = []
+        chunks: list[Chunk] = []
         for start, end, section in spans:
             start, end = _strip_span(text, start, end)
             if start >= end:
@@ -254,12 +254,24 @@ def chunk_documents(
         rows = []
         for doc in batch.itertuples(index=False):
             chunks = chunker.split(doc.text)
-            for chunk, cid in zip(chunks, chunk_ids(doc.doc_id, [c.text for c in chunks]), strict=True):
+            for chunk, cid in zip(
+                chunks, chunk_ids(doc.doc_id, [c.text for c in chunks]), strict=True
+            ):
                 rows.append(
                     (
-                        cid, doc.doc_id, doc.source, doc.uri, doc.title, chunk.section,
-                        chunk.text, chunk.index, chunk.char_start, chunk.char_end,
-                        chunk.token_count, doc.content_hash, chunker_fingerprint,
+                        cid,
+                        doc.doc_id,
+                        doc.source,
+                        doc.uri,
+                        doc.title,
+                        chunk.section,
+                        chunk.text,
+                        chunk.index,
+                        chunk.char_start,
+                        chunk.char_end,
+                        chunk.token_count,
+                        doc.content_hash,
+                        chunker_fingerprint,
                         doc.modified_at,
                     )
                 )

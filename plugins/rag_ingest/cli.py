@@ -52,13 +52,17 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 def _validate(settings: Settings, args: argparse.Namespace) -> int:
     settings.check_sources_exist()
     names = ", ".join(s.name for s in settings.sources)
-    print(f"configuration OK: {len(settings.sources)} source(s): {names}; store {settings.store.kind}")
+    print(
+        f"configuration OK: {len(settings.sources)} source(s): {names}; store {settings.store.kind}"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag-ingest", description=__doc__)
-    parser.add_argument("--config", help="configuration file (default: $RAG_INGEST_CONFIG or ./rag_ingest.yaml)")
+    parser.add_argument(
+        "--config", help="configuration file (default: $RAG_INGEST_CONFIG or ./rag_ingest.yaml)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     search = commands.add_parser("search", help="search the store")

@@ -36,7 +36,9 @@ class _Strict(BaseModel):
 
 class SourceConfig(_Strict):
     name: str
-    location: str = Field(description="Folder path or fsspec URL; may hold {{ ds }}-style templates")
+    location: str = Field(
+        description="Folder path or fsspec URL; may hold {{ ds }}-style templates"
+    )
     glob: str = "**/*"
     mode: Literal["snapshot", "partitioned"] = "snapshot"
     schedule: str | None = None
@@ -142,6 +144,15 @@ class Settings(_Strict):
 
     def source_location(self, source: SourceConfig) -> str:
         return self.resolve(source.location)
+
+    @property
+    def chunker_fingerprint(self) -> str:
+        """Identifies the chunking settings stored on every chunk."""
+        from rag_ingest.chunking import chunker_fingerprint
+
+        return chunker_fingerprint(
+            self.chunking.max_tokens, self.chunking.overlap_tokens, self.embedding.model_id
+        )
 
     @property
     def staging_dir(self) -> str:

@@ -88,7 +88,7 @@ class Embedder:
             model_id=config.model_id,
             revision=_revision(self.path),
             dimension=int(dimension),
-            max_seq_length=int(self.model.max_seq_length),
+            max_seq_length=int(self.model.max_seq_length or 0),
         )
         log.info(
             "loaded model %s (%s) on %s: %d dimensions, max %d tokens",

@@ -67,9 +67,14 @@ def parse_files(
     """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
     for batch in batches:
         rows = [
-            parse_one(source, uri, rel, int(size), max_file_bytes) | {"size": size, "modified_at": mtime}
+            parse_one(source, uri, rel, int(size), max_file_bytes)
+            | {"size": size, "modified_at": mtime}
             for uri, rel, size, mtime in zip(
-                batch["uri"], batch["relative_path"], batch["size"], batch["modified_at"], strict=True
+                batch["uri"],
+                batch["relative_path"],
+                batch["size"],
+                batch["modified_at"],
+                strict=True,
             )
         ]
         yield pd.DataFrame(rows, columns=[c.split()[0] for c in PARSED_SCHEMA.split(", ")])

@@ -21,9 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rag_ingest import reports, sync
-from rag_ingest.chunking import chunker_fingerprint
 from rag_ingest.config import Settings, SourceConfig, load_settings
-from rag_ingest.extract import DEFAULT_MAX_FILE_BYTES
 from rag_ingest.stores import open_store
 from rag_ingest.stores.base import INVENTORY_COLUMNS
 
@@ -59,13 +57,6 @@ class RunContext:
     def path(self, name: str) -> str:
         return str(self.run_dir / name)
 
-    @property
-    def fingerprint(self) -> str:
-        chunking = self.settings.chunking
-        return chunker_fingerprint(
-            chunking.max_tokens, chunking.overlap_tokens, self.settings.embedding.model_id
-        )
-
     def record_stage(self, stage: str, started: float, stats: dict[str, Any]) -> dict[str, Any]:
         result = {"stage": stage, "seconds": round(time.perf_counter() - started, 3), **stats}
         stages = self.run_dir / "stages"
@@ -99,14 +90,7 @@ def extract(config_path: str | None, source_name: str, run_id: str) -> dict[str,
     ctx = RunContext.load(config_path, source_name, run_id)
     ctx.settings.check_sources_exist()
     spark = get_session(ctx.settings.spark, f"rag-ingest extract {source_name}")
-    counts = extract_job(
-        spark,
-        source=source_name,
-        location=ctx.settings.source_location(ctx.source),
-        pattern=ctx.source.glob,
-        out_dir=str(ctx.run_dir),
-        max_file_bytes=DEFAULT_MAX_FILE_BYTES,
-    )
+    counts = extract_job(spark, ctx.settings, ctx.source, str(ctx.run_dir))
     return ctx.record_stage("extract", started, counts)
 
 
@@ -124,10 +108,12 @@ def plan_documents(
     quarantined = _read_ids(ctx.path("quarantine"), "doc_id")
     store = open_store(ctx.settings)
     plan = sync.plan_documents(
-        dict(zip(documents["doc_id"].to_pylist(), documents["content_hash"].to_pylist(), strict=True)),
+        dict(
+            zip(documents["doc_id"].to_pylist(), documents["content_hash"].to_pylist(), strict=True)
+        ),
         quarantined,
         _stored_chunks(store.inventory(source_name)),
-        chunker_fingerprint=ctx.fingerprint,
+        chunker_fingerprint=ctx.settings.chunker_fingerprint,
         model_id=ctx.settings.embedding.model_id,
         snapshot=ctx.source.mode == "snapshot",
         full_resync=full_resync,
@@ -160,16 +146,7 @@ def chunk(config_path: str | None, source_name: str, run_id: str) -> dict[str, A
     from rag_ingest.spark import chunk_job, get_session
 
     spark = get_session(ctx.settings.spark, f"rag-ingest chunk {source_name}")
-    counts = chunk_job(
-        spark,
-        documents_path=ctx.path("documents"),
-        doc_ids_path=to_chunk,
-        out_dir=str(ctx.run_dir),
-        model_path=ctx.settings.embedding.model_path,
-        max_tokens=ctx.settings.chunking.max_tokens,
-        overlap_tokens=ctx.settings.chunking.overlap_tokens,
-        fingerprint=ctx.fingerprint,
-    )
+    counts = chunk_job(spark, ctx.settings, str(ctx.run_dir))
     documents_chunked = pq.read_metadata(to_chunk).num_rows
     return ctx.record_stage("chunk", started, {"documents_chunked": documents_chunked, **counts})
 
@@ -235,7 +212,9 @@ def embed_shard(config_path: str | None, shard_path: str) -> dict[str, Any]:
         elapsed = time.perf_counter() - encode_started
         rate = done / elapsed if elapsed else 0.0
         eta = (len(texts) - done) / rate if rate else 0.0
-        log.info("embedded %d/%d chunks, %.1f chunks/s, about %.0f s left", done, len(texts), rate, eta)
+        log.info(
+            "embedded %d/%d chunks, %.1f chunks/s, about %.0f s left", done, len(texts), rate, eta
+        )
     import numpy as np
 
     vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.info.dimension), np.float32)
@@ -244,7 +223,9 @@ def embed_shard(config_path: str | None, shard_path: str) -> dict[str, Any]:
         "vector",
         pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), embedder.info.dimension),
     )
-    out = out.append_column("model_id", pa.array([embedder.info.model_id] * out.num_rows, pa.string()))
+    out = out.append_column(
+        "model_id", pa.array([embedder.info.model_id] * out.num_rows, pa.string())
+    )
     out = out.append_column(
         "model_revision", pa.array([embedder.info.revision] * out.num_rows, pa.string())
     )

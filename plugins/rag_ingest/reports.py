@@ -56,7 +56,9 @@ def build_run_report(
     embed_shards = [r for r in results if r.get("stage") == "embed"]
     for result in results:
         if result.get("stage") != "embed":
-            stages[result["stage"]] = {k: v for k, v in result.items() if k not in ("stage", "shards")}
+            stages[result["stage"]] = {
+                k: v for k, v in result.items() if k not in ("stage", "shards")
+            }
     if embed_shards:
         stages["embed"] = {
             "shards": len(embed_shards),

@@ -14,8 +14,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from rag_ingest.chunking import CHUNKS_SCHEMA, chunk_documents
-from rag_ingest.config import SparkConfig
-from rag_ingest.extract import LISTING_SCHEMA, PARSED_SCHEMA, parse_files
+from rag_ingest.config import Settings, SourceConfig, SparkConfig
+from rag_ingest.extract import DEFAULT_MAX_FILE_BYTES, LISTING_SCHEMA, PARSED_SCHEMA, parse_files
 from rag_ingest.sources import list_files
 
 if TYPE_CHECKING:
@@ -56,28 +56,28 @@ def get_session(
 
 def extract_job(
     spark: SparkSession,
-    source: str,
-    location: str,
-    pattern: str,
-    out_dir: str,
-    max_file_bytes: int,
+    settings: Settings,
+    source: SourceConfig,
+    run_dir: str,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> dict[str, int]:
     """List the source, parse every file, write documents/ and quarantine/ Parquet."""
     from pyspark.sql import functions as F
 
-    files = list_files(location, pattern)
-    log.info("listed %d files under %s matching %r", len(files), location, pattern)
+    location = settings.source_location(source)
+    files = list_files(location, source.glob)
+    log.info("listed %d files under %s matching %r", len(files), location, source.glob)
     listing = spark.createDataFrame(
         [(f.uri, f.relative_path, f.size, f.modified_at) for f in files], LISTING_SCHEMA
     )
     partitions = max(1, min(len(files) // _FILES_PER_PARTITION + 1, 64))
     parsed = listing.repartition(partitions).mapInPandas(
-        partial(parse_files, source=source, max_file_bytes=max_file_bytes), PARSED_SCHEMA
+        partial(parse_files, source=source.name, max_file_bytes=max_file_bytes), PARSED_SCHEMA
     )
     parsed = parsed.persist()
     ok = F.col("error_reason").isNull()
     documents = parsed.filter(ok).drop("error_reason", "error_detail")
-    documents.write.mode("overwrite").parquet(f"{out_dir}/documents")
+    documents.write.mode("overwrite").parquet(f"{run_dir}/documents")
     quarantine = parsed.filter(~ok).select(
         "uri",
         "doc_id",
@@ -85,7 +85,7 @@ def extract_job(
         F.col("error_reason").alias("reason"),
         F.col("error_detail").alias("detail"),
     )
-    quarantine.coalesce(1).write.mode("overwrite").parquet(f"{out_dir}/quarantine")
+    quarantine.coalesce(1).write.mode("overwrite").parquet(f"{run_dir}/quarantine")
     counts = parsed.groupBy(ok.alias("ok")).count().collect()
     parsed.unpersist()
     by_status = {row["ok"]: row["count"] for row in counts}
@@ -96,30 +96,21 @@ def extract_job(
     }
 
 
-def chunk_job(
-    spark: SparkSession,
-    documents_path: str,
-    doc_ids_path: str,
-    out_dir: str,
-    model_path: str,
-    max_tokens: int,
-    overlap_tokens: int,
-    fingerprint: str,
-) -> dict[str, int]:
-    """Chunk the documents whose ids are listed in doc_ids_path; write chunks/ Parquet."""
-    documents = spark.read.parquet(documents_path)
-    wanted = spark.read.parquet(doc_ids_path)
+def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str, int]:
+    """Chunk run_dir/documents whose ids are in run_dir/plan/to_chunk.parquet -> chunks/."""
+    documents = spark.read.parquet(f"{run_dir}/documents")
+    wanted = spark.read.parquet(f"{run_dir}/plan/to_chunk.parquet")
     todo = documents.join(wanted, "doc_id", "left_semi")
     chunks = todo.mapInPandas(
         partial(
             chunk_documents,
-            model_path=model_path,
-            max_tokens=max_tokens,
-            overlap_tokens=overlap_tokens,
-            chunker_fingerprint=fingerprint,
+            model_path=settings.embedding.model_path,
+            max_tokens=settings.chunking.max_tokens,
+            overlap_tokens=settings.chunking.overlap_tokens,
+            chunker_fingerprint=settings.chunker_fingerprint,
         ),
         CHUNKS_SCHEMA,
     )
-    chunks.write.mode("overwrite").parquet(f"{out_dir}/chunks")
-    written = spark.read.parquet(f"{out_dir}/chunks")
+    chunks.write.mode("overwrite").parquet(f"{run_dir}/chunks")
+    written = spark.read.parquet(f"{run_dir}/chunks")
     return {"chunks": written.count()}

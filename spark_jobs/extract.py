@@ -1,0 +1,37 @@
+"""spark-submit entry point: list and parse one source into documents/ and quarantine/.
+
+    spark-submit spark_jobs/extract.py --config rag_ingest.yaml --source docs --run-dir DIR
+
+A thin main over `rag_ingest.spark.extract_job`; the DAG's tasks call the same
+function in their own local session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rag_ingest.config import load_settings
+from rag_ingest.extract import DEFAULT_MAX_FILE_BYTES
+from rag_ingest.spark import extract_job, get_session
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--run-dir", required=True, help="run staging folder")
+    parser.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_FILE_BYTES)
+    args = parser.parse_args(argv)
+
+    settings = load_settings(args.config, check_paths=True)
+    source = settings.source(args.source)
+    spark = get_session(settings.spark, f"rag-ingest extract {source.name}", set_master=False)
+    counts = extract_job(spark, settings, source, args.run_dir, args.max_file_bytes)
+    print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

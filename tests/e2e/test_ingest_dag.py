@@ -1,0 +1,101 @@
+"""End to end: the real DAG through `dag.test()` with real Spark, model and LanceDB.
+
+Asserts on the store itself, not on task return values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag_ingest import cli
+from rag_ingest.config import load_settings
+from rag_ingest.stores import open_store
+from tests.conftest import PROJECT_ROOT, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def run_dag(config: Path, monkeypatch: pytest.MonkeyPatch, **params: object) -> str:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("RAG_INGEST_CONFIG", str(config))
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    assert bag.import_errors == {}
+    run = bag.dags["rag_ingest__docs"].test(run_conf=params or None)
+    assert run.state == "success", f"DAG run ended {run.state}"
+    return str(run.run_id)
+
+
+def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
+    airflow_db: Path,
+    docs_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (docs_corpus / "broken.md").write_bytes(b"\xff\xfe\x00\x00binary")
+    config = write_config(tmp_path, docs_corpus)
+    settings = load_settings(config)
+    store = open_store(settings)
+
+    run_dag(config, monkeypatch)
+
+    chunks = store.fetch("docs")
+    pages = sorted(p.name for p in docs_corpus.glob("*.md") if p.name != "broken.md")
+    # every document has at least one chunk, and nothing else is stored
+    assert sorted({Path(u).name for u in chunks["uri"].to_pylist()}) == pages
+    vectors = np.array(chunks["vector"].to_pylist(), dtype=np.float32)
+    assert vectors.shape == (chunks.num_rows, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert set(chunks["model_id"].to_pylist()) == {"sentence-transformers/all-MiniLM-L6-v2"}
+    assert all(acl == ["public"] for acl in chunks["acl"].to_pylist())
+    assert max(chunks["token_count"].to_pylist()) <= 120
+
+    # a known phrase is found in its own document, first
+    from rag_ingest.embedding import Embedder
+
+    embedder = Embedder(settings.embedding)
+    phrase = "Only one run of a source is active at a time, so two runs never race on the store."
+    hits = store.search(embedder.encode([phrase])[0].tolist(), k=3, source="docs")
+    assert Path(hits[0].uri).name == "operations.md"
+    assert phrase in " ".join(hits[0].text.split())
+    assert cli.main(["--config", str(config), "search", phrase, "--source", "docs", "-k", "2"]) == 0
+    first_hit = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(" 1. "))
+    assert "operations.md" in first_hit
+
+    # the broken file was quarantined with its reason, and the report says so
+    from rag_ingest.reports import latest_run_report
+
+    report = latest_run_report(Path(settings.reports_dir), "docs")
+    assert report is not None
+    assert report["counts"]["quarantined"] == 1
+    assert report["quarantine"][0]["reason"] == "binary_content"
+    assert report["counts"]["chunks_written"] == chunks.num_rows
+
+    # re-running on the unchanged corpus leaves the store identical
+    before = store.fetch("docs")
+    run_dag(config, monkeypatch)
+    after = store.fetch("docs")
+    assert after["chunk_id"].to_pylist() == before["chunk_id"].to_pylist()
+    assert after["vector"].to_pylist() == before["vector"].to_pylist()
+    assert after["ingested_at"].to_pylist() == before["ingested_at"].to_pylist()
+    rerun = latest_run_report(Path(settings.reports_dir), "docs")
+    assert rerun is not None and rerun["run_id"] != report["run_id"]
+    assert rerun["counts"]["documents_unchanged"] == len(pages)
+    assert rerun["counts"]["chunks_embedded"] == 0
+    assert rerun["counts"]["chunks_written"] == 0
+
+    # deleting a page deletes exactly its chunks
+    (docs_corpus / "index.md").unlink()
+    run_dag(config, monkeypatch)
+    remaining = store.fetch("docs")
+    assert "index.md" not in {Path(u).name for u in remaining["uri"].to_pylist()}
+    kept = set(
+        before.filter(~np.array([u.endswith("index.md") for u in before["uri"].to_pylist()]))[
+            "chunk_id"
+        ].to_pylist()
+    )
+    assert set(remaining["chunk_id"].to_pylist()) == kept

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+from rag_ingest.chunking import Chunker
+
+DOC = """# Guide
+
+Intro paragraph about the guide.
+
+## Install
+
+{install}
+
+## Use
+
+Short usage note.
+"""
+
+
+def _sentences(n: int) -> str:
+    return " ".join(f"Sentence number {i} explains one more detail of the setup." for i in range(n))
+
+
+def _count(tokenizer, text: str) -> int:  # type: ignore[no-untyped-def]
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def test_no_chunk_exceeds_the_limit_counted_by_the_tokenizer(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    text = DOC.format(install="\n\n".join(_sentences(12) for _ in range(5)))
+    chunker = Chunker(tokenizer, max_tokens=64, overlap_tokens=8)
+    chunks = chunker.split(text)
+    assert len(chunks) > 5
+    for chunk in chunks:
+        assert _count(tokenizer, chunk.text) <= 64
+        assert chunk.token_count == _count(tokenizer, chunk.text)
+        assert text[chunk.char_start : chunk.char_end] == chunk.text
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+
+
+def test_chunks_never_span_headings_and_keep_the_heading_path(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    text = DOC.format(install="Run make demo.")
+    chunks = Chunker(tokenizer, max_tokens=200, overlap_tokens=0).split(text)
+    assert [c.section for c in chunks] == ["Guide", "Guide > Install", "Guide > Use"]
+    assert chunks[1].text == "## Install\n\nRun make demo."
+
+
+def test_overlap_repeats_the_end_of_the_previous_chunk(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    text = _sentences(40)
+    chunks = Chunker(tokenizer, max_tokens=60, overlap_tokens=20).split(text)
+    assert len(chunks) >= 3
+    for previous, current in zip(chunks, chunks[1:], strict=False):
+        assert current.char_start < previous.char_end, "consecutive chunks must overlap"
+        shared = text[current.char_start : previous.char_end]
+        assert 0 < _count(tokenizer, shared) <= 20
+        # overlap starts on a word boundary
+        assert text[current.char_start - 1].isspace()
+
+
+def test_no_overlap_when_configured_off(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    chunks = Chunker(tokenizer, max_tokens=60, overlap_tokens=0).split(_sentences(40))
+    for previous, current in zip(chunks, chunks[1:], strict=False):
+        assert current.char_start >= previous.char_end
+
+
+def test_a_word_longer_than_the_limit_is_cut_inside(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # BERT's tokenizer turns each CJK character into a token of its own, so
+    # this is one 400-token "word" with no space to cut at.
+    text = "start " + "知識庫" * 134 + " end"
+    chunks = Chunker(tokenizer, max_tokens=50, overlap_tokens=0).split(text)
+    assert len(chunks) > 3
+    assert all(_count(tokenizer, c.text) <= 50 for c in chunks)
+    assert "".join(c.text.replace(" ", "") for c in chunks) == text.replace(" ", "")
+
+
+def test_untouched_paragraphs_keep_their_chunk_text_when_one_is_inserted(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    paragraphs = [_sentences(6).replace("Sentence", f"Part {i}") for i in range(6)]
+    chunker = Chunker(tokenizer, max_tokens=80, overlap_tokens=0)
+    before = {c.text for c in chunker.split("\n\n".join(paragraphs))}
+    edited = paragraphs[:3] + ["A brand new paragraph."] + paragraphs[3:]
+    after = {c.text for c in chunker.split("\n\n".join(edited))}
+    # Chunks not touching the insertion point come out identical (so their ids are kept).
+    assert len(before & after) >= len(before) - 2
+
+
+def test_empty_text_gives_no_chunks_and_bad_settings_are_refused(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    assert Chunker(tokenizer, 10, 0).split("  \n\n ") == []
+    with pytest.raises(ValueError, match="overlap_tokens"):
+        Chunker(tokenizer, 10, 10)
+    with pytest.raises(ValueError, match="max_tokens"):
+        Chunker(tokenizer, 0, 0)

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from rag_ingest.sync import MassDeleteRefused, StoredChunk, plan_chunks, plan_documents
+
+FP, MODEL = "fp1", "m1"
+
+
+def stored(doc: str, chunk: str, digest: str, fp: str = FP, model: str = MODEL) -> StoredChunk:
+    return StoredChunk(doc, chunk, digest, fp, model)
+
+
+def plan(listed, store, **kw):  # type: ignore[no-untyped-def]
+    kw.setdefault("snapshot", True)
+    return plan_documents(listed, [], store, chunker_fingerprint=FP, model_id=MODEL, **kw)
+
+
+def test_documents_are_new_changed_unchanged_or_vanished() -> None:
+    store = [stored("a", "a1", "h1"), stored("b", "b1", "h2"), stored("c", "c1", "h3")]
+    result = plan({"a": "h1", "b": "CHANGED", "d": "h4"}, store, max_delete_share=0.5)
+    assert result.unchanged == ["a"]
+    assert result.changed == ["b"]
+    assert result.new == ["d"]
+    assert result.vanished == ["c"]
+    assert result.to_chunk == ["d", "b"]
+
+
+def test_a_settings_or_model_change_makes_a_document_changed() -> None:
+    assert plan({"a": "h1"}, [stored("a", "a1", "h1", fp="old")]).changed == ["a"]
+    assert plan({"a": "h1"}, [stored("a", "a1", "h1", model="old")]).changed == ["a"]
+    # a half-finished earlier update (two versions stored) is not "unchanged"
+    mixed = [stored("a", "a1", "h1"), stored("a", "a2", "h0")]
+    assert plan({"a": "h1"}, mixed).changed == ["a"]
+
+
+def test_full_resync_marks_everything_changed() -> None:
+    assert plan({"a": "h1"}, [stored("a", "a1", "h1")], full_resync=True).changed == ["a"]
+
+
+def test_quarantined_documents_are_not_deleted() -> None:
+    result = plan_documents(
+        {},
+        ["a"],
+        [stored("a", "a1", "h1")],
+        chunker_fingerprint=FP,
+        model_id=MODEL,
+        snapshot=True,
+        max_delete_share=1.0,
+    )
+    assert result.vanished == []
+
+
+def test_mass_delete_guard_refuses_unless_allowed() -> None:
+    store = [stored(d, d + "1", "h") for d in "abcd"]
+    with pytest.raises(MassDeleteRefused, match=r"3 of 4 stored documents \(75%\)"):
+        plan({"a": "h"}, store, max_delete_share=0.5)
+    assert plan({"a": "h"}, store, max_delete_share=0.5, allow_mass_delete=True).vanished == [
+        "b",
+        "c",
+        "d",
+    ]
+    assert plan({"a": "h", "b": "h"}, store, max_delete_share=0.5).vanished == ["c", "d"]
+
+
+def test_partitioned_sources_never_delete_vanished_documents() -> None:
+    store = [stored(d, d + "1", "h") for d in "abcd"]
+    assert plan({"a": "h"}, store, snapshot=False).vanished == []
+
+
+def test_chunk_plan_embeds_only_new_ids_and_deletes_stale_ones() -> None:
+    store = [stored("a", "k1", "h"), stored("a", "k2", "h"), stored("b", "x", "h")]
+    result = plan_chunks([("a", "k1"), ("a", "k3")], store, model_id=MODEL)
+    assert result.to_embed == ["k3"]
+    assert result.kept == ["k1"]
+    assert result.stale == ["k2"]  # b was not re-chunked: its chunks are untouched
+
+
+def test_chunk_plan_reembeds_other_models_and_full_resync() -> None:
+    store = [stored("a", "k1", "h", model="old")]
+    assert plan_chunks([("a", "k1")], store, model_id=MODEL).to_embed == ["k1"]
+    store = [stored("a", "k1", "h")]
+    assert plan_chunks([("a", "k1")], store, model_id=MODEL, full_resync=True).to_embed == ["k1"]
