@@ -13,7 +13,7 @@ import json
 import sys
 
 from rag_ingest.config import load_settings
-from rag_ingest.spark import chunk_job, get_session
+from rag_ingest.spark import chunk_job, get_session, write_job_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(args.config)
     spark = get_session(settings.spark, "rag-ingest chunk", set_master=False)
-    print(json.dumps(chunk_job(spark, settings, args.run_dir)))
+    counts = chunk_job(spark, settings, args.run_dir)
+    write_job_result(args.run_dir, "chunk", counts)
+    print(json.dumps(counts))
     return 0
 
 

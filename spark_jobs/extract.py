@@ -13,8 +13,7 @@ import json
 import sys
 
 from rag_ingest.config import load_settings
-from rag_ingest.extract import DEFAULT_MAX_FILE_BYTES
-from rag_ingest.spark import extract_job, get_session
+from rag_ingest.spark import extract_job, get_session, write_job_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,13 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--run-dir", required=True, help="run staging folder")
-    parser.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_FILE_BYTES)
     args = parser.parse_args(argv)
 
     settings = load_settings(args.config, check_paths=True)
     source = settings.source(args.source)
     spark = get_session(settings.spark, f"rag-ingest extract {source.name}", set_master=False)
-    counts = extract_job(spark, settings, source, args.run_dir, args.max_file_bytes)
+    counts = extract_job(spark, settings, source, args.run_dir)
+    write_job_result(args.run_dir, "extract", counts)
     print(json.dumps(counts))
     return 0
 

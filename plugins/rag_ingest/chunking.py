@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,9 +161,19 @@ class Chunker:
     def _merge(
         self, text: str, index: _TokenIndex, pieces: Sequence[tuple[int, int]]
     ) -> list[tuple[int, int]]:
-        """Greedily join neighbouring pieces up to max_tokens, with overlap."""
+        """Join neighbouring pieces up to max_tokens, with overlap.
+
+        Plain greedy packing would shift every later boundary when a paragraph
+        is inserted early in a long section, changing every later chunk id.
+        So a chunk also ends, once it is at least half full, after an *anchor*
+        piece: one whose text hashes to an even number. Anchors depend only on
+        the piece's own text, so after an edit the chunk boundaries fall back
+        onto the same anchors within a chunk or two, and later chunks keep
+        their text and ids (content-defined chunking).
+        """
         merged: list[tuple[int, int]] = []
         current: tuple[int, int] | None = None
+        half = self.max_tokens // 2
         for piece_start, piece_end in pieces:
             if current is None:
                 current = (piece_start, piece_end)
@@ -170,14 +181,24 @@ class Chunker:
                 current = (current[0], piece_end)
             else:
                 merged.append(current)
+                current = self._next_start(text, index, current, (piece_start, piece_end))
+            if index.count(*current) >= half and _is_anchor(text, piece_start, piece_end):
+                merged.append(current)
                 tail = self._overlap_start(text, index, current)
-                if tail is not None and index.count(tail, piece_end) <= self.max_tokens:
-                    current = (tail, piece_end)
-                else:
-                    current = (piece_start, piece_end)
-        if current is not None:
+                current = None if tail is None else (tail, current[1])
+                if current is not None and not text[current[0] : current[1]].strip():
+                    current = None
+        if current is not None and (not merged or current[1] > merged[-1][1]):
             merged.append(current)
         return merged
+
+    def _next_start(
+        self, text: str, index: _TokenIndex, closed: tuple[int, int], piece: tuple[int, int]
+    ) -> tuple[int, int]:
+        tail = self._overlap_start(text, index, closed)
+        if tail is not None and index.count(tail, piece[1]) <= self.max_tokens:
+            return (tail, piece[1])
+        return piece
 
     def _overlap_start(self, text: str, index: _TokenIndex, span: tuple[int, int]) -> int | None:
         """Where the next chunk starts so it repeats about overlap_tokens of this one.
@@ -216,6 +237,10 @@ class Chunker:
         return checked
 
 
+def _is_anchor(text: str, start: int, end: int) -> bool:
+    return zlib.crc32(text[start:end].strip().encode("utf-8")) % 2 == 0
+
+
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start].isspace():
         start += 1
@@ -224,11 +249,19 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def page_of(page_starts: Sequence[int] | None, offset: int) -> int | None:
+    """1-based page holding character `offset`, for documents that have pages."""
+    if page_starts is None or len(page_starts) == 0:
+        return None
+    return bisect.bisect_right(list(page_starts), offset)
+
+
 # Spark DDL of the chunk rows the chunk step produces.
 CHUNKS_SCHEMA = (
     "chunk_id string, doc_id string, source string, uri string, title string, "
     "section string, text string, chunk_index int, char_start long, char_end long, "
-    "token_count int, content_hash string, chunker_fingerprint string, modified_at timestamp"
+    "token_count int, page int, content_hash string, chunker_fingerprint string, "
+    "modified_at timestamp, metadata string"
 )
 
 
@@ -254,9 +287,8 @@ def chunk_documents(
         rows = []
         for doc in batch.itertuples(index=False):
             chunks = chunker.split(doc.text)
-            for chunk, cid in zip(
-                chunks, chunk_ids(doc.doc_id, [c.text for c in chunks]), strict=True
-            ):
+            ids = chunk_ids(doc.doc_id, [c.text for c in chunks])
+            for chunk, cid in zip(chunks, ids, strict=True):
                 rows.append(
                     (
                         cid,
@@ -270,9 +302,11 @@ def chunk_documents(
                         chunk.char_start,
                         chunk.char_end,
                         chunk.token_count,
+                        page_of(doc.page_starts, chunk.char_start),
                         doc.content_hash,
                         chunker_fingerprint,
                         doc.modified_at,
+                        doc.metadata,
                     )
                 )
         yield pd.DataFrame(rows, columns=columns)

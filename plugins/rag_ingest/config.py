@@ -34,6 +34,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RecordsConfig(_Strict):
+    """Field names in record files (JSON Lines, Parquet); defaults are BEIR's layout."""
+
+    id_field: str = "_id"
+    title_field: str | None = "title"
+    text_field: str = "text"
+    metadata_fields: tuple[str, ...] = ()
+
+
 class SourceConfig(_Strict):
     name: str
     location: str = Field(
@@ -44,6 +53,8 @@ class SourceConfig(_Strict):
     schedule: str | None = None
     access_labels: tuple[str, ...] = ()
     max_delete_share: float = Field(0.5, ge=0.0, le=1.0)
+    max_file_mb: float = Field(50.0, gt=0, description="Larger files are quarantined")
+    records: RecordsConfig = RecordsConfig()
 
     @field_validator("name")
     @classmethod
@@ -57,6 +68,10 @@ class SourceConfig(_Strict):
     @property
     def is_local(self) -> bool:
         return "://" not in self.location or self.location.startswith("file://")
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
 
     @property
     def dag_id(self) -> str:
@@ -103,6 +118,12 @@ class PathsConfig(_Strict):
 
 
 class SparkConfig(_Strict):
+    # local: each Spark task starts its own session with `master`.
+    # submit: jobs go through spark-submit and the Airflow Spark connection
+    # `conn_id` (a standalone, YARN or Kubernetes cluster).
+    mode: Literal["local", "submit"] = "local"
+    conn_id: str = "spark_default"
+    jobs_dir: str = "spark_jobs"
     master: str = "local[2]"
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(4, gt=0)

@@ -1,80 +1,125 @@
 """Reading and parsing source files into document rows (runs inside Spark tasks).
 
 `parse_files` is a plain function over pandas batches, so Spark's
-`mapInPandas` runs it on executors and unit tests run it directly.
+`mapInPandas` runs it on executors and unit tests run it directly. A file or
+record that cannot be parsed becomes a row with `error_reason` set: the
+extract job writes those to the quarantine table and the run goes on.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 
 from rag_ingest.identity import content_hash, doc_id
-from rag_ingest.parsing import ParseError, parse_file
+from rag_ingest.parsing import (
+    ParsedDocument,
+    ParseError,
+    RecordFields,
+    RecordProblem,
+    is_record_file,
+    parse_file,
+    parse_records,
+)
 from rag_ingest.sources import read_bytes
 
 # Spark DDL of what the extract step produces; failed rows carry error_* columns.
 PARSED_SCHEMA = (
     "doc_id string, source string, uri string, relative_path string, title string, "
-    "text string, format string, content_hash string, size long, modified_at timestamp, "
+    "text string, format string, encoding string, content_hash string, size long, "
+    "modified_at timestamp, page_starts array<long>, metadata string, "
     "error_reason string, error_detail string"
 )
+PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
 LISTING_SCHEMA = "uri string, relative_path string, size long, modified_at timestamp"
-DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
-def parse_one(
-    source: str, uri: str, relative_path: str, size: int, max_file_bytes: int
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "doc_id": doc_id(source, relative_path),
-        "source": source,
-        "uri": uri,
-        "relative_path": relative_path,
-        "title": None,
-        "text": None,
-        "format": None,
-        "content_hash": None,
-        "error_reason": None,
-        "error_detail": None,
-    }
-    try:
-        if size > max_file_bytes:
-            raise ParseError(
-                "too_large", f"{size} bytes is over the limit of {max_file_bytes} bytes"
-            )
-        document = parse_file(relative_path, read_bytes(uri))
-    except ParseError as exc:
-        row["error_reason"], row["error_detail"] = exc.reason, exc.detail
-        return row
-    except OSError as exc:
-        row["error_reason"], row["error_detail"] = "unreadable", f"{type(exc).__name__}: {exc}"
-        return row
+def _row(source: str, uri: str, key: str, size: int, modified_at: Any) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(PARSED_COLUMNS)
     row.update(
-        title=document.title,
-        text=document.text,
-        format=document.format,
-        content_hash=content_hash(document.text),
+        doc_id=doc_id(source, key),
+        source=source,
+        uri=uri,
+        relative_path=key,
+        size=size,
+        modified_at=modified_at,
     )
     return row
 
 
+def _document_row(row: dict[str, Any], document: ParsedDocument) -> dict[str, Any]:
+    metadata = (
+        json.dumps(document.metadata, sort_keys=True, default=str) if document.metadata else None
+    )
+    row.update(
+        title=document.title,
+        text=document.text,
+        format=document.format,
+        encoding=document.encoding,
+        # Metadata is part of what is stored with each chunk: a change to it is a change.
+        content_hash=content_hash(document.text + ("\x1f" + metadata if metadata else "")),
+        page_starts=list(document.page_starts) if document.page_starts is not None else None,
+        metadata=metadata,
+    )
+    return row
+
+
+def _failed(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
+    row.update(error_reason=reason, error_detail=detail[:2000])
+    return row
+
+
+def parse_source_file(
+    source: str,
+    uri: str,
+    relative_path: str,
+    size: int,
+    modified_at: Any,
+    max_file_bytes: int,
+    fields: RecordFields,
+) -> list[dict[str, Any]]:
+    """Rows for one listed file: one document, one per record, or quarantine rows."""
+    file_row = _row(source, uri, relative_path, size, modified_at)
+    try:
+        if size > max_file_bytes:
+            raise ParseError("too_large", f"{size} bytes is over the limit of {max_file_bytes}")
+        data = read_bytes(uri)
+        if not is_record_file(relative_path):
+            return [_document_row(file_row, parse_file(relative_path, data))]
+        if not data:
+            raise ParseError("empty_file", "the file has zero bytes")
+        rows = []
+        for item in parse_records(relative_path, data, fields):
+            key = item.key or ""
+            # Records are keyed by their id alone, so a record that moves to
+            # another file (a later daily drop) is the same document.
+            row = _row(source, f"{uri}#{key}", f"record:{key}", size, modified_at)
+            if isinstance(item, RecordProblem):
+                rows.append(_failed(row, item.reason, item.detail))
+            else:
+                rows.append(_document_row(row, item))
+        return rows
+    except ParseError as exc:
+        return [_failed(file_row, exc.reason, exc.detail)]
+    except OSError as exc:
+        return [_failed(file_row, "unreadable", f"{type(exc).__name__}: {exc}")]
+
+
 def parse_files(
-    batches: Iterator[pd.DataFrame], source: str, max_file_bytes: int
+    batches: Iterator[pd.DataFrame], source: str, max_file_bytes: int, fields: RecordFields
 ) -> Iterator[pd.DataFrame]:
     """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
     for batch in batches:
-        rows = [
-            parse_one(source, uri, rel, int(size), max_file_bytes)
-            | {"size": size, "modified_at": mtime}
-            for uri, rel, size, mtime in zip(
-                batch["uri"],
-                batch["relative_path"],
-                batch["size"],
-                batch["modified_at"],
-                strict=True,
+        rows: list[dict[str, Any]] = []
+        for uri, relative_path, size, modified_at in zip(
+            batch["uri"], batch["relative_path"], batch["size"], batch["modified_at"], strict=True
+        ):
+            rows.extend(
+                parse_source_file(
+                    source, uri, relative_path, int(size), modified_at, max_file_bytes, fields
+                )
             )
-        ]
-        yield pd.DataFrame(rows, columns=[c.split()[0] for c in PARSED_SCHEMA.split(", ")])
+        yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

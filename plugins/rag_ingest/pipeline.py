@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from rag_ingest import reports, sync
 from rag_ingest.config import Settings, SourceConfig, load_settings
+from rag_ingest.config import config_path as config_path_of
 from rag_ingest.stores import open_store
 from rag_ingest.stores.base import INVENTORY_COLUMNS
 
@@ -44,11 +45,13 @@ class RunContext:
     settings: Settings
     source: SourceConfig
     run_id: str
+    config_path: str
 
     @classmethod
     def load(cls, config_path: str | None, source_name: str, run_id: str) -> RunContext:
-        settings = load_settings(config_path)
-        return cls(settings=settings, source=settings.source(source_name), run_id=run_id)
+        path = str(config_path_of(config_path).resolve())
+        settings = load_settings(path)
+        return cls(settings, settings.source(source_name), run_id, path)
 
     @property
     def run_dir(self) -> Path:
@@ -84,13 +87,12 @@ def _stored_chunks(table: pa.Table) -> list[sync.StoredChunk]:
 
 def extract(config_path: str | None, source_name: str, run_id: str) -> dict[str, Any]:
     """List and parse the source with Spark -> documents/ and quarantine/."""
-    from rag_ingest.spark import extract_job, get_session
+    from rag_ingest.spark import run_extract
 
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     ctx.settings.check_sources_exist()
-    spark = get_session(ctx.settings.spark, f"rag-ingest extract {source_name}")
-    counts = extract_job(spark, ctx.settings, ctx.source, str(ctx.run_dir))
+    counts = run_extract(ctx.settings, ctx.source, str(ctx.run_dir), ctx.config_path)
     return ctx.record_stage("extract", started, counts)
 
 
@@ -105,13 +107,13 @@ def plan_documents(
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     documents = pq.read_table(ctx.path("documents"), columns=["doc_id", "content_hash"])
-    quarantined = _read_ids(ctx.path("quarantine"), "doc_id")
+    quarantined = pq.read_table(ctx.path("quarantine"), columns=["doc_id", "uri"])
     store = open_store(ctx.settings)
     plan = sync.plan_documents(
         dict(
             zip(documents["doc_id"].to_pylist(), documents["content_hash"].to_pylist(), strict=True)
         ),
-        quarantined,
+        quarantined["doc_id"].to_pylist(),
         _stored_chunks(store.inventory(source_name)),
         chunker_fingerprint=ctx.settings.chunker_fingerprint,
         model_id=ctx.settings.embedding.model_id,
@@ -119,6 +121,7 @@ def plan_documents(
         full_resync=full_resync,
         max_delete_share=ctx.source.max_delete_share,
         allow_mass_delete=allow_mass_delete,
+        quarantined_files=quarantined["uri"].to_pylist(),
     )
     _write_ids(ctx.path("plan/to_chunk.parquet"), "doc_id", plan.to_chunk)
     _write_ids(ctx.path("plan/vanished.parquet"), "doc_id", plan.vanished)
@@ -143,10 +146,9 @@ def chunk(config_path: str | None, source_name: str, run_id: str) -> dict[str, A
     if pq.read_metadata(to_chunk).num_rows == 0:
         # Nothing changed: skip Spark start-up entirely.
         return ctx.record_stage("chunk", started, {"documents_chunked": 0, "chunks": 0})
-    from rag_ingest.spark import chunk_job, get_session
+    from rag_ingest.spark import run_chunk
 
-    spark = get_session(ctx.settings.spark, f"rag-ingest chunk {source_name}")
-    counts = chunk_job(spark, ctx.settings, str(ctx.run_dir))
+    counts = run_chunk(ctx.settings, str(ctx.run_dir), ctx.config_path)
     documents_chunked = pq.read_metadata(to_chunk).num_rows
     return ctx.record_stage("chunk", started, {"documents_chunked": documents_chunked, **counts})
 

@@ -7,6 +7,7 @@ session (the embedded default) and under spark-submit on a cluster
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from rag_ingest.chunking import CHUNKS_SCHEMA, chunk_documents
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
-from rag_ingest.extract import DEFAULT_MAX_FILE_BYTES, LISTING_SCHEMA, PARSED_SCHEMA, parse_files
+from rag_ingest.extract import LISTING_SCHEMA, PARSED_SCHEMA, parse_files
+from rag_ingest.parsing import RecordFields
 from rag_ingest.sources import list_files
 
 if TYPE_CHECKING:
@@ -55,11 +57,7 @@ def get_session(
 
 
 def extract_job(
-    spark: SparkSession,
-    settings: Settings,
-    source: SourceConfig,
-    run_dir: str,
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    spark: SparkSession, settings: Settings, source: SourceConfig, run_dir: str
 ) -> dict[str, int]:
     """List the source, parse every file, write documents/ and quarantine/ Parquet."""
     from pyspark.sql import functions as F
@@ -72,7 +70,13 @@ def extract_job(
     )
     partitions = max(1, min(len(files) // _FILES_PER_PARTITION + 1, 64))
     parsed = listing.repartition(partitions).mapInPandas(
-        partial(parse_files, source=source.name, max_file_bytes=max_file_bytes), PARSED_SCHEMA
+        partial(
+            parse_files,
+            source=source.name,
+            max_file_bytes=source.max_file_bytes,
+            fields=RecordFields(**source.records.model_dump()),
+        ),
+        PARSED_SCHEMA,
     )
     parsed = parsed.persist()
     ok = F.col("error_reason").isNull()
@@ -111,6 +115,75 @@ def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str
         ),
         CHUNKS_SCHEMA,
     )
-    chunks.write.mode("overwrite").parquet(f"{run_dir}/chunks")
+    # Files of at most one embedding shard each, so shards map onto whole files.
+    chunks.write.mode("overwrite").option(
+        "maxRecordsPerFile", settings.embedding.shard_size
+    ).parquet(f"{run_dir}/chunks")
     written = spark.read.parquet(f"{run_dir}/chunks")
     return {"chunks": written.count()}
+
+
+def job_result_path(run_dir: str, job: str) -> str:
+    return f"{run_dir}/jobs/{job}.json"
+
+
+def write_job_result(run_dir: str, job: str, counts: dict[str, int]) -> None:
+    """What a spark-submit job hands back to the task that submitted it."""
+    path = job_result_path(run_dir, job)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(counts, handle)
+
+
+def submit_job(settings: Settings, job: str, args: list[str], run_dir: str) -> dict[str, int]:
+    """Run spark_jobs/<job>.py through spark-submit and the Airflow Spark connection.
+
+    This is the cluster path: a standalone master, YARN or Kubernetes,
+    whatever the connection `spark.conn_id` points at. Executors run this
+    same interpreter (`spark.pyspark.python`), so workers need the same
+    installation at the same path (the docker image provides that).
+    """
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+    # spark-submit is found on PATH; make sure it is this environment's.
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    application = os.path.join(settings.resolve(settings.spark.jobs_dir), f"{job}.py")
+    hook = SparkSubmitHook(
+        conn_id=settings.spark.conn_id,
+        name=f"rag-ingest-{job}",
+        application_args=args,
+        conf={
+            "spark.pyspark.python": sys.executable,
+            "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+            "spark.sql.session.timeZone": "UTC",
+            "spark.ui.enabled": "false",
+        },
+        driver_memory=settings.spark.driver_memory,
+        env_vars={"PYSPARK_PYTHON": sys.executable},
+    )
+    hook.submit(application=application)
+    with open(job_result_path(run_dir, job), encoding="utf-8") as handle:
+        counts: dict[str, int] = json.load(handle)
+    return counts
+
+
+def run_extract(
+    settings: Settings, source: SourceConfig, run_dir: str, config_path: str
+) -> dict[str, int]:
+    """The extract job in this task's own session, or submitted to the cluster."""
+    if settings.spark.mode == "submit":
+        args = ["--config", config_path, "--source", source.name, "--run-dir", run_dir]
+        return submit_job(settings, "extract", args, run_dir)
+    spark = get_session(settings.spark, f"rag-ingest extract {source.name}")
+    return extract_job(spark, settings, source, run_dir)
+
+
+def run_chunk(settings: Settings, run_dir: str, config_path: str) -> dict[str, int]:
+    """The chunk job in this task's own session, or submitted to the cluster."""
+    if settings.spark.mode == "submit":
+        return submit_job(
+            settings, "chunk", ["--config", config_path, "--run-dir", run_dir], run_dir
+        )
+    return chunk_job(get_session(settings.spark, "rag-ingest chunk"), settings, run_dir)

@@ -19,6 +19,7 @@ class MassDeleteRefused(RuntimeError):
 class StoredChunk:
     doc_id: str
     chunk_id: str
+    uri: str
     content_hash: str
     chunker_fingerprint: str
     model_id: str
@@ -54,21 +55,28 @@ def plan_documents(
     full_resync: bool = False,
     max_delete_share: float = 0.5,
     allow_mass_delete: bool = False,
+    quarantined_files: Iterable[str] = (),
 ) -> DocumentPlan:
     """Compare what the source holds now with what the store holds.
 
     `listed` maps parsed doc ids to content hashes. `present` is every doc id
     the source still has, parsed or quarantined: a document that became
-    unreadable keeps its last good chunks rather than vanishing.
+    unreadable keeps its last good chunks rather than vanishing. The same
+    holds for every record of a record file that could not be read at all
+    (`quarantined_files`, matched on the stored uri before its `#key`).
 
     A document is unchanged only when every stored chunk of it carries the
     same content hash, chunker settings and model as this run would produce.
     """
     stored_by_doc: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+    unreadable_files = set(quarantined_files)
+    protected = set(present)
     for chunk in stored:
         stored_by_doc[chunk.doc_id].add(
             (chunk.content_hash, chunk.chunker_fingerprint, chunk.model_id)
         )
+        if unreadable_files and chunk.uri.split("#", 1)[0] in unreadable_files:
+            protected.add(chunk.doc_id)
     new, changed, unchanged = [], [], []
     for doc_id, digest in sorted(listed.items()):
         versions = stored_by_doc.get(doc_id)
@@ -81,7 +89,7 @@ def plan_documents(
 
     vanished: list[str] = []
     if snapshot:
-        still_there = set(listed) | set(present)
+        still_there = set(listed) | protected
         vanished = sorted(doc for doc in stored_by_doc if doc not in still_there)
         if stored_by_doc and not allow_mass_delete:
             share = len(vanished) / len(stored_by_doc)

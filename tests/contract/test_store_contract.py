@@ -96,6 +96,7 @@ def test_inventory_is_per_source(store: ChunkStore) -> None:
     assert set(inventory.column_names) == {
         "doc_id",
         "chunk_id",
+        "uri",
         "content_hash",
         "chunker_fingerprint",
         "model_id",

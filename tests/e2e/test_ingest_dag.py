@@ -36,7 +36,7 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (docs_corpus / "broken.md").write_bytes(b"\xff\xfe\x00\x00binary")
+    (docs_corpus / "broken.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
     config = write_config(tmp_path, docs_corpus)
     settings = load_settings(config)
     store = open_store(settings)

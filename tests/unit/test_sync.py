@@ -8,7 +8,7 @@ FP, MODEL = "fp1", "m1"
 
 
 def stored(doc: str, chunk: str, digest: str, fp: str = FP, model: str = MODEL) -> StoredChunk:
-    return StoredChunk(doc, chunk, digest, fp, model)
+    return StoredChunk(doc, chunk, f"/src/{doc}", digest, fp, model)
 
 
 def plan(listed, store, **kw):  # type: ignore[no-untyped-def]
@@ -49,6 +49,24 @@ def test_quarantined_documents_are_not_deleted() -> None:
         max_delete_share=1.0,
     )
     assert result.vanished == []
+
+
+def test_records_of_an_unreadable_record_file_are_not_deleted() -> None:
+    store = [
+        StoredChunk("r1", "c1", "/src/a.jsonl#r1", "h", FP, MODEL),
+        StoredChunk("r2", "c2", "/src/b.jsonl#r2", "h", FP, MODEL),
+    ]
+    result = plan_documents(
+        {},
+        [],
+        store,
+        chunker_fingerprint=FP,
+        model_id=MODEL,
+        snapshot=True,
+        max_delete_share=1.0,
+        quarantined_files=["/src/a.jsonl"],
+    )
+    assert result.vanished == ["r2"]
 
 
 def test_mass_delete_guard_refuses_unless_allowed() -> None:

@@ -1,18 +1,34 @@
-"""Shared types and text normalisation for the parsers."""
+"""Shared types, decoding and text normalisation for the parsers.
+
+Every parser returns text in one light convention: headings are lines that
+start with `#` marks (one per level), paragraphs are separated by blank
+lines. The chunker cuts at those headings whatever the source format was.
+"""
 
 from __future__ import annotations
 
+import codecs
+import posixpath
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
-_INLINE_SPACE = re.compile(r"[ \t\f\v]+")
+_INLINE_SPACE = re.compile(r"[ \t\f\v\u00a0]+")
+# Control characters other than tab and newline carry no meaning in text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 class ParseError(Exception):
-    """A file that cannot become a document; `reason` is a short code for reports."""
+    """Input that cannot become a document; `reason` is a short code for reports."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -25,28 +41,57 @@ class ParsedDocument:
     title: str
     text: str
     format: str
+    encoding: str | None = None
+    # Character offset where each page starts (PDF only), first page first.
+    page_starts: tuple[int, ...] | None = None
+    # Record sources: the record's own key and chosen metadata fields.
+    key: str | None = None
+    metadata: dict[str, object] = field(default_factory=dict)
 
 
 def normalise_text(text: str) -> str:
-    """NFC, unified newlines, collapsed runs of spaces and blank lines.
+    """NFC, unified newlines, no control characters, collapsed spaces and blank lines.
 
     Paragraph breaks (blank lines) survive because the chunker cuts at them.
     """
     text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text)
     text = _INLINE_SPACE.sub(" ", text)
     text = _TRAILING_SPACE.sub("\n", text)
     text = _MANY_BLANK_LINES.sub("\n\n", text)
     return text.strip()
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM); anything else is refused with a reason."""
+def decode_text(data: bytes) -> tuple[str, str]:
+    """(text, encoding): a byte-order mark, else UTF-8, else a detected encoding.
+
+    NUL bytes without a UTF-16/32 mark mean a binary file, whatever its name.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError as exc:
+                raise ParseError("undecodable_text", f"invalid {encoding}: {exc.reason}") from None
     if b"\x00" in data[:8192]:
         raise ParseError("binary_content", "NUL bytes in a text file: probably binary")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
+        utf8_error = f"not valid UTF-8 at byte {exc.start}"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:1_000_000]).best()
+    if best is None or best.encoding is None:
+        raise ParseError("undecodable_text", f"{utf8_error}, and no other encoding fits")
+    try:
+        return data.decode(best.encoding), best.encoding
+    except (UnicodeDecodeError, LookupError):
         raise ParseError(
-            "undecodable_text", f"not valid UTF-8 at byte {exc.start}: {exc.reason}"
+            "undecodable_text", f"{utf8_error}; detected {best.encoding} does not decode it"
         ) from None
+
+
+def file_stem(relative_path: str) -> str:
+    return posixpath.splitext(posixpath.basename(relative_path))[0]

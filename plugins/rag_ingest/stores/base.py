@@ -21,6 +21,7 @@ CHUNK_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("char_start", pa.int64()),
     ("char_end", pa.int64()),
     ("token_count", pa.int32()),
+    ("page", pa.int32()),
     ("content_hash", pa.string()),
     ("chunker_fingerprint", pa.string()),
     ("model_id", pa.string()),
@@ -29,10 +30,11 @@ CHUNK_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("ingested_at", pa.timestamp("us", tz="UTC")),
     ("modified_at", pa.timestamp("us", tz="UTC")),
     ("acl", pa.list_(pa.string())),
+    ("metadata", pa.string()),  # JSON of a record source's metadata fields
 )
 
 # What the sync needs to know about stored chunks: small, no text, no vectors.
-INVENTORY_COLUMNS = ("doc_id", "chunk_id", "content_hash", "chunker_fingerprint", "model_id")
+INVENTORY_COLUMNS = ("doc_id", "chunk_id", "uri", "content_hash", "chunker_fingerprint", "model_id")
 
 
 def chunk_schema(dimension: int) -> pa.Schema:
