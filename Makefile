@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 
-.PHONY: help venv demo test test-fast lint airflow airflow-init clean
+.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -27,6 +27,7 @@ help:
 	@echo "make test-fast the tests without the slow end-to-end ones"
 	@echo "make lint      ruff, and mypy on the library"
 	@echo "make airflow   start airflow standalone on this project's DAGs"
+	@echo "make bench-chunking  Spark chunk job vs LangChain splitter throughput"
 
 venv: $(STAMP)
 
@@ -67,3 +68,8 @@ airflow: airflow-init
 
 clean:
 	rm -rf .rag_ingest .airflow
+
+# Benchmarks print figures; they are not tests. docs/benchmarks.md records them.
+bench-chunking: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m tests.benchmarks.bench_chunking --json .rag_ingest/bench-chunking.json

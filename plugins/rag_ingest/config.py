@@ -110,6 +110,7 @@ class StoreConfig(_Strict):
     database: str = "rag_ingest"
     collection: str = "chunks"
     index_name: str = "chunks_vector_index"
+    batch_size: int = Field(1000, gt=0, description="Writes per bulk request")
 
 
 class PathsConfig(_Strict):

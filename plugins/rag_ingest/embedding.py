@@ -7,6 +7,7 @@ that nothing is ever downloaded at run time.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -35,6 +36,19 @@ def resolve_model_path(model_path: str) -> Path:
             "(models are loaded from local folders only, never downloaded)"
         )
     return path
+
+
+def model_token_limit(model_path: str) -> int:
+    """Content tokens the model reads: its max_seq_length minus [CLS] and [SEP].
+
+    Read from the model folder's sentence-transformers config, so checking a
+    chunk size never loads torch or the model.
+    """
+    folder = resolve_model_path(model_path)
+    config = folder / "sentence_bert_config.json"
+    if not config.exists():
+        raise FileNotFoundError(f"{config} is missing: not a sentence-transformers model folder")
+    return int(json.loads(config.read_text())["max_seq_length"]) - 2
 
 
 def choose_device(requested: str) -> str:

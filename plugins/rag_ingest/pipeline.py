@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rag_ingest import reports, sync
-from rag_ingest.config import Settings, SourceConfig, load_settings
+from rag_ingest.config import ConfigError, Settings, SourceConfig, load_settings
 from rag_ingest.config import config_path as config_path_of
 from rag_ingest.stores import open_store
 from rag_ingest.stores.base import INVENTORY_COLUMNS
@@ -146,8 +146,15 @@ def chunk(config_path: str | None, source_name: str, run_id: str) -> dict[str, A
     if pq.read_metadata(to_chunk).num_rows == 0:
         # Nothing changed: skip Spark start-up entirely.
         return ctx.record_stage("chunk", started, {"documents_chunked": 0, "chunks": 0})
+    from rag_ingest.embedding import model_token_limit
     from rag_ingest.spark import run_chunk
 
+    limit = model_token_limit(ctx.settings.embedding.model_path)
+    if ctx.settings.chunking.max_tokens > limit:
+        raise ConfigError(
+            f"chunking.max_tokens ({ctx.settings.chunking.max_tokens}) is more than the "
+            f"model reads ({limit} tokens); lower it to at most {limit}"
+        )
     counts = run_chunk(ctx.settings, str(ctx.run_dir), ctx.config_path)
     documents_chunked = pq.read_metadata(to_chunk).num_rows
     return ctx.record_stage("chunk", started, {"documents_chunked": documents_chunked, **counts})
@@ -259,8 +266,12 @@ def upsert(config_path: str | None, source_name: str, run_id: str) -> dict[str, 
     store = open_store(ctx.settings)
     now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
     written = 0
+    prepared = False
     for shard in shards:
         table = pq.read_table(ctx.run_dir / "embeddings" / shard.name)
+        if not prepared:
+            store.prepare(table.schema.field("vector").type.list_size)
+            prepared = True
         rows = table.num_rows
         table = table.append_column("run_id", pa.array([ctx.run_id] * rows, pa.string()))
         table = table.append_column("ingested_at", pa.array([now.as_py()] * rows, now.type))
@@ -271,15 +282,16 @@ def upsert(config_path: str | None, source_name: str, run_id: str) -> dict[str, 
             written += store.upsert(table.slice(offset, _UPSERT_BATCH))
     stale = _read_ids(ctx.path("plan/stale_chunks.parquet"), "chunk_id")
     vanished = _read_ids(ctx.path("plan/vanished.parquet"), "doc_id")
-    deleted_chunks = store.delete_chunks(stale)
-    deleted_documents = store.delete_documents(source_name, vanished)
+    # Only now, with every new chunk written, do old ones go (insert before delete).
+    deleted = store.delete_chunks(stale) + store.delete_documents(source_name, vanished)
     return ctx.record_stage(
         "upsert",
         started,
         {
             "chunks_written": written,
-            "stale_chunks_deleted": deleted_chunks,
-            "documents_deleted": deleted_documents,
+            "chunks_deleted": deleted,
+            "documents_deleted": len(vanished),
+            "store_writes": written + deleted,
         },
     )
 

@@ -28,8 +28,9 @@ _COUNTERS = (
     "chunks_kept",
     "chunks_stale",
     "chunks_written",
-    "stale_chunks_deleted",
+    "chunks_deleted",
     "documents_deleted",
+    "store_writes",
 )
 
 

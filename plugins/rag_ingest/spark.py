@@ -46,14 +46,23 @@ def get_session(
     builder = SparkSession.builder.appName(app_name)
     if set_master:
         builder = builder.master(config.master)
-    return (
-        builder.config("spark.driver.memory", config.driver_memory)
-        .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
+    for key, value in session_conf(config).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def session_conf(config: SparkConfig) -> dict[str, str]:
+    """Settings every rag-ingest Spark application runs with, local or submitted."""
+    return {
+        "spark.driver.memory": config.driver_memory,
+        "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Documents can be large; bound the rows per Arrow batch so one batch
+        # stays tens of MB in the Python worker, not hundreds.
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "500",
+    }
 
 
 def extract_job(
@@ -104,7 +113,10 @@ def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str
     """Chunk run_dir/documents whose ids are in run_dir/plan/to_chunk.parquet -> chunks/."""
     documents = spark.read.parquet(f"{run_dir}/documents")
     wanted = spark.read.parquet(f"{run_dir}/plan/to_chunk.parquet")
-    todo = documents.join(wanted, "doc_id", "left_semi")
+    # Spread documents over every core: one small input file would otherwise
+    # be one partition, chunked by a single Python worker.
+    partitions = max(2, spark.sparkContext.defaultParallelism * 2)
+    todo = documents.join(wanted, "doc_id", "left_semi").repartition(partitions, "doc_id")
     chunks = todo.mapInPandas(
         partial(
             chunk_documents,
@@ -154,13 +166,7 @@ def submit_job(settings: Settings, job: str, args: list[str], run_dir: str) -> d
         conn_id=settings.spark.conn_id,
         name=f"rag-ingest-{job}",
         application_args=args,
-        conf={
-            "spark.pyspark.python": sys.executable,
-            "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
-            "spark.sql.session.timeZone": "UTC",
-            "spark.ui.enabled": "false",
-        },
-        driver_memory=settings.spark.driver_memory,
+        conf={**session_conf(settings.spark), "spark.pyspark.python": sys.executable},
         env_vars={"PYSPARK_PYTHON": sys.executable},
     )
     hook.submit(application=application)

@@ -1,11 +1,17 @@
 """The store contract: every ChunkStore implementation must pass these.
 
-Run against LanceDB (the embedded default) in every test run.
+Run against LanceDB (the embedded default) and the MongoDB store over
+mongomock (an in-process emulator) in every run, and against a real MongoDB
+(Atlas, or Atlas Local from docker/) whenever RAG_INGEST_MONGODB_URI is set.
+mongomock has no `$vectorSearch`: search is proven by the wire-level tests
+and the live server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,22 +60,73 @@ def make_chunks(rows: list[tuple[str, str, str]], seed: int = 0) -> pa.Table:
     )
 
 
+def _mongomock_store(_: Path) -> ChunkStore:
+    import mongomock
+
+    from rag_ingest.stores.mongodb_store import MongoDBStore
+
+    return MongoDBStore(mongomock.MongoClient()["rag"]["chunks"], batch_size=3)
+
+
+LIVE_URI = os.environ.get("RAG_INGEST_MONGODB_URI")
+
+
+def _live_store(_: Path) -> ChunkStore:
+    if not LIVE_URI:
+        pytest.skip("RAG_INGEST_MONGODB_URI is not set: no live MongoDB to test against")
+    from pymongo import MongoClient
+
+    from rag_ingest.stores.mongodb_store import MongoDBStore
+
+    collection = MongoClient(LIVE_URI)["rag_ingest_tests"][f"chunks_{uuid.uuid4().hex[:8]}"]
+    store = MongoDBStore(collection, index_name="contract_index", index_timeout_seconds=600)
+    store.prepare(DIM)
+    return store
+
+
 STORES: dict[str, Callable[[Path], ChunkStore]] = {
     "lancedb": lambda tmp: LanceDBStore(str(tmp / "lancedb")),
+    "mongomock": _mongomock_store,
+    "mongodb-live": _live_store,
 }
 
 
+@pytest.fixture
+def _mongomock_speaks_pymongo_4_20(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mongomock 4.3's bulk builder predates the `sort` argument pymongo 4.20 passes."""
+    from mongomock.collection import BulkOperationBuilder
+
+    add_replace = BulkOperationBuilder.add_replace
+
+    def compatible(self, selector, doc, upsert, collation=None, hint=None, sort=None):  # type: ignore[no-untyped-def]
+        return add_replace(self, selector, doc, upsert, collation=collation, hint=hint)
+
+    monkeypatch.setattr(BulkOperationBuilder, "add_replace", compatible)
+
+
 @pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ChunkStore:
-    return STORES[request.param](tmp_path)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChunkStore]:
+    if request.param == "mongomock":
+        request.getfixturevalue("_mongomock_speaks_pymongo_4_20")
+    created = STORES[request.param](tmp_path)
+    yield created
+    if request.param == "mongodb-live":
+        created.collection.drop()  # type: ignore[attr-defined]
 
 
 ROWS = [("c1", "d1", "s1"), ("c2", "d1", "s1"), ("c3", "d2", "s1"), ("c4", "d3", "s2")]
 
 
-def test_empty_store_answers_without_error(store: ChunkStore) -> None:
+def _can_search(request: pytest.FixtureRequest) -> bool:
+    return "mongomock" not in request.node.callspec.id
+
+
+def test_empty_store_answers_without_error(
+    store: ChunkStore, request: pytest.FixtureRequest
+) -> None:
     assert store.inventory("s1").num_rows == 0
-    assert store.search([1.0] * DIM, k=3) == []
+    if _can_search(request):
+        assert store.search([1.0] * DIM, k=3) == []
     assert store.stats().chunks == 0
     assert store.delete_chunks(["x"]) == 0
 
@@ -105,15 +162,19 @@ def test_inventory_is_per_source(store: ChunkStore) -> None:
 
 def test_delete_by_chunk_and_by_document(store: ChunkStore) -> None:
     store.upsert(make_chunks(ROWS))
-    store.delete_chunks(["c2"])
+    assert store.delete_chunks(["c2", "missing"]) == 1
     assert sorted(store.fetch()["chunk_id"].to_pylist()) == ["c1", "c3", "c4"]
-    store.delete_documents("s1", ["d1"])
+    assert store.delete_documents("s1", ["d1"]) == 1
     assert sorted(store.fetch()["chunk_id"].to_pylist()) == ["c3", "c4"]
-    store.delete_documents("s2", ["d2"])  # wrong source: nothing happens
+    assert store.delete_documents("s2", ["d2"]) == 0  # wrong source: nothing happens
     assert sorted(store.fetch()["chunk_id"].to_pylist()) == ["c3", "c4"]
 
 
-def test_search_ranks_by_cosine_and_filters_by_source(store: ChunkStore) -> None:
+def test_search_ranks_by_cosine_and_filters_by_source(
+    store: ChunkStore, request: pytest.FixtureRequest
+) -> None:
+    if not _can_search(request):
+        pytest.skip("mongomock has no $vectorSearch (see the wire tests and the live server)")
     chunks = make_chunks(ROWS)
     store.upsert(chunks)
     target = chunks["vector"][2].as_py()

@@ -109,3 +109,12 @@ def test_project_configuration_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     settings = load_settings(root / "rag_ingest.yaml", check_paths=True)
     assert [s.name for s in settings.sources] == ["docs"]
+
+
+def test_model_token_limit_comes_from_the_model_folder() -> None:
+    from rag_ingest.config import PACKAGED_MODEL
+    from rag_ingest.embedding import model_token_limit
+
+    assert model_token_limit(PACKAGED_MODEL) == 254
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        model_token_limit("/no/such/model")

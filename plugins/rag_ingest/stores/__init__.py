@@ -13,10 +13,11 @@ def open_store(settings: Settings) -> ChunkStore:
         from rag_ingest.stores.lancedb_store import LanceDBStore
 
         return LanceDBStore(settings.store_path, settings.store.table)
-    raise ConfigError(
-        f"store.kind: {kind!r} is accepted by the configuration but its store is not "
-        "built yet; use 'lancedb'"
-    )
+    if kind == "mongodb":
+        from rag_ingest.stores.mongodb_store import MongoDBStore
+
+        return MongoDBStore.from_settings(settings)
+    raise ConfigError(f"store.kind: unknown store {kind!r}")
 
 
 __all__ = ["ChunkStore", "SearchHit", "StoreStats", "open_store"]

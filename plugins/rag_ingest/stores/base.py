@@ -64,6 +64,9 @@ class StoreStats:
 class ChunkStore(ABC):
     """Chunks with their vectors, keyed by chunk id. Every write is idempotent."""
 
+    def prepare(self, dimension: int) -> None:  # noqa: B027 - optional hook
+        """Create what writes and searches need (tables, indexes); idempotent."""
+
     @abstractmethod
     def inventory(self, source: str) -> pa.Table:
         """INVENTORY_COLUMNS of every stored chunk of `source`."""
@@ -74,11 +77,11 @@ class ChunkStore(ABC):
 
     @abstractmethod
     def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
-        """Delete chunks by id; returns how many were asked for."""
+        """Delete chunks by id; returns how many chunks were deleted."""
 
     @abstractmethod
     def delete_documents(self, source: str, doc_ids: Sequence[str]) -> int:
-        """Delete every chunk of the given documents of `source`."""
+        """Delete every chunk of the given documents of `source`; returns chunks deleted."""
 
     @abstractmethod
     def search(

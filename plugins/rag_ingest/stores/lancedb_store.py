@@ -95,17 +95,20 @@ class LanceDBStore(ChunkStore):
         table = self._table()
         if table is None or not chunk_ids:
             return 0
+        deleted = 0
         for batch in _batches(list(chunk_ids), _DELETE_BATCH):
-            table.delete(_in_filter("chunk_id", batch))
-        return len(chunk_ids)
+            deleted += int(table.delete(_in_filter("chunk_id", batch)).num_deleted_rows)
+        return deleted
 
     def delete_documents(self, source: str, doc_ids: Sequence[str]) -> int:
         table = self._table()
         if table is None or not doc_ids:
             return 0
+        deleted = 0
         for batch in _batches(list(doc_ids), _DELETE_BATCH):
-            table.delete(f"source = {_quote(source)} AND {_in_filter('doc_id', batch)}")
-        return len(doc_ids)
+            where = f"source = {_quote(source)} AND {_in_filter('doc_id', batch)}"
+            deleted += int(table.delete(where).num_deleted_rows)
+        return deleted
 
     def search(
         self, vector: Sequence[float], k: int = 5, source: str | None = None

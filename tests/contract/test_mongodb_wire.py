@@ -1,0 +1,225 @@
+"""What the MongoDB store sends over the wire, and how it handles replies.
+
+MockupDB is a real wire-protocol peer: the real pymongo driver sends real
+BSON over a socket, and each test answers as Atlas would (or fails as it
+might). No MongoDB server is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mockupdb import MockupDB, OpMsg, go
+from pymongo import MongoClient
+
+from rag_ingest.stores.mongodb_store import MongoDBStore, StoreError, vector_index_definition
+from tests.contract.test_store_contract import make_chunks
+
+INDEX = "chunks_vector_index"
+
+
+@pytest.fixture
+def server() -> Iterator[MockupDB]:
+    mock = MockupDB(auto_ismaster={"maxWireVersion": 21, "minWireVersion": 0})
+    mock.run()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture
+def store(server: MockupDB) -> Iterator[MongoDBStore]:
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        server.uri, serverSelectionTimeoutMS=5000, retryWrites=False, retryReads=False
+    )
+    yield MongoDBStore(
+        client["rag"]["chunks"],
+        index_name=INDEX,
+        batch_size=2,
+        max_attempts=3,
+        backoff_seconds=0.01,
+        index_timeout_seconds=0.5,
+    )
+    client.close()
+
+
+def test_upsert_sends_unordered_replacements_keyed_by_chunk_id_in_batches(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    chunks = make_chunks([("c1", "d1", "s1"), ("c2", "d1", "s1"), ("c3", "d2", "s1")])
+    future = go(store.upsert, chunks)
+    for expected_ids in (["c1", "c2"], ["c3"]):
+        request = server.receives(OpMsg("update", "chunks"), timeout=10)
+        assert request.doc["ordered"] is False
+        updates = request.docs[1:] if len(request.docs) > 1 else request.doc["updates"]
+        assert [u["q"] for u in updates] == [{"_id": i} for i in expected_ids]
+        for update in updates:
+            assert update["upsert"] is True
+            assert not any(key.startswith("$") for key in update["u"])  # a replacement
+            assert len(update["u"]["vector"]) == 8 and update["u"]["source"] == "s1"
+        request.ok(n=len(updates), nModified=0, upserted=[])
+    assert future() == 3
+
+
+def test_deletes_by_chunk_id_and_by_document(server: MockupDB, store: MongoDBStore) -> None:
+    future = go(store.delete_chunks, ["a", "b", "c"])
+    first = server.receives(OpMsg("delete", "chunks"), timeout=10)
+    assert _deletes(first)[0]["q"] == {"_id": {"$in": ["a", "b"]}}
+    assert _deletes(first)[0]["limit"] == 0
+    first.ok(n=2)
+    second = server.receives(OpMsg("delete", "chunks"), timeout=10)
+    assert _deletes(second)[0]["q"] == {"_id": {"$in": ["c"]}}
+    second.ok(n=1)
+    assert future() == 3
+
+    future = go(store.delete_documents, "s1", ["d1"])
+    request = server.receives(OpMsg("delete", "chunks"), timeout=10)
+    assert _deletes(request)[0]["q"] == {"source": "s1", "doc_id": {"$in": ["d1"]}}
+    request.ok(n=4)
+    assert future() == 4  # chunks deleted, as the server counted them
+
+
+def _deletes(request: Any) -> list[dict[str, Any]]:
+    return list(request.docs[1:]) if len(request.docs) > 1 else list(request.doc["deletes"])
+
+
+def test_search_sends_a_filtered_vector_search_and_returns_cosine(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.search, [0.5] * 8, 3, "s1")
+    request = server.receives(OpMsg("aggregate", "chunks"), timeout=10)
+    stage = request.doc["pipeline"][0]["$vectorSearch"]
+    assert stage == {
+        "index": INDEX,
+        "path": "vector",
+        "queryVector": [0.5] * 8,
+        "numCandidates": 100,
+        "limit": 3,
+        "filter": {"source": {"$eq": "s1"}},
+    }
+    assert request.doc["pipeline"][1]["$project"]["score"] == {"$meta": "vectorSearchScore"}
+    hit = {
+        "_id": "c1",
+        "doc_id": "d1",
+        "source": "s1",
+        "uri": "/a.md",
+        "title": "A",
+        "section": "",
+        "text": "hello",
+        "score": 0.9,
+    }
+    request.ok(cursor={"id": 0, "ns": "rag.chunks", "firstBatch": [hit]})
+    hits = future()
+    assert [h.chunk_id for h in hits] == ["c1"]
+    assert hits[0].score == pytest.approx(0.8)  # Atlas (1 + cos) / 2 -> cos
+
+
+def _reply_search_indexes(
+    server: MockupDB, indexes: list[dict[str, Any]], timeout: float = 10
+) -> None:
+    request = server.receives(OpMsg("aggregate", "chunks"), timeout=timeout)
+    assert request.doc["pipeline"][0] == {"$listSearchIndexes": {"name": INDEX}}
+    request.ok(cursor={"id": 0, "ns": "rag.chunks", "firstBatch": indexes})
+
+
+def _reply_lookup_indexes(server: MockupDB) -> list[dict[str, Any]]:
+    keys = []
+    for _ in range(2):
+        request = server.receives(OpMsg("createIndexes", "chunks"), timeout=10)
+        keys.append(dict(request.doc["indexes"][0]["key"]))
+        request.ok()
+    return keys
+
+
+def test_prepare_creates_the_vector_index_and_waits_until_queryable(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.prepare, 384)
+    assert _reply_lookup_indexes(server) == [
+        {"source": 1, "doc_id": 1},
+        {"source": 1, "model_id": 1},
+    ]
+    _reply_search_indexes(server, [])
+    request = server.receives(OpMsg("createSearchIndexes", "chunks"), timeout=10)
+    (index,) = request.doc["indexes"]
+    assert index["name"] == INDEX and index["type"] == "vectorSearch"
+    definition = index["definition"]
+    assert definition["fields"][0] == {
+        "type": "vector",
+        "path": "vector",
+        "numDimensions": 384,
+        "similarity": "cosine",
+    }
+    assert {f["path"] for f in definition["fields"][1:]} == {"source", "acl", "model_id", "doc_id"}
+    request.ok(indexesCreated=[{"id": "1", "name": INDEX}])
+    _reply_search_indexes(server, [{"name": INDEX, "status": "BUILDING", "queryable": False}])
+    _reply_search_indexes(server, [{"name": INDEX, "status": "READY", "queryable": True}])
+    future()
+
+
+def test_prepare_updates_an_index_whose_definition_differs(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.prepare, 384)
+    _reply_lookup_indexes(server)
+    _reply_search_indexes(
+        server,
+        [{"name": INDEX, "queryable": True, "latestDefinition": vector_index_definition(768)}],
+    )
+    request = server.receives(OpMsg("updateSearchIndex", "chunks"), timeout=10)
+    assert request.doc["name"] == INDEX
+    assert request.doc["definition"]["fields"][0]["numDimensions"] == 384
+    request.ok()
+    _reply_search_indexes(server, [{"name": INDEX, "status": "READY", "queryable": True}])
+    future()
+
+
+def test_an_index_that_never_becomes_queryable_times_out_clearly(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.wait_until_queryable, 0.05)
+    with pytest.raises(StoreError, match=r"search index chunks_vector_index not queryable after"):
+        while True:
+            try:
+                building = [{"name": INDEX, "status": "BUILDING", "queryable": False}]
+                _reply_search_indexes(server, building, timeout=1)
+            except AssertionError:
+                break  # no more polls: the store gave up
+        future()
+
+
+def test_a_duplicate_key_in_a_batch_is_reported_with_the_failing_id(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.upsert, make_chunks([("c1", "d1", "s1"), ("c2", "d1", "s1")]))
+    request = server.receives(OpMsg("update", "chunks"), timeout=10)
+    request.ok(
+        n=1,
+        nModified=0,
+        upserted=[{"index": 0, "_id": "c1"}],
+        writeErrors=[{"index": 1, "code": 11000, "errmsg": "E11000 duplicate key error"}],
+    )
+    with pytest.raises(StoreError, match=r"upsert failed for 1 of 2 chunks: c2 \(11000: E11000"):
+        future()
+
+
+def test_not_primary_is_retried_then_succeeds(server: MockupDB, store: MongoDBStore) -> None:
+    future = go(store.delete_chunks, ["a"])
+    first = server.receives(OpMsg("delete", "chunks"), timeout=10)
+    first.command_err(code=10107, errmsg="not primary")
+    second = server.receives(OpMsg("delete", "chunks"), timeout=10)
+    second.ok(n=1)
+    assert future() == 1
+
+
+def test_a_dropped_connection_is_retried_and_finally_fails_naming_the_store(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.delete_chunks, ["a"])
+    for _ in range(3):  # max_attempts
+        server.receives(OpMsg("delete", "chunks"), timeout=10).hangup()
+    with pytest.raises(
+        StoreError, match=r"MongoDB rag\.chunks: delete chunks failed after 3 attempts"
+    ):
+        future()
