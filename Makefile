@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 
-.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking
+.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -28,6 +28,7 @@ help:
 	@echo "make lint      ruff, and mypy on the library"
 	@echo "make airflow   start airflow standalone on this project's DAGs"
 	@echo "make bench-chunking  Spark chunk job vs LangChain splitter throughput"
+	@echo "make bench-sync      SciFact ingested twice, rag-ingest vs LangChain indexing API"
 
 venv: $(STAMP)
 
@@ -73,3 +74,7 @@ clean:
 bench-chunking: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]' 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m tests.benchmarks.bench_chunking --json .rag_ingest/bench-chunking.json
+
+bench-sync: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m tests.benchmarks.bench_sync --json .rag_ingest/bench-sync.json

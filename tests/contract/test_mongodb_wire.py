@@ -223,3 +223,55 @@ def test_a_dropped_connection_is_retried_and_finally_fails_naming_the_store(
         StoreError, match=r"MongoDB rag\.chunks: delete chunks failed after 3 attempts"
     ):
         future()
+
+
+def test_the_store_connects_through_the_airflow_connection(
+    server: MockupDB,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Credentials come from the Airflow connection only, and never reach the logs."""
+    import json
+
+    from rag_ingest.config import parse_settings
+    from rag_ingest.stores import open_store
+
+    host, port = server.address
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ATLAS_TEST",
+        json.dumps(
+            {
+                "conn_type": "mongo",
+                "host": host,
+                "port": port,
+                "login": "ingest",
+                "password": "s3cret-pw",
+                "extra": {"directConnection": True, "retryWrites": False},
+            }
+        ),
+    )
+    settings = parse_settings(
+        {
+            "sources": [{"name": "docs", "location": str(tmp_path)}],
+            "store": {
+                "kind": "mongodb",
+                "conn_id": "atlas_test",
+                "database": "kb",
+                "collection": "chunks",
+            },
+        },
+        tmp_path,
+    )
+    store = open_store(settings)
+    assert store.name == "MongoDB kb.chunks"  # type: ignore[attr-defined]
+    future = go(store.delete_chunks, ["a"])
+    # The driver authenticates with the connection's login before anything else.
+    request = server.receives(OpMsg("saslStart"), timeout=10)
+    assert b"n=ingest," in request.doc["payload"]
+    request.command_err(code=18, errmsg="Authentication failed.")
+    from pymongo.errors import OperationFailure
+
+    with pytest.raises(OperationFailure, match="Authentication failed"):
+        future()
+    assert "s3cret-pw" not in caplog.text

@@ -1,0 +1,179 @@
+"""Incremental sync on SciFact: a first ingestion, then an unchanged re-run.
+
+    make bench-sync
+
+rag-ingest: the real DAG through `airflow dags test`, twice, into a fresh
+LanceDB store; SciFact's corpus.jsonl is a record source with no settings.
+LangChain: the indexing API, `index()` with a SQLRecordManager and
+incremental cleanup, the same model, the same splitter settings (token-sized
+RecursiveCharacterTextSplitter, 240 tokens, 32 overlap) and an embedded
+in-memory vector store, also twice. Prints wall time, embeddings computed and
+store writes for each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def rag_ingest_run(env: dict[str, str], reports: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "rag_ingest__scifact"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - started
+    latest = max(reports.glob("scifact/*.json"), key=lambda p: p.stat().st_mtime)
+    counts = json.loads(latest.read_text())["counts"]
+    return {
+        "seconds": round(seconds, 1),
+        "embeddings": counts.get("chunks_embedded", 0),
+        "store_writes": counts.get("store_writes", 0),
+    }
+
+
+def run_rag_ingest(workdir: Path, max_tokens: int, overlap: int) -> list[dict[str, Any]]:
+    corpus = workdir / "scifact-corpus"
+    corpus.mkdir()
+    shutil.copy(SCIFACT / "corpus.jsonl", corpus / "corpus.jsonl")
+    config = workdir / "rag_ingest.yaml"
+    config.write_text(
+        f"sources:\n  - name: scifact\n    location: {corpus}\n    glob: corpus.jsonl\n"
+        f"chunking:\n  max_tokens: {max_tokens}\n  overlap_tokens: {overlap}\n"
+        f"store:\n  path: {workdir / 'lancedb'}\n"
+        f"paths:\n  staging: {workdir / 'staging'}\n  reports: {workdir / 'reports'}\n"
+    )
+    home = workdir / "airflow"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "RAG_INGEST_CONFIG": str(config),
+        "HF_HUB_OFFLINE": "1",
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return [rag_ingest_run(env, workdir / "reports") for _ in range(2)]
+
+
+class CountingEmbeddings:
+    """LangChain's Embeddings interface over the same SentenceTransformer, counting texts."""
+
+    def __init__(self, batch_size: int = 64) -> None:
+        from rag_ingest.config import EmbeddingConfig
+        from rag_ingest.embedding import Embedder
+
+        self.embedder = Embedder(EmbeddingConfig(batch_size=batch_size))
+        self.count = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.count += len(texts)
+        return self.embedder.encode(texts).tolist()  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def run_langchain(workdir: Path, max_tokens: int, overlap: int) -> list[dict[str, Any]]:
+    from langchain_classic.indexes import SQLRecordManager
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.indexing import index
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+    from transformers import AutoTokenizer
+
+    from rag_ingest.config import PACKAGED_MODEL
+    from rag_ingest.embedding import resolve_model_path
+
+    Embeddings.register(CountingEmbeddings)
+    embeddings = CountingEmbeddings()
+    store = InMemoryVectorStore(embedding=embeddings)  # type: ignore[arg-type]
+    manager = SQLRecordManager("scifact", db_url=f"sqlite:///{workdir / 'records.sqlite'}")
+    manager.create_schema()
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path(PACKAGED_MODEL)))
+    splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+        tokenizer, chunk_size=max_tokens, chunk_overlap=overlap
+    )
+    results = []
+    for _ in range(2):
+        started = time.perf_counter()
+        before = embeddings.count
+        documents = []
+        with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                text = (
+                    f"{record['title']}\n\n{record['text']}" if record["title"] else record["text"]
+                )
+                documents.append(Document(page_content=text, metadata={"source": record["_id"]}))
+        chunks = splitter.split_documents(documents)
+        outcome = index(chunks, manager, store, cleanup="incremental", source_id_key="source")
+        results.append(
+            {
+                "seconds": round(time.perf_counter() - started, 1),
+                "embeddings": embeddings.count - before,
+                "store_writes": outcome["num_added"]
+                + outcome["num_updated"]
+                + outcome["num_deleted"],
+            }
+        )
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-tokens", type=int, default=240)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    if not (SCIFACT / "corpus.jsonl").exists():
+        print(f"SciFact not found at {SCIFACT}: the benchmark needs ../shared/data/beir/scifact")
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    try:
+        ours = run_rag_ingest(workdir, args.max_tokens, args.overlap)
+        theirs = run_langchain(workdir, args.max_tokens, args.overlap)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"{'run':<36}{'wall s':>9}{'embeddings':>12}{'store writes':>14}")
+    for name, runs in (("rag-ingest", ours), ("langchain index()", theirs)):
+        for label, result in zip(("first run", "unchanged re-run"), runs, strict=True):
+            row = f"{name}, {label}"
+            print(
+                f"{row:<36}{result['seconds']:>9}{result['embeddings']:>12}{result['store_writes']:>14}"
+            )
+    for name, runs in (("rag-ingest", ours), ("langchain", theirs)):
+        share = runs[1]["seconds"] / runs[0]["seconds"]
+        print(f"{name}: unchanged re-run took {share:.1%} of the first run")
+    ratio = ours[1]["seconds"] / theirs[1]["seconds"]
+    print(f"rag-ingest re-run vs langchain re-run: {ratio:.2f}x the time")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rag_ingest": ours, "langchain": theirs}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Incremental sync through the real pipeline: real Spark, model and LanceDB.
+
+The stages run in DAG order by calling the same `rag_ingest.pipeline`
+functions the DAG's tasks call (the DAG wiring itself is covered by
+test_ingest_dag.py); this keeps each of these runs to seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from rag_ingest import pipeline
+from rag_ingest.config import load_settings
+from rag_ingest.stores import open_store
+from rag_ingest.sync import MassDeleteRefused
+from tests.conftest import DOCS_DIR, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def run(config: Path, run_id: str, **params: bool) -> dict[str, int]:
+    """One ingestion run, stage by stage as the DAG wires them; returns the report's counts."""
+    cfg = str(config)
+    pipeline.extract(cfg, "docs", run_id)
+    pipeline.plan_documents(
+        cfg,
+        "docs",
+        run_id,
+        full_resync=params.get("full_resync", False),
+        allow_mass_delete=params.get("allow_mass_delete", False),
+    )
+    pipeline.chunk(cfg, "docs", run_id)
+    shards = pipeline.plan_chunks(cfg, "docs", run_id, params.get("full_resync", False))["shards"]
+    for shard in shards:
+        pipeline.embed_shard(cfg, shard)
+    pipeline.upsert(cfg, "docs", run_id)
+    result = pipeline.report(cfg, "docs", run_id, "rag_ingest__docs")
+    return {k: v for k, v in result.items() if isinstance(v, int)}
+
+
+def snapshot(config: Path) -> pa.Table:
+    return open_store(load_settings(config)).fetch("docs")
+
+
+LONG_DOC = "# Long page\n\n" + "\n\n".join(
+    f"Paragraph {n} explains part {n} of the system: how stage {n} reads its input, "
+    f"what it writes for stage {n + 1}, and which setting number {n} changes it."
+    for n in range(40)
+)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    shutil.copytree(DOCS_DIR, folder)
+    (folder / "long.md").write_text(LONG_DOC)
+    return folder
+
+
+def test_unchanged_rerun_embeds_and_writes_nothing(corpus: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, corpus)
+    first = run(config, "first")
+    assert first["chunks_embedded"] == first["chunks_written"] > 0
+    before = snapshot(config)
+    second = run(config, "second")
+    assert second["documents_unchanged"] == second["documents_seen"] == first["documents_seen"]
+    assert second["chunks_embedded"] == 0
+    assert second["store_writes"] == 0
+    assert snapshot(config).equals(before)
+
+
+def test_editing_one_paragraph_reembeds_only_the_changed_chunks(
+    corpus: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, corpus)
+    run(config, "first")
+    before = snapshot(config)
+    (corpus / "long.md").write_text(
+        LONG_DOC.replace("Paragraph 25 explains part 25", "Paragraph 25 now describes part 25")
+    )
+    counts = run(config, "edit")
+    after = snapshot(config)
+    assert (
+        counts["documents_changed"] == 1
+        and counts["documents_unchanged"] == counts["documents_seen"] - 1
+    )
+    new_ids = set(after["chunk_id"].to_pylist()) - set(before["chunk_id"].to_pylist())
+    gone_ids = set(before["chunk_id"].to_pylist()) - set(after["chunk_id"].to_pylist())
+    # Only chunks whose text changed were embedded, written and replaced.
+    assert counts["chunks_embedded"] == counts["chunks_written"] == len(new_ids)
+    assert 1 <= len(new_ids) <= 2
+    assert counts["chunks_deleted"] == len(gone_ids) == len(new_ids)
+    assert all(
+        "now describes" in t
+        for t in after.filter(pa.compute.is_in(after["chunk_id"], pa.array(sorted(new_ids))))[
+            "text"
+        ].to_pylist()
+    )
+    # Every other chunk of the long page is the very same row, not rewritten.
+    kept = before.filter(
+        pa.compute.invert(pa.compute.is_in(before["chunk_id"], pa.array(sorted(gone_ids))))
+    )
+    rewritten = after.filter(pa.compute.is_in(after["chunk_id"], kept["chunk_id"]))
+    assert rewritten.sort_by("chunk_id")["run_id"].to_pylist() == ["first"] * kept.num_rows
+
+
+def test_mass_delete_guard_refuses_and_leaves_the_store_untouched(
+    corpus: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, corpus)
+    run(config, "first")
+    before = snapshot(config)
+    for page in sorted(corpus.glob("*.md"))[:-2]:  # 4 of 6 documents vanish
+        page.unlink()
+    with pytest.raises(MassDeleteRefused, match=r"4 of 6 stored documents \(67%\)"):
+        run(config, "shrunk")
+    assert snapshot(config).equals(before)
+    counts = run(config, "allowed", allow_mass_delete=True)
+    assert counts["documents_deleted"] == 4
+    assert {Path(u).name for u in snapshot(config)["uri"].to_pylist()} == {
+        p.name for p in corpus.glob("*.md")
+    }
+
+
+def test_full_resync_reembeds_everything_and_keeps_ids(corpus: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, corpus)
+    first = run(config, "first")
+    before = snapshot(config)
+    counts = run(config, "resync", full_resync=True)
+    assert counts["chunks_embedded"] == first["chunks_embedded"]
+    after = snapshot(config)
+    assert after["chunk_id"].to_pylist() == before["chunk_id"].to_pylist()
+    assert set(after["run_id"].to_pylist()) == {"resync"}
+
+
+def test_a_partitioned_source_never_deletes_what_is_not_in_its_run(
+    corpus: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, corpus)
+    text = config.read_text().replace('glob: "**/*.md"', 'glob: "**/*.md"\n    mode: partitioned')
+    config.write_text(text)
+    run(config, "day1")
+    before = snapshot(config)
+    for page in corpus.glob("*.md"):
+        if page.name != "long.md":
+            page.unlink()  # the next interval's drop holds only one file
+    counts = run(config, "day2")
+    assert counts["documents_deleted"] == 0 and counts["chunks_deleted"] == 0
+    assert snapshot(config).equals(before)
