@@ -189,8 +189,13 @@ def test_an_index_that_never_becomes_queryable_times_out_clearly(
         future()
 
 
-def test_a_duplicate_key_in_a_batch_is_reported_with_the_failing_id(
-    server: MockupDB, store: MongoDBStore
+@pytest.mark.parametrize(
+    ("code", "errmsg"),
+    [(11000, "E11000 duplicate key error"), (121, "Document failed validation")],
+    ids=["duplicate-key", "validation-error"],
+)
+def test_a_write_error_in_a_batch_is_reported_with_the_failing_id(
+    server: MockupDB, store: MongoDBStore, code: int, errmsg: str
 ) -> None:
     future = go(store.upsert, make_chunks([("c1", "d1", "s1"), ("c2", "d1", "s1")]))
     request = server.receives(OpMsg("update", "chunks"), timeout=10)
@@ -198,9 +203,11 @@ def test_a_duplicate_key_in_a_batch_is_reported_with_the_failing_id(
         n=1,
         nModified=0,
         upserted=[{"index": 0, "_id": "c1"}],
-        writeErrors=[{"index": 1, "code": 11000, "errmsg": "E11000 duplicate key error"}],
+        writeErrors=[{"index": 1, "code": code, "errmsg": errmsg}],
     )
-    with pytest.raises(StoreError, match=r"upsert failed for 1 of 2 chunks: c2 \(11000: E11000"):
+    with pytest.raises(
+        StoreError, match=rf"upsert failed for 1 of 2 chunks: c2 \({code}: {errmsg}"
+    ):
         future()
 
 
