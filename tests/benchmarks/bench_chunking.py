@@ -12,7 +12,6 @@ depend on the machine; docs/benchmarks.md records them with the command.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
@@ -27,8 +26,7 @@ import pyarrow.parquet as pq
 from rag_ingest.config import PACKAGED_MODEL, parse_settings
 from rag_ingest.embedding import resolve_model_path
 from rag_ingest.identity import content_hash, doc_id
-
-SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
+from tests.benchmarks.common import SCIFACT, parser_for, scifact_present
 
 
 def scifact_documents() -> list[tuple[str, str]]:
@@ -162,14 +160,10 @@ def run(name: str, documents: list[tuple[str, str]], settings, workdir: Path) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--generated-mb", type=float, default=100.0)
-    parser.add_argument("--max-tokens", type=int, default=240)
-    parser.add_argument("--overlap", type=int, default=32)
-    parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    if not (SCIFACT / "corpus.jsonl").exists():
-        print(f"SciFact not found at {SCIFACT}: the benchmark needs ../shared/data/beir/scifact")
+    if not scifact_present():
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="bench-chunking-"))
     settings = parse_settings(

@@ -13,7 +13,6 @@ store writes for each run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -24,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
+from tests.benchmarks.common import SCIFACT, parser_for, scifact_present
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -144,13 +144,9 @@ def run_langchain(workdir: Path, max_tokens: int, overlap: int) -> list[dict[str
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-tokens", type=int, default=240)
-    parser.add_argument("--overlap", type=int, default=32)
-    parser.add_argument("--json", help="also write the results here")
+    parser = parser_for(__doc__)
     args = parser.parse_args()
-    if not (SCIFACT / "corpus.jsonl").exists():
-        print(f"SciFact not found at {SCIFACT}: the benchmark needs ../shared/data/beir/scifact")
+    if not scifact_present():
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -53,6 +54,20 @@ class SearchHit:
     section: str
     text: str
     score: float  # cosine similarity, higher is closer
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], *, chunk_id: str, score: float) -> SearchHit:
+        """A hit from a stored chunk row, whichever store it came from."""
+        return cls(
+            chunk_id=chunk_id,
+            doc_id=row["doc_id"],
+            source=row["source"],
+            uri=row["uri"],
+            title=row.get("title") or "",
+            section=row.get("section") or "",
+            text=row["text"],
+            score=score,
+        )
 
 
 @dataclass(frozen=True)

@@ -121,16 +121,7 @@ class LanceDBStore(ChunkStore):
             query = query.where(f"source = {_quote(source)}", prefilter=True)
         rows = query.to_arrow().to_pylist()
         return [
-            SearchHit(
-                chunk_id=row["chunk_id"],
-                doc_id=row["doc_id"],
-                source=row["source"],
-                uri=row["uri"],
-                title=row["title"] or "",
-                section=row["section"] or "",
-                text=row["text"],
-                score=1.0 - float(row["_distance"]),
-            )
+            SearchHit.from_row(row, chunk_id=row["chunk_id"], score=1.0 - float(row["_distance"]))
             for row in rows
         ]
 

@@ -193,15 +193,8 @@ class MongoDBStore(ChunkStore):
         pipeline = vector_search_pipeline(vector, k, self.index_name, source)
         rows = self._retrying("search", lambda: list(self.collection.aggregate(pipeline)))
         return [
-            SearchHit(
-                chunk_id=row["_id"],
-                doc_id=row["doc_id"],
-                source=row["source"],
-                uri=row["uri"],
-                title=row.get("title") or "",
-                section=row.get("section") or "",
-                text=row["text"],
-                score=cosine_from_atlas_score(float(row["score"])),
+            SearchHit.from_row(
+                row, chunk_id=row["_id"], score=cosine_from_atlas_score(float(row["score"]))
             )
             for row in rows
         ]
