@@ -88,7 +88,10 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        # A weight-loading progress bar per task is noise in task logs and CLI output.
+        transformers_logging.disable_progress_bar()
         self.config = config
         self.path = resolve_model_path(config.model_path)
         self.device = choose_device(config.device)

@@ -58,6 +58,8 @@ def session_conf(config: SparkConfig) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
+        # Console progress bars garble Airflow task logs; the logs say what ran.
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Documents can be large; bound the rows per Arrow batch so one batch
         # stays tens of MB in the Python worker, not hundreds.
