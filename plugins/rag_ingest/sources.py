@@ -10,8 +10,6 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".text", ".rst")
-
 
 @dataclass(frozen=True)
 class SourceFile:
