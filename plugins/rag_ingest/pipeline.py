@@ -62,11 +62,16 @@ class RunContext:
 
     def record_stage(self, stage: str, started: float, stats: dict[str, Any]) -> dict[str, Any]:
         result = {"stage": stage, "seconds": round(time.perf_counter() - started, 3), **stats}
-        stages = self.run_dir / "stages"
-        stages.mkdir(parents=True, exist_ok=True)
-        (stages / f"{stage}.json").write_text(json.dumps(result, indent=2, default=str))
+        _write_stage(self.run_dir, stage, result)
         log.info("%s: %s", stage, {k: v for k, v in result.items() if k != "shards"})
         return result
+
+
+def _write_stage(run_dir: Path, name: str, result: dict[str, Any]) -> None:
+    """A stage's result as stages/<name>.json, which the run report reads."""
+    stages = run_dir / "stages"
+    stages.mkdir(parents=True, exist_ok=True)
+    (stages / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
 
 
 def _write_ids(path: str, column: str, ids: list[str]) -> None:
@@ -108,13 +113,16 @@ def plan_documents(
     ctx = RunContext.load(config_path, source_name, run_id)
     documents = pq.read_table(ctx.path("documents"), columns=["doc_id", "content_hash"])
     quarantined = pq.read_table(ctx.path("quarantine"), columns=["doc_id", "uri"])
-    store = open_store(ctx.settings)
+    # One scan of the store per run: plan_chunks reads this staged copy.
+    inventory = open_store(ctx.settings).inventory(source_name)
+    Path(ctx.path("plan")).mkdir(parents=True, exist_ok=True)
+    pq.write_table(inventory, ctx.path("plan/inventory.parquet"))
     plan = sync.plan_documents(
         dict(
             zip(documents["doc_id"].to_pylist(), documents["content_hash"].to_pylist(), strict=True)
         ),
         quarantined["doc_id"].to_pylist(),
-        _stored_chunks(store.inventory(source_name)),
+        _stored_chunks(inventory),
         chunker_fingerprint=ctx.settings.chunker_fingerprint,
         model_id=ctx.settings.embedding.model_id,
         snapshot=ctx.source.mode == "snapshot",
@@ -168,7 +176,6 @@ def plan_chunks(
     ctx = RunContext.load(config_path, source_name, run_id)
     chunks_dir = Path(ctx.path("chunks"))
     chunks = pq.read_table(chunks_dir) if chunks_dir.exists() else None
-    store = open_store(ctx.settings)
     pairs = (
         zip(chunks["doc_id"].to_pylist(), chunks["chunk_id"].to_pylist(), strict=True)
         if chunks is not None
@@ -176,7 +183,7 @@ def plan_chunks(
     )
     plan = sync.plan_chunks(
         pairs,
-        _stored_chunks(store.inventory(source_name)),
+        _stored_chunks(pq.read_table(ctx.path("plan/inventory.parquet"))),
         model_id=ctx.settings.embedding.model_id,
         full_resync=full_resync,
     )
@@ -249,9 +256,7 @@ def embed_shard(config_path: str | None, shard_path: str) -> dict[str, Any]:
         "model_seconds": round(model_seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    stages = out_path.parent.parent / "stages"
-    stages.mkdir(parents=True, exist_ok=True)
-    (stages / f"embed-{out_path.stem}.json").write_text(json.dumps(result, indent=2))
+    _write_stage(out_path.parent.parent, f"embed-{out_path.stem}", result)
     return result
 
 
