@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 
-.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync
+.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -29,18 +29,20 @@ help:
 	@echo "make airflow   start airflow standalone on this project's DAGs"
 	@echo "make bench-chunking  Spark chunk job vs LangChain splitter throughput"
 	@echo "make bench-sync      SciFact ingested twice, rag-ingest vs LangChain indexing API"
+	@echo "make bench-embedding embed stage (torch, ONNX, int8) vs bare encode on SciFact chunks, CPU"
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/python -m pip install --quiet -e '.[dev,onnx]' 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	touch $(STAMP)
 
 airflow-init: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	airflow pools set rag_ingest_embedding 2 "rag-ingest embedding tasks (embedding.pool)" > /dev/null
 
 demo: airflow-init
 	rag-ingest validate
@@ -78,3 +80,6 @@ bench-chunking: $(STAMP)
 bench-sync: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]' 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m tests.benchmarks.bench_sync --json .rag_ingest/bench-sync.json
+
+bench-embedding: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_embedding --json .rag_ingest/bench-embedding.json

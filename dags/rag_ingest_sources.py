@@ -10,10 +10,17 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, task
 
-from rag_ingest.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_NAME, SourceConfig, load_settings
+from rag_ingest.config import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_NAME,
+    EmbeddingConfig,
+    SourceConfig,
+    load_settings,
+)
 
 CONFIG_PATH = os.environ.get(CONFIG_ENV_VAR) or str(
     Path(__file__).resolve().parent.parent / DEFAULT_CONFIG_NAME
@@ -42,7 +49,7 @@ PARAMS = {
 }
 
 
-def build_dag(source: SourceConfig) -> DAG:
+def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
     with DAG(
         dag_id=source.dag_id,
         description=f"Ingest source '{source.name}' into the vector store",
@@ -90,7 +97,14 @@ def build_dag(source: SourceConfig) -> DAG:
             full = bool(params["full_resync"])  # type: ignore[index]
             return pipeline.plan_chunks(CONFIG_PATH, name, str(context["run_id"]), full)["shards"]
 
-        @task(max_active_tis_per_dagrun=4)
+        # Embedding tasks can be routed to GPU workers (a queue) and capped (a pool).
+        routing: dict[str, Any] = {"max_active_tis_per_dagrun": embedding.max_active_tasks}
+        if embedding.pool:
+            routing["pool"] = embedding.pool
+        if embedding.queue:
+            routing["queue"] = embedding.queue
+
+        @task(**routing)
         def embed(shard_path: str) -> dict:
             from rag_ingest import pipeline
 
@@ -115,5 +129,6 @@ def build_dag(source: SourceConfig) -> DAG:
     return dag
 
 
-for _source in load_settings(CONFIG_PATH).sources:
-    globals()[_source.dag_id] = build_dag(_source)
+_settings = load_settings(CONFIG_PATH)
+for _source in _settings.sources:
+    globals()[_source.dag_id] = build_dag(_source, _settings.embedding)

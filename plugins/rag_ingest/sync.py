@@ -23,6 +23,7 @@ class StoredChunk:
     content_hash: str
     chunker_fingerprint: str
     model_id: str
+    text_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ class ChunkPlan:
     to_embed: list[str]
     kept: list[str]
     stale: list[str]
+
+
+@dataclass(frozen=True)
+class EmbeddingPlan:
+    """How each chunk to embed gets its vector: computed, or copied from identical text."""
+
+    compute: list[str]  # one chunk per distinct text not yet embedded with this model
+    from_store: dict[str, str]  # chunk id -> stored chunk id with the same text and model
+    from_run: dict[str, str]  # chunk id -> chunk id in `compute` with the same text
 
 
 def plan_documents(
@@ -135,3 +145,38 @@ def plan_chunks(
         kept=[c for c in ordered_ids if c in reusable],
         stale=sorted(stale),
     )
+
+
+def plan_embeddings(
+    to_embed: Iterable[tuple[str, str]],
+    stored: Iterable[StoredChunk],
+    *,
+    model_id: str,
+    reuse_stored: bool = True,
+) -> EmbeddingPlan:
+    """Embed each distinct text once per model.
+
+    `to_embed` holds (chunk_id, text_hash) of the chunks that need a vector.
+    A text already stored with this model (in another document, or under a
+    document's old path) lends its stored vector; a text repeated within the
+    run is computed once and copied. `reuse_stored=False` (a full re-sync)
+    still computes a repeated text only once.
+    """
+    stored_by_text: dict[str, str] = {}
+    if reuse_stored:
+        for chunk in stored:
+            if chunk.text_hash and chunk.model_id == model_id:
+                stored_by_text.setdefault(chunk.text_hash, chunk.chunk_id)
+    compute: list[str] = []
+    from_store: dict[str, str] = {}
+    from_run: dict[str, str] = {}
+    computed_by_text: dict[str, str] = {}
+    for chunk_id, text_hash in to_embed:
+        if text_hash in stored_by_text:
+            from_store[chunk_id] = stored_by_text[text_hash]
+        elif text_hash in computed_by_text:
+            from_run[chunk_id] = computed_by_text[text_hash]
+        else:
+            computed_by_text[text_hash] = chunk_id
+            compute.append(chunk_id)
+    return EmbeddingPlan(compute=compute, from_store=from_store, from_run=from_run)

@@ -22,3 +22,16 @@ def scifact_present() -> bool:
         return True
     print(f"SciFact not found at {SCIFACT}: the benchmark needs ../shared/data/beir/scifact")
     return False
+
+
+def peak_rss_mib() -> int:
+    """This process's peak resident memory (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries that across fork and exec, so a
+    child started by a large parent (pytest with Spark loaded) reports the
+    parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")

@@ -282,3 +282,24 @@ def test_the_store_connects_through_the_airflow_connection(
     with pytest.raises(OperationFailure, match="Authentication failed"):
         future()
     assert "s3cret-pw" not in caplog.text
+
+
+def test_vector_dimension_reads_a_stored_vector_else_the_index_definition(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.vector_dimension)
+    request = server.receives(OpMsg("find", "chunks"), timeout=10)
+    assert request.doc["projection"] == {"vector": 1} and request.doc["limit"] == 1
+    request.ok(
+        cursor={"id": 0, "ns": "rag.chunks", "firstBatch": [{"_id": "c", "vector": [0.1] * 5}]}
+    )
+    assert future() == 5
+
+    future = go(store.vector_dimension)  # an empty collection with an index already made
+    server.receives(OpMsg("find", "chunks"), timeout=10).ok(
+        cursor={"id": 0, "ns": "rag.chunks", "firstBatch": []}
+    )
+    _reply_search_indexes(
+        server, [{"name": INDEX, "latestDefinition": vector_index_definition(768)}]
+    )
+    assert future() == 768

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from rag_ingest.stores.base import CHUNK_COLUMNS, ChunkStore
+from rag_ingest.stores.base import CHUNK_COLUMNS, VECTOR_COLUMNS, ChunkStore
 from rag_ingest.stores.lancedb_store import LanceDBStore
 
 DIM = 8
@@ -45,10 +45,12 @@ def make_chunks(rows: list[tuple[str, str, str]], seed: int = 0) -> pa.Table:
         char_start=[0] * n,
         char_end=[1] * n,
         token_count=[3] * n,
+        text_hash=["th-" + r[0] for r in rows],
         content_hash=["h-" + r[1] for r in rows],
         chunker_fingerprint=["fp"] * n,
         model_id=["m"] * n,
         model_revision=["r"] * n,
+        model_dimension=[DIM] * n,
         run_id=["run"] * n,
         ingested_at=[now] * n,
         modified_at=[now] * n,
@@ -129,6 +131,7 @@ def test_empty_store_answers_without_error(
         assert store.search([1.0] * DIM, k=3) == []
     assert store.stats().chunks == 0
     assert store.delete_chunks(["x"]) == 0
+    assert store.vectors(["x"]).num_rows == 0
 
 
 def test_upsert_is_idempotent_and_keyed_by_chunk_id(store: ChunkStore) -> None:
@@ -157,7 +160,28 @@ def test_inventory_is_per_source(store: ChunkStore) -> None:
         "content_hash",
         "chunker_fingerprint",
         "model_id",
+        "text_hash",
     }
+    assert sorted(inventory["text_hash"].to_pylist()) == ["th-c1", "th-c2", "th-c3"]
+
+
+def test_vectors_are_read_back_by_chunk_id_with_their_stamps(store: ChunkStore) -> None:
+    chunks = make_chunks(ROWS)
+    store.upsert(chunks)
+    vectors = store.vectors(["c3", "c1", "missing"])
+    assert vectors.column_names == list(VECTOR_COLUMNS)
+    by_id = {row["chunk_id"]: row for row in vectors.to_pylist()}
+    assert sorted(by_id) == ["c1", "c3"]
+    np.testing.assert_allclose(by_id["c3"]["vector"], chunks["vector"][2].as_py(), rtol=1e-6)
+    assert (by_id["c1"]["model_id"], by_id["c1"]["model_revision"]) == ("m", "r")
+    assert by_id["c1"]["model_dimension"] == DIM
+    assert vectors.schema.field("vector").type == pa.list_(pa.float32(), DIM)
+    assert store.vectors([]).num_rows == 0
+
+
+def test_vector_dimension_is_what_the_store_holds(store: ChunkStore) -> None:
+    store.upsert(make_chunks(ROWS))
+    assert store.vector_dimension() == DIM
 
 
 def test_delete_by_chunk_and_by_document(store: ChunkStore) -> None:

@@ -64,7 +64,11 @@ def corpus(tmp_path: Path) -> Path:
 def test_unchanged_rerun_embeds_and_writes_nothing(corpus: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path, corpus)
     first = run(config, "first")
-    assert first["chunks_embedded"] == first["chunks_written"] > 0
+    assert first["chunks_written"] > 0
+    assert (
+        first["chunks_embedded"] + first.get("chunks_vector_from_run", 0)
+        == (first["chunks_written"])
+    )
     before = snapshot(config)
     second = run(config, "second")
     assert second["documents_unchanged"] == second["documents_seen"] == first["documents_seen"]
@@ -156,3 +160,42 @@ def test_a_partitioned_source_never_deletes_what_is_not_in_its_run(
     counts = run(config, "day2")
     assert counts["documents_deleted"] == 0 and counts["chunks_deleted"] == 0
     assert snapshot(config).equals(before)
+
+
+def _vectors_by_text(table: pa.Table) -> dict[str, list[list[float]]]:
+    by_text: dict[str, list[list[float]]] = {}
+    for row in table.select(["text", "vector"]).to_pylist():
+        by_text.setdefault(row["text"], []).append(row["vector"])
+    return by_text
+
+
+def test_identical_text_is_embedded_once_and_reused_after_a_move(
+    corpus: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, corpus)
+    (corpus / "long-copy.md").write_text(LONG_DOC)  # the same page twice
+    first = run(config, "first")
+    stored = snapshot(config)
+    long_chunks = sum(1 for uri in stored["uri"].to_pylist() if uri.endswith("/long.md"))
+    assert long_chunks > 5
+    # The copy's chunks took the vectors computed for the original, in the same run.
+    assert first["chunks_vector_from_run"] >= long_chunks
+    assert first["chunks_embedded"] + first["chunks_vector_from_run"] == first["chunks_written"]
+    for vectors in _vectors_by_text(stored).values():
+        assert all(v == vectors[0] for v in vectors)
+
+    # Moving a page gives it a new document id; its text is already stored.
+    (corpus / "moved").mkdir()
+    (corpus / "long.md").rename(corpus / "moved" / "long.md")
+    moved = run(config, "moved")
+    assert moved["documents_new"] == 1 and moved["documents_vanished"] == 1
+    assert moved["chunks_embedded"] == 0
+    assert moved["chunks_vector_from_store"] == long_chunks
+    after = snapshot(config)
+    new_rows = after.filter(pa.compute.match_substring(after["uri"], "/moved/long.md"))
+    assert new_rows.num_rows == long_chunks
+    before_vectors = _vectors_by_text(stored)
+    for row in new_rows.select(["text", "vector", "run_id", "model_dimension"]).to_pylist():
+        assert row["vector"] == before_vectors[row["text"]][0]
+        assert row["run_id"] == "moved" and row["model_dimension"] == 384
+    assert not any(uri.endswith("corpus/long.md") for uri in after["uri"].to_pylist())

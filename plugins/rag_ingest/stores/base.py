@@ -22,11 +22,13 @@ CHUNK_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("char_start", pa.int64()),
     ("char_end", pa.int64()),
     ("token_count", pa.int32()),
+    ("text_hash", pa.string()),  # identical texts share a vector (embedded once per model)
     ("page", pa.int32()),
     ("content_hash", pa.string()),
     ("chunker_fingerprint", pa.string()),
     ("model_id", pa.string()),
     ("model_revision", pa.string()),
+    ("model_dimension", pa.int32()),
     ("run_id", pa.string()),
     ("ingested_at", pa.timestamp("us", tz="UTC")),
     ("modified_at", pa.timestamp("us", tz="UTC")),
@@ -35,7 +37,27 @@ CHUNK_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 # What the sync needs to know about stored chunks: small, no text, no vectors.
-INVENTORY_COLUMNS = ("doc_id", "chunk_id", "uri", "content_hash", "chunker_fingerprint", "model_id")
+INVENTORY_COLUMNS = (
+    "doc_id",
+    "chunk_id",
+    "uri",
+    "content_hash",
+    "chunker_fingerprint",
+    "model_id",
+    "text_hash",
+)
+
+# What a stored vector carries with it when it is reused for identical text.
+VECTOR_COLUMNS = ("chunk_id", "vector", "model_id", "model_revision", "model_dimension")
+
+
+def vector_schema(dimension: int | None) -> pa.Schema:
+    """Schema of `ChunkStore.vectors` results (dimension None: variable-size lists)."""
+    types = dict(CHUNK_COLUMNS)
+    vector = pa.list_(pa.float32(), dimension) if dimension else pa.list_(pa.float32())
+    return pa.schema(
+        [pa.field(name, vector if name == "vector" else types[name]) for name in VECTOR_COLUMNS]
+    )
 
 
 def chunk_schema(dimension: int) -> pa.Schema:
@@ -85,6 +107,14 @@ class ChunkStore(ABC):
     @abstractmethod
     def inventory(self, source: str) -> pa.Table:
         """INVENTORY_COLUMNS of every stored chunk of `source`."""
+
+    @abstractmethod
+    def vectors(self, chunk_ids: Sequence[str]) -> pa.Table:
+        """VECTOR_COLUMNS of the given stored chunks (ids not stored are left out)."""
+
+    @abstractmethod
+    def vector_dimension(self) -> int | None:
+        """Dimension the store's vectors (or its vector index) have; None when empty."""
 
     @abstractmethod
     def upsert(self, chunks: pa.Table) -> int:

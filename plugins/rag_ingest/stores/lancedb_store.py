@@ -11,10 +11,12 @@ import pyarrow as pa
 from rag_ingest.stores.base import (
     CHUNK_COLUMNS,
     INVENTORY_COLUMNS,
+    VECTOR_COLUMNS,
     ChunkStore,
     SearchHit,
     StoreStats,
     chunk_schema,
+    vector_schema,
 )
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,29 @@ class LanceDBStore(ChunkStore):
             .to_arrow()
         )
         return result.select(list(INVENTORY_COLUMNS))
+
+    def vectors(self, chunk_ids: Sequence[str]) -> pa.Table:
+        table = self._table()
+        parts = []
+        if table is not None:
+            for batch in _batches(list(chunk_ids), _DELETE_BATCH):
+                parts.append(
+                    table.search()
+                    .where(_in_filter("chunk_id", batch))
+                    .select(list(VECTOR_COLUMNS))
+                    .limit(None)
+                    .to_arrow()
+                    .select(list(VECTOR_COLUMNS))
+                )
+        if not parts:
+            return vector_schema(self.vector_dimension()).empty_table()
+        return pa.concat_tables(parts)
+
+    def vector_dimension(self) -> int | None:
+        table = self._table()
+        if table is None:
+            return None
+        return int(table.schema.field("vector").type.list_size)
 
     def upsert(self, chunks: pa.Table) -> int:
         if chunks.num_rows == 0:

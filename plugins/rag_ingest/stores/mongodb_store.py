@@ -20,9 +20,11 @@ import pyarrow as pa
 from rag_ingest.stores.base import (
     CHUNK_COLUMNS,
     INVENTORY_COLUMNS,
+    VECTOR_COLUMNS,
     ChunkStore,
     SearchHit,
     StoreStats,
+    vector_schema,
 )
 
 if TYPE_CHECKING:
@@ -186,6 +188,34 @@ class MongoDBStore(ChunkStore):
                 for name in INVENTORY_COLUMNS
             }
         )
+
+    def vectors(self, chunk_ids: Sequence[str]) -> pa.Table:
+        projection = {name: 1 for name in VECTOR_COLUMNS if name != "chunk_id"}
+        rows: list[dict[str, Any]] = []
+        for batch in batches(list(chunk_ids), self.batch_size):
+            rows += self._retrying(
+                "read vectors",
+                lambda b=batch: list(self.collection.find({"_id": {"$in": list(b)}}, projection)),
+            )
+        for row in rows:
+            row["chunk_id"] = row.pop("_id")
+        dimension = len(rows[0]["vector"]) if rows else None
+        return pa.Table.from_pylist(rows, schema=vector_schema(dimension))
+
+    def vector_dimension(self) -> int | None:
+        """Length of a stored vector, else numDimensions of the vector search index."""
+        row = self._retrying("read a vector", lambda: self.collection.find_one({}, {"vector": 1}))
+        if row and row.get("vector") is not None:
+            return len(row["vector"])
+        indexes = self._retrying(
+            "list search indexes",
+            lambda: list(self.collection.list_search_indexes(self.index_name)),
+        )
+        for index in indexes:
+            for field in (index.get("latestDefinition") or {}).get("fields", []):
+                if field.get("type") == "vector":
+                    return int(field["numDimensions"])
+        return None
 
     def search(
         self, vector: Sequence[float], k: int = 5, source: str | None = None

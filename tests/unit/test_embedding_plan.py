@@ -1,0 +1,153 @@
+"""Embedding logic that needs no model: batching order, reuse planning, config rules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag_ingest import pipeline
+from rag_ingest.config import ConfigError, EmbeddingConfig, Settings
+from rag_ingest.embedding import (
+    choose_device,
+    length_sorted_batches,
+    model_dimension,
+    model_token_limit,
+    pool_devices,
+    resolve_model_path,
+)
+from rag_ingest.sync import StoredChunk, plan_embeddings
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _padding(lengths: list[int], batches: list[list[int]]) -> int:
+    return sum(
+        max(lengths[i] for i in batch) * len(batch) - sum(lengths[i] for i in batch)
+        for batch in batches
+    )
+
+
+def test_length_sorted_batches_cover_every_text_once_longest_first() -> None:
+    lengths = [5, 250, 17, 90, 3, 250, 40, 41, 120]
+    batches = list(length_sorted_batches(lengths, 4))
+    assert [len(b) for b in batches] == [4, 4, 1]
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+
+
+def test_length_sorted_batches_pad_less_than_arrival_order() -> None:
+    lengths = [(i * 37) % 251 + 5 for i in range(256)]
+    arrival = [list(range(i, i + 32)) for i in range(0, 256, 32)]
+    sorted_batches = list(length_sorted_batches(lengths, 32))
+    assert _padding(lengths, sorted_batches) < _padding(lengths, arrival) / 5
+
+
+def _stored(chunk: str, text_hash: str, model: str = MODEL) -> StoredChunk:
+    return StoredChunk("d-old", chunk, "/old.md", "h", "fp", model, text_hash)
+
+
+def test_identical_text_is_computed_once_and_stored_text_is_reused() -> None:
+    plan = plan_embeddings(
+        [("new-1", "t-a"), ("new-2", "t-b"), ("new-3", "t-a"), ("new-4", "t-stored")],
+        [_stored("old-1", "t-stored"), _stored("old-2", "t-stored")],
+        model_id=MODEL,
+    )
+    assert plan.compute == ["new-1", "new-2"]
+    assert plan.from_run == {"new-3": "new-1"}
+    assert plan.from_store == {"new-4": "old-1"}
+
+
+def test_vectors_of_another_model_or_without_text_hash_are_not_reused() -> None:
+    plan = plan_embeddings(
+        [("new-1", "t-a"), ("new-2", "t-b")],
+        [_stored("old-1", "t-a", model="other/model"), _stored("old-2", "t-b")],
+        model_id=MODEL,
+    )
+    assert plan.from_store == {"new-2": "old-2"}
+    legacy = StoredChunk("d", "old-3", "/x.md", "h", "fp", MODEL)  # stored before text_hash
+    assert plan_embeddings([("n", "t-c")], [legacy], model_id=MODEL).compute == ["n"]
+
+
+def test_full_resync_recomputes_stored_text_but_still_once() -> None:
+    plan = plan_embeddings(
+        [("new-1", "t-a"), ("new-2", "t-a")],
+        [_stored("old-1", "t-a")],
+        model_id=MODEL,
+        reuse_stored=False,
+    )
+    assert plan.compute == ["new-1"]
+    assert plan.from_run == {"new-2": "new-1"}
+    assert plan.from_store == {}
+
+
+def test_device_is_chosen_automatically_and_can_be_overridden() -> None:
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert choose_device("auto") == expected
+    assert choose_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no usable CUDA GPU"):
+            choose_device("cuda")
+        assert pool_devices(EmbeddingConfig(), "cpu") == []
+    assert pool_devices(EmbeddingConfig(devices=("cpu", "cpu")), "cpu") == ["cpu", "cpu"]
+
+
+def test_onnx_backends_are_refused_on_gpu_devices() -> None:
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        EmbeddingConfig(backend="onnx", device="cuda")
+    assert EmbeddingConfig(backend="onnx-int8").device == "auto"
+
+
+def test_model_facts_come_from_the_folder_without_loading_it() -> None:
+    assert model_dimension("packaged:all-MiniLM-L6-v2") == 384
+    assert model_token_limit("packaged:all-MiniLM-L6-v2") == 254
+
+
+def test_a_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="embedding.model_path.*does not exist"):
+        resolve_model_path(str(tmp_path / "no-such-model"))
+    (tmp_path / "not-a-model").mkdir()
+    with pytest.raises(FileNotFoundError, match="modules.json is missing"):
+        model_dimension(str(tmp_path / "not-a-model"))
+
+
+def test_a_model_whose_dimension_differs_from_the_store_is_refused(tmp_path: Path) -> None:
+    # A copy of the packaged model whose pooling says 768 dimensions.
+    folder = tmp_path / "wide-model"
+    shutil.copytree(resolve_model_path("packaged:all-MiniLM-L6-v2"), folder)
+    pooling = folder / "1_Pooling" / "config.json"
+    pooling.write_text(
+        json.dumps({**json.loads(pooling.read_text()), "word_embedding_dimension": 768})
+    )
+    settings = Settings.model_validate(
+        {"sources": [{"name": "s", "location": "."}], "embedding": {"model_path": str(folder)}}
+    )
+    with pytest.raises(ConfigError, match="makes 768-dimension vectors but the store holds 384"):
+        pipeline._check_dimension(settings, 384)
+    pipeline._check_dimension(settings, 768)
+    pipeline._check_dimension(settings, None)  # an empty store takes any dimension
+
+
+def test_progress_logs_done_rate_and_time_left(caplog: pytest.LogCaptureFixture) -> None:
+    from rag_ingest.embedding import Progress
+
+    caplog.set_level("INFO", logger="rag_ingest.embedding")
+    progress = Progress(total=300, what="shard-00000", every_seconds=0.0)
+    progress.update(100)
+    progress.update(200)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "shard-00000: embedded 100/300 chunks (33%)" in lines[0]
+    assert "chunks/s, about" in lines[0] and "s left" in lines[0]
+    assert "300/300 chunks (100%)" in lines[1]
+    quiet = Progress(total=300, what="s", every_seconds=3600)
+    caplog.clear()
+    quiet.update(10)  # throttled: no line until the interval passes or the end
+    quiet.update(290)
+    assert [r.getMessage() for r in caplog.records][-1].startswith("s: embedded 300/300")
+    assert len(caplog.records) == 1
