@@ -337,11 +337,13 @@ class Embedder:
             out[order] = pooled
             if on_batch:
                 on_batch(len(texts))
-            return out
-        for batch in batches:
-            out[batch] = self.backend.encode_batch([texts[i] for i in batch])
-            if on_batch:
-                on_batch(len(batch))
+        else:
+            for batch in batches:
+                out[batch] = self.backend.encode_batch([texts[i] for i in batch])
+                if on_batch:
+                    on_batch(len(batch))
+        # Unit length in float32, also for vectors normalised in fp16 on a GPU.
+        out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         return out
 
     def close(self) -> None:

@@ -29,13 +29,16 @@ import pyarrow.parquet as pq
 BATCH_SIZES = (64, 128, 256, 512, 1024)
 
 
-def _timed(run: Any) -> tuple[float, np.ndarray, int]:
+def _timed(run: Any, cuda: bool) -> tuple[float, np.ndarray, int]:
     import torch
 
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     vectors = run()
+    if not cuda:
+        return time.perf_counter() - started, vectors, 0
     torch.cuda.synchronize()
     return time.perf_counter() - started, vectors, torch.cuda.max_memory_allocated() // 2**20
 
@@ -46,6 +49,12 @@ def main() -> int:
     parser.add_argument("--chunks", required=True)
     parser.add_argument("--json")
     parser.add_argument("--batch-sizes", default=",".join(map(str, BATCH_SIZES)))
+    parser.add_argument("--limit", type=int, help="only the first N chunks")
+    parser.add_argument(
+        "--dry-run-on-cpu",
+        action="store_true",
+        help="check the script on a machine without a GPU (figures mean nothing)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -54,29 +63,33 @@ def main() -> int:
     from rag_ingest.config import EmbeddingConfig
     from rag_ingest.embedding import Embedder
 
-    if not torch.cuda.is_available():
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.dry_run_on_cpu:
         print("no CUDA device: this benchmark is for a GPU machine")
         return 1
+    target = "cuda" if cuda else "cpu"
     table = pq.read_table(args.chunks, columns=["text", "token_count"])
+    if args.limit:
+        table = table.slice(0, args.limit)
     texts = table["text"].to_pylist()
     lengths = table["token_count"].to_pylist()
-    device = torch.cuda.get_device_name(0)
+    device = torch.cuda.get_device_name(0) if cuda else "CPU (dry run)"
     print(f"{device}; torch {torch.__version__}; {len(texts)} SciFact chunks")
     rows: list[dict[str, Any]] = []
     reference: dict[str, np.ndarray] = {}
     for precision in ("fp32", "fp16"):
-        bare = SentenceTransformer(args.model, device="cuda", local_files_only=True)
+        bare = SentenceTransformer(args.model, device=target, local_files_only=True)
         bare.half() if precision == "fp16" else bare.float()
         for batch_size in map(int, args.batch_sizes.split(",")):
             config = EmbeddingConfig(
-                model_path=args.model, device="cuda", precision=precision, batch_size=batch_size
+                model_path=args.model, device=target, precision=precision, batch_size=batch_size
             )
             with Embedder(config) as embedder:
                 embedder.encode(texts[:1024], lengths[:1024])  # warm-up: kernels, allocator
-                stage_s, stage_v, stage_mib = _timed(partial(embedder.encode, texts, lengths))
+                stage_s, stage_v, stage_mib = _timed(partial(embedder.encode, texts, lengths), cuda)
             bare.encode(texts[:1024], batch_size=batch_size)
             bare_s, _, bare_mib = _timed(
-                partial(bare.encode, texts, batch_size=batch_size, normalize_embeddings=True)
+                partial(bare.encode, texts, batch_size=batch_size, normalize_embeddings=True), cuda
             )
             reference.setdefault(precision, stage_v)
             row = {
@@ -91,7 +104,8 @@ def main() -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
         del bare
-        torch.cuda.empty_cache()
+        if cuda:
+            torch.cuda.empty_cache()
     cosine = (reference["fp16"] * reference["fp32"]).sum(axis=1)
     print(
         f"\n{'precision':<10}{'batch':>6}{'stage/s':>10}{'bare/s':>10}{'ratio':>7}"
