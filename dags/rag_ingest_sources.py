@@ -8,6 +8,8 @@ store or network at parse time).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,22 @@ PARAMS = {
 }
 
 
+@contextmanager
+def final_failures() -> Iterator[None]:
+    """Failures a retry cannot mend (a failed quality gate, a bad setting, a
+    refused mass delete) end the task at once instead of being retried."""
+    from airflow.exceptions import AirflowFailException
+
+    from rag_ingest.config import ConfigError
+    from rag_ingest.quality import GateFailed
+    from rag_ingest.sync import MassDeleteRefused
+
+    try:
+        yield
+    except (GateFailed, ConfigError, MassDeleteRefused) as error:
+        raise AirflowFailException(str(error)) from error
+
+
 def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
     with DAG(
         dag_id=source.dag_id,
@@ -68,26 +86,35 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
         def extract(**context: object) -> dict:
             from rag_ingest import pipeline
 
-            return pipeline.extract(CONFIG_PATH, name, str(context["run_id"]))
+            run_id = str(context["run_id"])
+            result = pipeline.extract(CONFIG_PATH, name, run_id)
+            with final_failures():
+                pipeline.validate_documents(CONFIG_PATH, name, run_id)
+            return result
 
         @task
         def plan_documents(**context: object) -> dict:
             from rag_ingest import pipeline
 
             params = context["params"]
-            return pipeline.plan_documents(
-                CONFIG_PATH,
-                name,
-                str(context["run_id"]),
-                full_resync=bool(params["full_resync"]),  # type: ignore[index]
-                allow_mass_delete=bool(params["allow_mass_delete"]),  # type: ignore[index]
-            )
+            with final_failures():
+                return pipeline.plan_documents(
+                    CONFIG_PATH,
+                    name,
+                    str(context["run_id"]),
+                    full_resync=bool(params["full_resync"]),  # type: ignore[index]
+                    allow_mass_delete=bool(params["allow_mass_delete"]),  # type: ignore[index]
+                )
 
         @task
         def chunk(**context: object) -> dict:
             from rag_ingest import pipeline
 
-            return pipeline.chunk(CONFIG_PATH, name, str(context["run_id"]))
+            run_id = str(context["run_id"])
+            with final_failures():
+                result = pipeline.chunk(CONFIG_PATH, name, run_id)
+                pipeline.validate_chunks(CONFIG_PATH, name, run_id)
+            return result
 
         @task
         def plan_chunks(**context: object) -> list[str]:
@@ -95,7 +122,10 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
 
             params = context["params"]
             full = bool(params["full_resync"])  # type: ignore[index]
-            return pipeline.plan_chunks(CONFIG_PATH, name, str(context["run_id"]), full)["shards"]
+            with final_failures():
+                return pipeline.plan_chunks(CONFIG_PATH, name, str(context["run_id"]), full)[
+                    "shards"
+                ]
 
         # Embedding tasks can be routed to GPU workers (a queue) and capped (a pool).
         routing: dict[str, Any] = {"max_active_tis_per_dagrun": embedding.max_active_tasks}
@@ -114,13 +144,23 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
         def upsert(**context: object) -> dict:
             from rag_ingest import pipeline
 
-            return pipeline.upsert(CONFIG_PATH, name, str(context["run_id"]))
+            with final_failures():
+                return pipeline.upsert(CONFIG_PATH, name, str(context["run_id"]))
 
-        @task(trigger_rule=TriggerRule.NONE_FAILED)
+        # ALL_DONE: a failed run gets its report too (the gate that failed, its
+        # evidence); the task then fails, so the run still ends failed.
+        @task(trigger_rule=TriggerRule.ALL_DONE)
         def report(**context: object) -> dict:
+            from airflow.exceptions import AirflowFailException
+
             from rag_ingest import pipeline
 
-            return pipeline.report(CONFIG_PATH, name, str(context["run_id"]), source.dag_id)
+            result = pipeline.report(CONFIG_PATH, name, str(context["run_id"]), source.dag_id)
+            if result["status"] != "success":
+                raise AirflowFailException(
+                    f"run failed: {result['reason']}; see {result['report']}"
+                )
+            return result
 
         shards = plan_chunks()
         extract() >> plan_documents() >> chunk() >> shards

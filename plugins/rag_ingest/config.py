@@ -55,6 +55,9 @@ class SourceConfig(_Strict):
     max_delete_share: float = Field(0.5, ge=0.0, le=1.0)
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are quarantined")
     records: RecordsConfig = RecordsConfig()
+    # Per-source tuning of the quality suites: expectation name -> kwargs,
+    # over `quality.overrides` (for example {text_not_empty: {mostly: 0.99}}).
+    quality_overrides: dict[str, dict[str, Any]] = {}
 
     @field_validator("name")
     @classmethod
@@ -128,6 +131,22 @@ class EmbeddingConfig(_Strict):
         return self
 
 
+class QualityConfig(_Strict):
+    """Great Expectations gates after each stage (suites: JSON in `suites_dir`)."""
+
+    enabled: bool = True
+    suites_dir: str = "expectations"
+    # Chunks: at most this share may repeat another chunk's text.
+    max_duplicate_text_share: float = Field(0.25, ge=0.0, le=1.0)
+    # Embeddings: |norm - 1| allowed (fp16 on a GPU is about 1e-3 off).
+    norm_tolerance: float = Field(1e-3, gt=0.0)
+    # Documents: modified times up to this far ahead of the clock pass (skew).
+    clock_skew_seconds: float = Field(300.0, ge=0.0)
+    allowed_formats: tuple[str, ...] = ("markdown", "text", "rst", "html", "pdf", "record")
+    # Expectation name -> kwargs, for every source (see SourceConfig.quality_overrides).
+    overrides: dict[str, dict[str, Any]] = {}
+
+
 class StoreConfig(_Strict):
     kind: Literal["lancedb", "mongodb"] = "lancedb"
     # lancedb: a folder (or object-store URL) holding the database.
@@ -167,6 +186,7 @@ class Settings(_Strict):
     store: StoreConfig = StoreConfig()
     paths: PathsConfig = PathsConfig()
     spark: SparkConfig = SparkConfig()
+    quality: QualityConfig = QualityConfig()
     # Folder the file was loaded from; relative paths resolve against it.
     base_dir: Path = Path(".")
 
@@ -213,6 +233,20 @@ class Settings(_Strict):
     @property
     def reports_dir(self) -> str:
         return self.resolve(self.paths.reports)
+
+    @property
+    def suites_dir(self) -> Path:
+        """The suites folder: relative to the configuration file, else the packaged one."""
+        configured = Path(self.resolve(self.quality.suites_dir))
+        if configured.is_dir():
+            return configured
+        return Path(__file__).resolve().parents[2] / "expectations"
+
+    def quality_overrides(self, source: SourceConfig) -> dict[str, dict[str, Any]]:
+        merged = {name: dict(kwargs) for name, kwargs in self.quality.overrides.items()}
+        for name, kwargs in source.quality_overrides.items():
+            merged[name] = {**merged.get(name, {}), **kwargs}
+        return merged
 
     @property
     def models_dir(self) -> str:

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -27,8 +29,6 @@ from rag_ingest.stores import open_store
 from rag_ingest.stores.base import INVENTORY_COLUMNS, VECTOR_COLUMNS, ChunkStore
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from rag_ingest.embedding import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,194 @@ def _read_ids(path: str, column: str) -> list[str]:
 
 def _stored_chunks(table: pa.Table) -> list[sync.StoredChunk]:
     return [sync.StoredChunk(**row) for row in table.select(list(INVENTORY_COLUMNS)).to_pylist()]
+
+
+# ---------------------------------------------------------------- quality gates
+
+
+def _facts(path: str | Path, columns: list[str], derive: Any) -> pd.DataFrame:
+    """Per-row facts derived batch by batch from a Parquet file or folder (no text kept)."""
+    import pyarrow.dataset as ds
+
+    parts = [
+        derive(pa.Table.from_batches([batch]))
+        for batch in ds.dataset(str(path), format="parquet").to_batches(columns=columns)
+    ]
+    parts = [part for part in parts if part.num_rows]
+    return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
+
+
+def _gate(
+    ctx: RunContext, stage: str, frame: pd.DataFrame, parameters: dict[str, Any]
+) -> dict[str, Any]:
+    """Run the stage's quality suite on `frame`; its result goes to stages/gate-<stage>.json."""
+    from rag_ingest import quality
+
+    name = f"gate-{stage}"
+    if not ctx.settings.quality.enabled:
+        result = {"stage": f"gate_{stage}", "success": True, "skipped": "quality.enabled is false"}
+    elif frame.empty:
+        result = {"stage": f"gate_{stage}", "success": True, "skipped": "nothing to check"}
+    else:
+        try:
+            gate = quality.run_gate(
+                stage,
+                frame,
+                suites_dir=ctx.settings.suites_dir,
+                parameters=parameters,
+                overrides=ctx.settings.quality_overrides(ctx.source),
+                data_docs_dir=Path(ctx.settings.reports_dir) / ctx.source.name / "data_docs",
+                evidence_dir=ctx.run_dir / "gates",
+                run_name=safe_run_key(ctx.run_id),
+            )
+        except quality.GateFailed as failure:
+            _write_stage(ctx.run_dir, name, {**failure.result.to_dict(), "stage": f"gate_{stage}"})
+            raise
+        result = {**gate.to_dict(), "stage": f"gate_{stage}"}
+    _write_stage(ctx.run_dir, name, result)
+    return result
+
+
+def validate_documents(config_path: str | None, source_name: str, run_id: str) -> dict[str, Any]:
+    """Gate: the parsed documents (ids, text, format, size, modified time)."""
+    ctx = RunContext.load(config_path, source_name, run_id)
+
+    def derive(batch: pa.Table) -> pa.Table:
+        modified = pc.cast(batch["modified_at"], pa.timestamp("us", tz="UTC"))
+        return pa.table(
+            {
+                "doc_id": batch["doc_id"],
+                "format": batch["format"],
+                "size": batch["size"],
+                "text_chars": pc.utf8_length(batch["text"]),
+                "modified_epoch": pc.divide(pc.cast(modified, pa.int64()), 1_000_000),
+            }
+        )
+
+    frame = _facts(
+        ctx.path("documents"), ["doc_id", "format", "size", "text", "modified_at"], derive
+    )
+    quality = ctx.settings.quality
+    return _gate(
+        ctx,
+        "documents",
+        frame,
+        {
+            "allowed_formats": list(quality.allowed_formats),
+            "max_file_bytes": ctx.source.max_file_bytes,
+            "latest_modified_epoch": time.time() + quality.clock_skew_seconds,
+        },
+    )
+
+
+def validate_chunks(config_path: str | None, source_name: str, run_id: str) -> dict[str, Any]:
+    """Gate: this run's chunks against the documents planned for chunking."""
+    from rag_ingest.embedding import model_token_limit
+
+    ctx = RunContext.load(config_path, source_name, run_id)
+    chunks_dir = Path(ctx.path("chunks"))
+
+    def derive(batch: pa.Table) -> pa.Table:
+        return pa.table(
+            {
+                "chunk_id": batch["chunk_id"],
+                "doc_id": batch["doc_id"],
+                "token_count": batch["token_count"],
+                "text_chars": pc.utf8_length(batch["text"]),
+                "text_hash": batch["text_hash"],
+            }
+        )
+
+    columns = ["chunk_id", "doc_id", "token_count", "text", "text_hash"]
+    chunks = _facts(chunks_dir, columns, derive) if chunks_dir.exists() else pd.DataFrame()
+    planned = pq.read_table(ctx.path("plan/to_chunk.parquet")).to_pandas()
+    if planned.empty and chunks.empty:
+        frame = pd.DataFrame()
+    else:
+        planned["planned"] = True
+        if chunks.empty:
+            chunks = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+        # Full outer join: a planned document without chunks is a row without a
+        # chunk id; a chunk of an unplanned document has planned = False.
+        frame = planned.merge(
+            chunks.drop(columns=["text"], errors="ignore"), on="doc_id", how="outer"
+        )
+        frame["planned"] = frame["planned"].astype("boolean").fillna(False).astype(bool)
+    max_duplicates = ctx.settings.quality.max_duplicate_text_share
+    return _gate(
+        ctx,
+        "chunks",
+        frame,
+        {
+            "max_tokens": model_token_limit(ctx.settings.embedding.model_path),
+            "min_unique_text_share": 1.0 - max_duplicates,
+        },
+    )
+
+
+def _validate_embeddings(ctx: RunContext, shards: list[Path]) -> dict[str, Any]:
+    """Gate: every vector about to be written (computed, reused and copied)."""
+    from rag_ingest.embedding import model_dimension
+
+    def derive(batch: pa.Table) -> pa.Table:
+        vectors = batch["vector"]
+        lengths = pc.list_value_length(vectors).to_numpy(zero_copy_only=False)
+        flat = pc.list_flatten(vectors).to_numpy(zero_copy_only=False).astype(np.float64)
+        if len(set(lengths.tolist())) == 1 and lengths[0] > 0:
+            matrix = flat.reshape(len(lengths), int(lengths[0]))
+            finite = np.isfinite(matrix).all(axis=1)
+            norms = np.linalg.norm(matrix, axis=1)
+        else:  # vectors of mixed sizes: the dimension check fails them; still describe each
+            rows = [np.asarray(v.as_py() or [], dtype=np.float64) for v in vectors]
+            finite = np.array([bool(np.isfinite(r).all()) for r in rows], dtype=bool)
+            norms = np.array([float(np.linalg.norm(r)) for r in rows], dtype=np.float64)
+        return pa.table(
+            {
+                "chunk_id": batch["chunk_id"],
+                "vector_length": lengths,
+                "finite": pa.array(finite, pa.bool_()),
+                "norm": pa.array(norms, pa.float64()),
+                "model_id": batch["model_id"],
+                "model_dimension": batch["model_dimension"],
+            }
+        )
+
+    columns = ["chunk_id", "vector", "model_id", "model_dimension"]
+    parts = [_facts(ctx.run_dir / "embeddings" / shard.name, columns, derive) for shard in shards]
+    reused = Path(ctx.path("plan/reused.parquet"))
+    if reused.exists():
+        parts.append(_facts(reused, columns, derive))
+    frame = (
+        pd.concat([p for p in parts if not p.empty], ignore_index=True)
+        if any(not p.empty for p in parts)
+        else pd.DataFrame()
+    )
+    duplicates = Path(ctx.path("plan/duplicates.parquet"))
+    if duplicates.exists() and not frame.empty:
+        # A copied vector is its source's vector: it shares the source's facts.
+        copies = pq.read_table(duplicates, columns=["chunk_id", "vector_from"]).to_pandas()
+        facts = frame.drop(columns=["chunk_id"]).assign(vector_from=frame["chunk_id"])
+        frame = pd.concat(
+            [frame, copies.merge(facts, on="vector_from").drop(columns=["vector_from"])],
+            ignore_index=True,
+        )
+    planned = json.loads((ctx.run_dir / "stages" / "plan_chunks.json").read_text())
+    tolerance = ctx.settings.quality.norm_tolerance
+    dimension = model_dimension(ctx.settings.embedding.model_path)
+    return _gate(
+        ctx,
+        "embeddings",
+        frame,
+        {
+            "dimensions": [dimension],
+            "model_ids": [ctx.settings.embedding.model_id],
+            "min_norm": 1.0 - tolerance,
+            "max_norm": 1.0 + tolerance,
+            "chunks_to_embed": planned["chunks_to_embed"]
+            + planned["chunks_vector_from_store"]
+            + planned["chunks_vector_from_run"],
+        },
+    )
 
 
 # ---------------------------------------------------------------- tasks
@@ -375,6 +563,8 @@ def upsert(config_path: str | None, source_name: str, run_id: str) -> dict[str, 
     missing = [s.name for s in shards if not (ctx.run_dir / "embeddings" / s.name).exists()]
     if missing:
         raise RuntimeError(f"embedding output missing for shards: {', '.join(missing)}")
+    # The last gate: nothing is written unless every vector passes.
+    _validate_embeddings(ctx, shards)
     store = open_store(ctx.settings)
     writer = _StoreWriter(store, ctx)
     duplicates_path = Path(ctx.path("plan/duplicates.parquet"))
@@ -446,7 +636,7 @@ class _StoreWriter:
 
 
 def report(config_path: str | None, source_name: str, run_id: str, dag_id: str) -> dict[str, Any]:
-    """Write the run report (JSON) under the reports folder; returns its path and counts."""
+    """Write the run report (JSON and HTML); returns its path, counts and status."""
     ctx = RunContext.load(config_path, source_name, run_id)
     path, summary = reports.write_run_report(
         run_dir=ctx.run_dir,

@@ -12,6 +12,9 @@ import pyarrow.parquet as pq
 
 from rag_ingest.stores.base import StoreStats
 
+# Stages every completed run has a result for (embed only when there was work).
+PIPELINE_STAGES = ("extract", "plan_documents", "chunk", "plan_chunks", "upsert")
+
 # Counters copied from stage results into the report's flat `counts`.
 _COUNTERS = (
     "files_listed",
@@ -56,6 +59,12 @@ def build_run_report(
 ) -> dict[str, Any]:
     results = _stage_results(run_dir)
     stages: dict[str, dict[str, Any]] = {}
+    gates = {
+        r["stage"].removeprefix("gate_"): {k: v for k, v in r.items() if k != "stage"}
+        for r in results
+        if str(r.get("stage", "")).startswith("gate_")
+    }
+    results = [r for r in results if not str(r.get("stage", "")).startswith("gate_")]
     embed_shards = [r for r in results if r.get("stage") == "embed"]
     for result in results:
         if result.get("stage") != "embed":
@@ -80,13 +89,24 @@ def build_run_report(
             if name in stage:
                 counts[name] = int(stage[name])
     counts["chunks_embedded"] = int(stages.get("embed", {}).get("chunks_embedded", 0))
+    failed_gates = [name for name, gate in gates.items() if not gate.get("success")]
+    missing = [name for name in PIPELINE_STAGES if name not in stages]
+    if failed_gates:
+        status, reason = "failed", f"quality gate {failed_gates[0]} failed; nothing was written"
+    elif missing:
+        status, reason = "failed", f"stopped before {missing[0]}"
+    else:
+        status, reason = "success", ""
     return {
         "source": source,
         "dag_id": dag_id,
         "run_id": run_id,
+        "status": status,
+        "reason": reason,
         "finished_at": datetime.now(UTC).isoformat(),
         "counts": counts,
         "stages": stages,
+        "gates": gates,
         "store": asdict(store),
         "quarantine": _quarantine(run_dir),
         "staging": str(run_dir),
@@ -100,14 +120,51 @@ def write_run_report(
     run_id: str,
     dag_id: str,
     store: StoreStats,
-) -> tuple[Path, dict[str, int]]:
+) -> tuple[Path, dict[str, Any]]:
     report = build_run_report(run_dir, source, run_id, dag_id, store)
     target = reports_dir / source / f"{run_dir.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(report, indent=2, default=str))
+    _write_atomically(target, json.dumps(report, indent=2, default=str))
+    _write_atomically(target.with_suffix(".html"), render_html(report, reports_dir))
+    return target, {**report["counts"], "status": report["status"], "reason": report["reason"]}
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(text)
     temporary.replace(target)  # readers never see half a report
-    return target, report["counts"]
+
+
+def render_html(report: dict[str, Any], reports_dir: Path) -> str:
+    """The run report as a page a person reads (links relative to the reports folder)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("rag_ingest", "templates"), autoescape=select_autoescape()
+    )
+
+    def link(path: str | None) -> str | None:
+        if not path:
+            return None
+        try:
+            return Path(path).resolve().relative_to(reports_dir.resolve()).as_posix()
+        except ValueError:
+            return None  # outside the reports folder (staging): shown, not linked
+
+    return environment.get_template("run_report.html").render(report=report, link=link)
+
+
+def list_run_reports(reports_dir: Path, source: str | None = None) -> list[dict[str, Any]]:
+    """Every run report, newest first, each with `json` and `html` paths relative to the folder."""
+    pattern = f"{source}/*.json" if source else "*/*.json"
+    reports = []
+    for path in reports_dir.glob(pattern):
+        report = json.loads(path.read_text())
+        relative = path.relative_to(reports_dir).as_posix()
+        report["json"] = relative
+        report["html"] = relative.removesuffix(".json") + ".html"
+        reports.append(report)
+    return sorted(reports, key=lambda r: str(r.get("finished_at", "")), reverse=True)
 
 
 def latest_run_report(reports_dir: Path, source: str) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ def run(config: Path, run_id: str, **params: bool) -> dict[str, int]:
     """One ingestion run, stage by stage as the DAG wires them; returns the report's counts."""
     cfg = str(config)
     pipeline.extract(cfg, "docs", run_id)
+    pipeline.validate_documents(cfg, "docs", run_id)
     pipeline.plan_documents(
         cfg,
         "docs",
@@ -34,6 +35,7 @@ def run(config: Path, run_id: str, **params: bool) -> dict[str, int]:
         allow_mass_delete=params.get("allow_mass_delete", False),
     )
     pipeline.chunk(cfg, "docs", run_id)
+    pipeline.validate_chunks(cfg, "docs", run_id)
     shards = pipeline.plan_chunks(cfg, "docs", run_id, params.get("full_resync", False))["shards"]
     for shard in shards:
         pipeline.embed_shard(cfg, shard)

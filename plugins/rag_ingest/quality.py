@@ -1,0 +1,246 @@
+"""Quality gates: Great Expectations suites run on each stage's output.
+
+The suites are JSON files in the `expectations/` folder (one per stage),
+readable and editable by a person. Each expectation carries a `meta.name`;
+the configuration can override its keyword arguments (`mostly`, bounds) for
+all sources (`quality.overrides`) or one (`sources[].quality_overrides`).
+Values that depend on the run (the model's token limit, dimension, the
+number of chunks to embed) are `{"$PARAMETER": ...}` in the suites and are
+supplied here.
+
+A gate validates a small frame of per-row facts derived from the stage's
+output (lengths, norms, ids; no text), writes Data Docs (HTML) under the
+reports folder, and on failure keeps the failing rows in the staging folder
+and raises `GateFailed`, naming every failed expectation and what it saw.
+Great Expectations is imported only when a gate runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+STAGES = ("documents", "chunks", "embeddings")
+# The column GE reports failing rows by: the frame's own row number.
+_ROW = "row"
+_SITE = "rag_ingest"
+
+
+class GateFailed(RuntimeError):
+    """A stage's output broke its expectations; nothing was written to the store."""
+
+    def __init__(self, result: GateResult) -> None:
+        self.result = result
+        failed = [e for e in result.expectations if not e.success]
+        lines = [f"quality gate '{result.stage}' failed {len(failed)} of "]
+        lines[0] += f"{len(result.expectations)} expectations on {result.rows} rows:"
+        lines += [f"  - {e.describe()}" for e in failed]
+        if result.data_docs:
+            lines.append(f"  Data Docs: {result.data_docs}")
+        if result.failing_rows:
+            lines.append(f"  failing rows: {result.failing_rows}")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    name: str
+    type: str
+    column: str | None
+    success: bool
+    observed: Any = None
+    unexpected_count: int | None = None
+    examples: list[Any] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f" on {self.column}" if self.column else ""
+        seen = []
+        if self.unexpected_count is not None:
+            seen.append(f"{self.unexpected_count} unexpected")
+        if self.examples:
+            seen.append(f"e.g. {self.examples[:5]}")
+        if self.observed is not None:
+            seen.append(f"observed {self.observed}")
+        return f"{self.name} ({self.type}{where}): " + (", ".join(seen) or "failed")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    stage: str
+    success: bool
+    rows: int
+    expectations: list[ExpectationOutcome]
+    seconds: float
+    data_docs: str | None = None  # the validation's HTML page
+    failing_rows: str | None = None  # Parquet of the rows that failed, in staging
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_suite(suites_dir: Path, stage: str) -> dict[str, Any]:
+    path = suites_dir / f"{stage}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"quality suite {path} is missing (one JSON file per stage)")
+    suite: dict[str, Any] = json.loads(path.read_text())
+    names = [e.get("meta", {}).get("name") for e in suite.get("expectations", [])]
+    if None in names or len(set(names)) != len(names):
+        raise ValueError(f"{path}: every expectation needs a unique meta.name")
+    return suite
+
+
+def apply_overrides(
+    suite: dict[str, Any], overrides: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A copy of `suite` with the named expectations' kwargs overridden."""
+    known = {e["meta"]["name"] for e in suite["expectations"]}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(
+            f"quality overrides name unknown expectations of suite '{suite['name']}': "
+            f"{', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+    expectations = []
+    for expectation in suite["expectations"]:
+        changes = overrides.get(expectation["meta"]["name"], {})
+        expectations.append({**expectation, "kwargs": {**expectation["kwargs"], **changes}})
+    return {**suite, "expectations": expectations}
+
+
+def _outcome(result: Any) -> ExpectationOutcome:
+    config = result.expectation_config
+    details = result.result or {}
+    examples = details.get("partial_unexpected_list") or []
+    return ExpectationOutcome(
+        name=str(config.meta.get("name", config.type)),
+        type=str(config.type),
+        column=config.kwargs.get("column"),
+        success=bool(result.success),
+        observed=_plain(details.get("observed_value")),
+        unexpected_count=details.get("unexpected_count"),
+        examples=[_plain(v) for v in examples[:5]],
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly: numpy scalars to Python, everything else as is or as text."""
+    if hasattr(value, "item"):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str | list | dict):
+        return value
+    return str(value)
+
+
+def _failing_rows(results: list[Any]) -> set[int]:
+    rows: set[int] = set()
+    for result in results:
+        if result.success:
+            continue
+        for index in (result.result or {}).get("unexpected_index_list") or []:
+            if isinstance(index, Mapping) and _ROW in index:
+                rows.add(int(index[_ROW]))
+    return rows
+
+
+def run_gate(
+    stage: str,
+    frame: pd.DataFrame,
+    *,
+    suites_dir: Path,
+    parameters: Mapping[str, Any],
+    overrides: Mapping[str, Mapping[str, Any]],
+    data_docs_dir: Path,
+    evidence_dir: Path,
+    run_name: str,
+) -> GateResult:
+    """Validate `frame` against the stage's suite; raise GateFailed when it fails."""
+    started = time.perf_counter()
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core import ExpectationSuite
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    suite_dict = apply_overrides(load_suite(suites_dir, stage), overrides)
+    suite_dict.pop("id", None)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    data_docs_dir.mkdir(parents=True, exist_ok=True)
+    context.add_data_docs_site(
+        site_name=_SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(data_docs_dir),
+            },
+            # Keeps the pages of earlier gates and runs (see gx_site.py).
+            "site_index_builder": {
+                "module_name": "rag_ingest.gx_site",
+                "class_name": "KeepingSiteIndexBuilder",
+            },
+        },
+    )
+    batch = (
+        context.data_sources.add_pandas("rag_ingest")
+        .add_dataframe_asset(stage)
+        .add_batch_definition_whole_dataframe("run")
+    )
+    suite = context.suites.add(ExpectationSuite(**suite_dict))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(data=batch, suite=suite, name=stage)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{stage}_gate",
+            validation_definitions=[validation],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[_SITE])],
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [_ROW]},
+        )
+    )
+    frame = frame.reset_index(drop=True)
+    frame[_ROW] = range(len(frame))
+    outcome = checkpoint.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=dict(parameters),
+        run_id=RunIdentifier(run_name=run_name),
+    )
+    (validation_result,) = outcome.run_results.values()
+    results = list(validation_result.results)
+    pages = sorted((data_docs_dir / "validations" / stage).glob(f"{run_name}/*/*.html"))
+    failing_path = None
+    failing = _failing_rows(results)
+    if failing:
+        evidence_dir.mkdir(parents=True, exist_ok=True)
+        failing_path = str(evidence_dir / f"{stage}-failing-rows.parquet")
+        frame[frame[_ROW].isin(failing)].to_parquet(failing_path, index=False)
+    result = GateResult(
+        stage=stage,
+        success=bool(outcome.success),
+        rows=len(frame),
+        expectations=[_outcome(r) for r in results],
+        seconds=round(time.perf_counter() - started, 3),
+        data_docs=str(pages[-1]) if pages else None,
+        failing_rows=failing_path,
+    )
+    log.info(
+        "quality gate %s: %s, %d expectations on %d rows in %.1f s",
+        stage,
+        "passed" if result.success else "FAILED",
+        len(result.expectations),
+        result.rows,
+        result.seconds,
+    )
+    if not result.success:
+        raise GateFailed(result)
+    return result

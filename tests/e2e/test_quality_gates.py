@@ -1,0 +1,218 @@
+"""Quality gates on the real pipeline: each planted defect stops the run at its gate.
+
+A clean run passes every gate. Then, for each defect, a run goes stage by
+stage as the DAG wires them; the defect is planted in the stage's staged
+output just before its gate runs (the way a faulty parser, chunker or model
+would leave it), and the test checks that the gate fails naming the broken
+expectation and what it saw, keeps the evidence (Data Docs, failing rows),
+and that the store is exactly as before.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rag_ingest import pipeline
+from rag_ingest.quality import GateFailed
+from rag_ingest.reports import list_run_reports
+from tests.conftest import DOCS_DIR, write_config
+from tests.e2e.test_sync import run, snapshot
+
+pytestmark = pytest.mark.slow
+
+Plant = Callable[[Path], None]
+
+
+def _rewrite(folder: Path, change: Callable[[pa.Table], pa.Table]) -> None:
+    """Apply `change` to the staged Parquet data in `folder` (a file or a Spark folder)."""
+    files = [folder] if folder.is_file() else sorted(folder.glob("*.parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    for f in files:
+        f.unlink()
+    pq.write_table(change(table), folder if not files or files[0] == folder else files[0])
+
+
+def _replace_column(table: pa.Table, name: str, values: list) -> pa.Table:
+    index = table.column_names.index(name)
+    return table.set_column(index, name, pa.array(values, table.schema.field(name).type))
+
+
+def duplicate_chunk_id(run_dir: Path) -> None:
+    def change(table: pa.Table) -> pa.Table:
+        ids = table["chunk_id"].to_pylist()
+        return _replace_column(table, "chunk_id", [ids[0], ids[0], *ids[2:]])
+
+    _rewrite(run_dir / "chunks", change)
+
+
+def overlong_chunk(run_dir: Path) -> None:
+    def change(table: pa.Table) -> pa.Table:
+        counts = table["token_count"].to_pylist()
+        return _replace_column(table, "token_count", [400, *counts[1:]])
+
+    _rewrite(run_dir / "chunks", change)
+
+
+def orphan_chunk(run_dir: Path) -> None:
+    def change(table: pa.Table) -> pa.Table:
+        doc_ids = table["doc_id"].to_pylist()
+        return _replace_column(table, "doc_id", ["no-such-document", *doc_ids[1:]])
+
+    _rewrite(run_dir / "chunks", change)
+
+
+def document_without_chunks(run_dir: Path) -> None:
+    def change(table: pa.Table) -> pa.Table:
+        first = table["doc_id"][0].as_py()
+        return table.filter(pa.compute.not_equal(table["doc_id"], first))
+
+    _rewrite(run_dir / "chunks", change)
+
+
+def nan_in_vector(run_dir: Path) -> None:
+    shard = sorted((run_dir / "embeddings").glob("*.parquet"))[0]
+
+    def change(table: pa.Table) -> pa.Table:
+        vectors = np.array(table["vector"].to_pylist(), dtype=np.float32)
+        vectors[3, 7] = np.nan
+        dimension = vectors.shape[1]
+        column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dimension)
+        return table.set_column(table.column_names.index("vector"), "vector", column)
+
+    _rewrite(shard, change)
+
+
+def vector_not_unit_length(run_dir: Path) -> None:
+    shard = sorted((run_dir / "embeddings").glob("*.parquet"))[0]
+
+    def change(table: pa.Table) -> pa.Table:
+        vectors = np.array(table["vector"].to_pylist(), dtype=np.float32) * 1.5
+        column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+        return table.set_column(table.column_names.index("vector"), "vector", column)
+
+    _rewrite(shard, change)
+
+
+def missing_vector(run_dir: Path) -> None:
+    _rewrite(sorted((run_dir / "embeddings").glob("*.parquet"))[0], lambda table: table.slice(1))
+
+
+def empty_document(run_dir: Path) -> None:
+    def change(table: pa.Table) -> pa.Table:
+        texts = table["text"].to_pylist()
+        return _replace_column(table, "text", ["", *texts[1:]])
+
+    _rewrite(run_dir / "documents", change)
+
+
+def unknown_format(run_dir: Path) -> None:
+    def change(table: pa.Table) -> pa.Table:
+        formats = table["format"].to_pylist()
+        return _replace_column(table, "format", ["spreadsheet", *formats[1:]])
+
+    _rewrite(run_dir / "documents", change)
+
+
+def modified_in_the_future(run_dir: Path) -> None:
+    from datetime import UTC, datetime
+
+    def change(table: pa.Table) -> pa.Table:
+        times = table["modified_at"].to_pylist()
+        return _replace_column(table, "modified_at", [datetime(2099, 1, 1, tzinfo=UTC), *times[1:]])
+
+    _rewrite(run_dir / "documents", change)
+
+
+def run_with_defect(config: Path, run_id: str, stage: str, plant: Plant) -> None:
+    """A run in DAG order with `plant` applied to the output of `stage` before its gate."""
+    cfg = str(config)
+    run_dir = Path(pipeline.RunContext.load(cfg, "docs", run_id).run_dir)
+    pipeline.extract(cfg, "docs", run_id)
+    if stage == "documents":
+        plant(run_dir)
+    pipeline.validate_documents(cfg, "docs", run_id)
+    pipeline.plan_documents(cfg, "docs", run_id, full_resync=True)
+    pipeline.chunk(cfg, "docs", run_id)
+    if stage == "chunks":
+        plant(run_dir)
+    pipeline.validate_chunks(cfg, "docs", run_id)
+    for shard in pipeline.plan_chunks(cfg, "docs", run_id, True)["shards"]:
+        pipeline.embed_shard(cfg, shard)
+    if stage == "embeddings":
+        plant(run_dir)
+    pipeline.upsert(cfg, "docs", run_id)  # the embeddings gate runs first in here
+
+
+DEFECTS = [
+    ("documents", empty_document, "text_not_empty", "1 unexpected"),
+    ("documents", unknown_format, "format_allowed", "spreadsheet"),
+    ("documents", modified_in_the_future, "modified_not_in_future", "1 unexpected"),
+    ("chunks", duplicate_chunk_id, "chunk_id_unique", "2 unexpected"),
+    ("chunks", overlong_chunk, "token_count_within_model_limit", "400"),
+    ("chunks", orphan_chunk, "no_orphan_chunk", "1 unexpected"),
+    ("chunks", document_without_chunks, "every_document_has_a_chunk", "1 unexpected"),
+    ("embeddings", nan_in_vector, "values_finite", "1 unexpected"),
+    ("embeddings", vector_not_unit_length, "unit_norm", "1.5"),
+    ("embeddings", missing_vector, "every_chunk_to_embed_has_a_vector", "observed"),
+]
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A corpus ingested once by a clean run; each defect test works on a copy."""
+    folder = tmp_path_factory.mktemp("gates")
+    corpus = folder / "corpus"
+    shutil.copytree(DOCS_DIR, corpus)
+    config = write_config(folder, corpus)
+    counts = run(config, "clean")
+    assert counts["chunks_written"] > 0
+    return folder
+
+
+def test_a_clean_run_passes_every_gate_with_data_docs(ingested: Path) -> None:
+    (report,) = [
+        r for r in list_run_reports(ingested / "reports", "docs") if r["run_id"] == "clean"
+    ]
+    assert report["status"] == "success"
+    assert set(report["gates"]) == {"documents", "chunks", "embeddings"}
+    for name, gate in report["gates"].items():
+        assert gate["success"] and gate["rows"] > 0, name
+        assert all(e["success"] for e in gate["expectations"])
+        assert Path(gate["data_docs"]).exists()
+    assert (ingested / "reports" / "docs" / "data_docs" / "index.html").exists()
+    html = (ingested / "reports" / report["html"]).read_text()
+    assert "passed" in html and "data_docs/validations/" in html
+
+
+@pytest.mark.parametrize(("stage", "plant", "expectation", "seen"), DEFECTS)
+def test_a_planted_defect_fails_its_gate_and_leaves_the_store_unchanged(
+    ingested: Path, tmp_path: Path, stage: str, plant: Plant, expectation: str, seen: str
+) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(ingested, folder)
+    config = write_config(folder, folder / "corpus")
+    before = snapshot(config)
+    with pytest.raises(GateFailed) as failure:
+        run_with_defect(config, "defect", stage, plant)
+    message = str(failure.value)
+    assert f"quality gate '{stage}' failed" in message
+    failed = [line for line in message.splitlines() if line.startswith("  - ")]
+    assert len(failed) >= 1 and any(expectation in line for line in failed), message
+    assert seen in next(line for line in failed if expectation in line), message
+    result = failure.value.result
+    assert result.data_docs and Path(result.data_docs).exists()
+    if result.failing_rows:
+        assert pq.read_table(result.failing_rows).num_rows >= 1
+    assert snapshot(config).equals(before)  # nothing written, nothing deleted
+    # The report of the failed run names the gate and keeps its evidence.
+    pipeline.report(str(config), "docs", "defect", "rag_ingest__docs")
+    (report,) = [r for r in list_run_reports(folder / "reports", "docs") if r["run_id"] == "defect"]
+    assert report["status"] == "failed" and f"quality gate {stage} failed" in report["reason"]
+    assert not report["gates"][stage]["success"]
