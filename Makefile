@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 
-.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding
+.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding screenshot
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -83,3 +83,10 @@ bench-sync: $(STAMP)
 
 bench-embedding: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_embedding --json .rag_ingest/bench-embedding.json
+
+# A screenshot of the Airflow UI's "Knowledge ingestion" page (docs/images/).
+screenshot: $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		|| apt-get install -y --no-install-recommends chromium chromium-driver
+	$(BIN)/python -m pip install --quiet "selenium==4.51.0" 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m tests.screenshot_ui

@@ -1,4 +1,4 @@
-"""The `rag-ingest` command: search, status, validate."""
+"""The `rag-ingest` command: search, status, report, validate."""
 
 from __future__ import annotations
 
@@ -49,6 +49,72 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from rag_ingest.pipeline import safe_run_key
+    from rag_ingest.reports import list_run_reports
+
+    if args.source is not None:
+        settings.source(args.source)  # unknown source: clear error
+    reports_dir = Path(settings.reports_dir)
+    reports = list_run_reports(reports_dir, args.source)
+    if args.run is not None:
+        reports = [r for r in reports if args.run in (r["run_id"], safe_run_key(str(r["run_id"])))]
+    if not reports:
+        where = f" of run {args.run!r}" if args.run else ""
+        print(f"no run report{where} under {reports_dir}: run an ingestion first")
+        return 1
+    report = reports[0]
+    print(f"{report['source']}  run {report['run_id']}  finished {report['finished_at']}")
+    status = report.get("status", "success")
+    print(f"status: {status}" + (f" ({report['reason']})" if report.get("reason") else ""))
+    counts = report["counts"]
+    print(
+        "documents: {seen} seen, {new} new, {changed} changed, {unchanged} unchanged, "
+        "{deleted} deleted; {quarantined} quarantined".format(
+            seen=counts.get("documents_seen", 0),
+            new=counts.get("documents_new", 0),
+            changed=counts.get("documents_changed", 0),
+            unchanged=counts.get("documents_unchanged", 0),
+            deleted=counts.get("documents_deleted", 0),
+            quarantined=counts.get("quarantined", 0),
+        )
+    )
+    print(
+        f"chunks: {counts.get('chunks', 0)} made, {counts.get('chunks_embedded', 0)} embedded, "
+        f"{counts.get('chunks_written', 0)} written, {counts.get('chunks_deleted', 0)} deleted"
+    )
+    timings = ", ".join(
+        f"{name} {stage.get('seconds', 0)} s" for name, stage in report["stages"].items()
+    )
+    print(f"stages: {timings}")
+    for name, gate in report.get("gates", {}).items():
+        if gate.get("skipped"):
+            print(f"gate {name}: skipped ({gate['skipped']})")
+            continue
+        passed = sum(1 for e in gate["expectations"] if e["success"])
+        verdict = "passed" if gate["success"] else "FAILED"
+        print(f"gate {name}: {verdict}, {passed}/{len(gate['expectations'])} expectations")
+        for expectation in gate["expectations"]:
+            if not expectation["success"]:
+                seen = expectation.get("unexpected_count")
+                observed = expectation.get("observed")
+                print(
+                    f"  - {expectation['name']}: "
+                    + (f"{seen} unexpected" if seen is not None else f"observed {observed}")
+                    + (
+                        f", e.g. {expectation['examples'][:3]}"
+                        if expectation.get("examples")
+                        else ""
+                    )
+                )
+        if gate.get("data_docs"):
+            print(f"  Data Docs: {gate['data_docs']}")
+    for row in report.get("quarantine", [])[:10]:
+        print(f"quarantined: {row['uri']}: {row.get('error_reason')}")
+    print(f"report: {reports_dir / report['json']}  (page: {reports_dir / report['html']})")
+    return 0 if status == "success" else 3
+
+
 def _validate(settings: Settings, args: argparse.Namespace) -> int:
     settings.check_sources_exist()
     names = ", ".join(s.name for s in settings.sources)
@@ -73,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="per source: store contents and the last run")
     status.set_defaults(handler=_status)
+
+    report = commands.add_parser("report", help="a run's summary (default: the newest run)")
+    report.add_argument("--source", help="only this source's runs")
+    report.add_argument("--run", help="this run id (or its folder name)")
+    report.set_defaults(handler=_report)
 
     validate = commands.add_parser("validate", help="check the configuration")
     validate.set_defaults(handler=_validate)

@@ -125,6 +125,7 @@ def _gate(
                 parameters=parameters,
                 overrides=ctx.settings.quality_overrides(ctx.source),
                 data_docs_dir=Path(ctx.settings.reports_dir) / ctx.source.name / "data_docs",
+                results_dir=Path(ctx.settings.reports_dir) / ctx.source.name / "gx",
                 evidence_dir=ctx.run_dir / "gates",
                 run_name=safe_run_key(ctx.run_id),
             )

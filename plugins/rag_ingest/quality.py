@@ -160,6 +160,7 @@ def run_gate(
     parameters: Mapping[str, Any],
     overrides: Mapping[str, Mapping[str, Any]],
     data_docs_dir: Path,
+    results_dir: Path,
     evidence_dir: Path,
     run_name: str,
 ) -> GateResult:
@@ -169,38 +170,42 @@ def run_gate(
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core import ExpectationSuite
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        FilesystemStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     suite_dict = apply_overrides(load_suite(suites_dir, stage), overrides)
     suite_dict.pop("id", None)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    data_docs_dir.mkdir(parents=True, exist_ok=True)
-    context.add_data_docs_site(
-        site_name=_SITE,
-        site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(data_docs_dir),
-            },
-            # Keeps the pages of earlier gates and runs (see gx_site.py).
-            "site_index_builder": {
-                "module_name": "rag_ingest.gx_site",
-                "class_name": "KeepingSiteIndexBuilder",
-            },
+    # Validation results persist in a folder per source, so the Data Docs index
+    # lists every gate of every run (GE's index drops pages it has no result for).
+    config = DataContextConfig(
+        store_backend_defaults=FilesystemStoreBackendDefaults(root_directory=str(results_dir)),
+        data_docs_sites={
+            _SITE: {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(data_docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
         },
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
     )
+    context = gx.get_context(mode="ephemeral", project_config=config)
     batch = (
         context.data_sources.add_pandas("rag_ingest")
         .add_dataframe_asset(stage)
         .add_batch_definition_whole_dataframe("run")
     )
-    suite = context.suites.add(ExpectationSuite(**suite_dict))
-    validation = context.validation_definitions.add(
+    suite = context.suites.add_or_update(ExpectationSuite(**suite_dict))
+    validation = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(data=batch, suite=suite, name=stage)
     )
-    checkpoint = context.checkpoints.add(
+    checkpoint = context.checkpoints.add_or_update(
         gx.Checkpoint(
             name=f"{stage}_gate",
             validation_definitions=[validation],

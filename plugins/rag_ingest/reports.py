@@ -59,10 +59,12 @@ def build_run_report(
 ) -> dict[str, Any]:
     results = _stage_results(run_dir)
     stages: dict[str, dict[str, Any]] = {}
+    order = ("documents", "chunks", "embeddings")  # the order the gates run in
+    gate_results = [r for r in results if str(r.get("stage", "")).startswith("gate_")]
+    gate_results.sort(key=lambda r: order.index(r["stage"].removeprefix("gate_")))
     gates = {
         r["stage"].removeprefix("gate_"): {k: v for k, v in r.items() if k != "stage"}
-        for r in results
-        if str(r.get("stage", "")).startswith("gate_")
+        for r in gate_results
     }
     results = [r for r in results if not str(r.get("stage", "")).startswith("gate_")]
     embed_shards = [r for r in results if r.get("stage") == "embed"]
@@ -143,13 +145,17 @@ def render_html(report: dict[str, Any], reports_dir: Path) -> str:
         loader=PackageLoader("rag_ingest", "templates"), autoescape=select_autoescape()
     )
 
+    # The page lies in <reports>/<source>/; links are relative to it, so they
+    # work from disk and when served by the UI plugin alike.
+    page_dir = (reports_dir / str(report["source"])).resolve()
+
     def link(path: str | None) -> str | None:
         if not path:
             return None
         try:
-            return Path(path).resolve().relative_to(reports_dir.resolve()).as_posix()
+            return Path(path).resolve().relative_to(page_dir).as_posix()
         except ValueError:
-            return None  # outside the reports folder (staging): shown, not linked
+            return None  # outside the source's reports folder (staging): shown, not linked
 
     return environment.get_template("run_report.html").render(report=report, link=link)
 

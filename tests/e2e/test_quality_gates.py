@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rag_ingest import pipeline
+from rag_ingest import cli, pipeline
 from rag_ingest.quality import GateFailed
 from rag_ingest.reports import list_run_reports
 from tests.conftest import DOCS_DIR, write_config
@@ -176,7 +176,9 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_a_clean_run_passes_every_gate_with_data_docs(ingested: Path) -> None:
+def test_a_clean_run_passes_every_gate_with_data_docs(
+    ingested: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (report,) = [
         r for r in list_run_reports(ingested / "reports", "docs") if r["run_id"] == "clean"
     ]
@@ -189,11 +191,21 @@ def test_a_clean_run_passes_every_gate_with_data_docs(ingested: Path) -> None:
     assert (ingested / "reports" / "docs" / "data_docs" / "index.html").exists()
     html = (ingested / "reports" / report["html"]).read_text()
     assert "passed" in html and "data_docs/validations/" in html
+    config = str(ingested / "rag_ingest.yaml")
+    assert cli.main(["--config", config, "report", "--source", "docs"]) == 0
+    printed = capsys.readouterr().out
+    assert "status: success" in printed and "gate chunks: passed, 6/6 expectations" in printed
 
 
 @pytest.mark.parametrize(("stage", "plant", "expectation", "seen"), DEFECTS)
 def test_a_planted_defect_fails_its_gate_and_leaves_the_store_unchanged(
-    ingested: Path, tmp_path: Path, stage: str, plant: Plant, expectation: str, seen: str
+    ingested: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    stage: str,
+    plant: Plant,
+    expectation: str,
+    seen: str,
 ) -> None:
     folder = tmp_path / "copy"
     shutil.copytree(ingested, folder)
@@ -216,3 +228,7 @@ def test_a_planted_defect_fails_its_gate_and_leaves_the_store_unchanged(
     (report,) = [r for r in list_run_reports(folder / "reports", "docs") if r["run_id"] == "defect"]
     assert report["status"] == "failed" and f"quality gate {stage} failed" in report["reason"]
     assert not report["gates"][stage]["success"]
+    capsys.readouterr()
+    assert cli.main(["--config", str(config), "report", "--run", "defect"]) == 3
+    printed = capsys.readouterr().out
+    assert f"gate {stage}: FAILED" in printed and f"  - {expectation}: " in printed

@@ -85,6 +85,7 @@ def test_a_mostly_threshold_tunes_how_many_rows_may_fail(tmp_path: Path) -> None
             parameters=PARAMETERS,
             overrides=overrides,
             data_docs_dir=tmp_path / "docs",
+            results_dir=tmp_path / "gx",
             evidence_dir=tmp_path / "evidence",
             run_name="r",
         )

@@ -1,0 +1,84 @@
+"""The "Knowledge ingestion" pages of the Airflow UI: a FastAPI app over the reports folder.
+
+`plugins/rag_ingest_plugin.py` mounts it on Airflow's API server under
+`/rag-ingest` behind Airflow's own authentication (a bearer token or the
+cookie the Airflow UI sets). It lists each source's runs with their status
+and counts, and serves the run reports and Great Expectations Data Docs from
+the reports folder, refusing any path outside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag_ingest.config import Settings, load_settings
+from rag_ingest.reports import list_run_reports
+
+URL_PREFIX = "/rag-ingest"
+RUNS_SHOWN = 50
+
+
+def runs_by_source(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Configured sources (and any with reports), each with its newest runs."""
+    reports_dir = Path(settings.reports_dir)
+    runs: dict[str, list[dict[str, Any]]] = {source.name: [] for source in settings.sources}
+    for report in list_run_reports(reports_dir):
+        runs.setdefault(str(report["source"]), []).append(report)
+    for source, reports in runs.items():
+        runs[source] = reports[:RUNS_SHOWN]
+    return runs
+
+
+def render_index(settings: Settings) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("rag_ingest", "templates"), autoescape=select_autoescape()
+    )
+    reports_dir = Path(settings.reports_dir)
+    data_docs = {
+        source: (reports_dir / source / "data_docs" / "index.html").exists()
+        for source in runs_by_source(settings)
+    }
+    return environment.get_template("ui_index.html").render(
+        runs=runs_by_source(settings), data_docs=data_docs, prefix=URL_PREFIX
+    )
+
+
+def safe_report_path(reports_dir: Path, relative: str) -> Path | None:
+    """The file under `reports_dir` that `relative` names, or None if it escapes or is absent."""
+    root = reports_dir.resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        return None
+    return target
+
+
+def create_app(
+    settings_loader: Callable[[], Settings] = load_settings,
+    dependencies: Sequence[Any] = (),
+) -> Any:
+    """The FastAPI app; `dependencies` carry the authentication (Airflow's, when mounted)."""
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+    app = FastAPI(title="rag-ingest: knowledge ingestion", dependencies=list(dependencies))
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return render_index(settings_loader())
+
+    @app.get("/api/runs")
+    def runs() -> JSONResponse:
+        return JSONResponse(runs_by_source(settings_loader()))
+
+    @app.get("/files/{relative:path}")
+    def report_file(relative: str) -> FileResponse:
+        path = safe_report_path(Path(settings_loader().reports_dir), relative)
+        if path is None:
+            raise HTTPException(status_code=404, detail="no such report file")
+        return FileResponse(path)
+
+    return app

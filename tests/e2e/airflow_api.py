@@ -1,0 +1,85 @@
+"""Starts Airflow's API server (with this project's plugins) on loopback and logs in."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+
+
+@contextmanager
+def api_server(config: Path, folder: Path, user: str, password: str) -> Iterator[tuple[str, str]]:
+    """(base URL, bearer token) of an API server reading `config`'s reports.
+
+    The user is a viewer of Airflow's simple auth manager, with its password
+    in a file of its own; the server's log goes to `folder`/api-server.log.
+    """
+    passwords = folder / "passwords.json"
+    passwords.write_text(json.dumps({user: password}))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "RAG_INGEST_CONFIG": str(config),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__BASE_URL": base,
+    }
+    log_path = folder / "api-server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), "api-server", "--host", "127.0.0.1",
+             "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if get(f"{base}/api/v2/monitor/health")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("api-server did not start:\n" + log_path.read_text()[-3000:])
+                time.sleep(1)
+            request = urllib.request.Request(
+                f"{base}/auth/token",
+                data=json.dumps({"username": user, "password": password}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                token = str(json.loads(response.read())["access_token"])
+            yield base, token
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+                process.wait(timeout=30)

@@ -1,0 +1,76 @@
+"""The "Knowledge ingestion" page on a real Airflow API server, on loopback.
+
+An ingestion runs first (the real pipeline); then `airflow api-server` starts
+with the project's plugins folder, and the test logs in through Airflow's own
+simple auth manager, reads the page, follows every link on it, and checks
+that requests without a login and paths outside the reports folder are
+refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+from tests.e2e.airflow_api import api_server, get
+from tests.e2e.test_sync import run
+
+pytestmark = pytest.mark.slow
+
+USER, PASSWORD = "reader", "a-test-password"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> Iterator[dict]:
+    folder = tmp_path_factory.mktemp("ui")
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    (corpus / "guide.md").write_text(
+        "# Guide\n\nHow the ingestion pipeline keeps knowledge fresh.\n"
+    )
+    config = write_config(folder, corpus)
+    run(config, "ui_run")
+    with api_server(config, folder, USER, PASSWORD) as (base, token):
+        yield {"base": base, "token": token, "folder": folder}
+
+
+def test_the_page_lists_the_run_and_every_link_resolves(server: dict) -> None:
+    status, page = get(f"{server['base']}/rag-ingest/", server["token"])
+    assert status == 200
+    assert "Knowledge ingestion" in page and "ui_run" in page and "success" in page
+    links = sorted(set(re.findall(r'href="([^"]+)"', page)))
+    assert any(link.endswith("ui_run.html") for link in links)
+    assert any(link.endswith("data_docs/index.html") for link in links)
+    for link in links:
+        status, body = get(server["base"] + link, server["token"])
+        assert status == 200, link
+        if link.endswith("ui_run.html"):
+            # The run report's own links (Data Docs) resolve as well.
+            folder = link.rsplit("/", 1)[0]
+            for target in re.findall(r'href="([^"]+)"', body):
+                assert get(f"{server['base']}{folder}/{target}", server["token"])[0] == 200
+
+
+def test_the_page_needs_an_airflow_login(server: dict) -> None:
+    assert get(f"{server['base']}/rag-ingest/")[0] in (401, 403)
+    assert get(f"{server['base']}/rag-ingest/api/runs")[0] in (401, 403)
+    assert get(f"{server['base']}/rag-ingest/files/docs/ui_run.json")[0] in (401, 403)
+    assert get(f"{server['base']}/rag-ingest/", "not-a-token")[0] in (401, 403)
+
+
+def test_files_outside_the_reports_folder_are_refused(server: dict) -> None:
+    for path in ("..%2F..%2Frag_ingest.yaml", "docs/..%2F..%2Fpasswords.json", "%2Fetc%2Fpasswd"):
+        assert get(f"{server['base']}/rag-ingest/files/{path}", server["token"])[0] == 404
+
+
+def test_the_ui_lists_the_page_in_its_navigation(server: dict) -> None:
+    status, body = get(f"{server['base']}/api/v2/plugins", server["token"])
+    assert status == 200
+    plugin = next(p for p in json.loads(body)["plugins"] if p["name"] == "rag_ingest")
+    assert plugin["external_views"][0]["name"] == "Knowledge ingestion"
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/rag-ingest"
