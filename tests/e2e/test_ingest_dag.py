@@ -18,14 +18,16 @@ from tests.conftest import PROJECT_ROOT, write_config
 pytestmark = pytest.mark.slow
 
 
-def run_dag(config: Path, monkeypatch: pytest.MonkeyPatch, **params: object) -> str:
+def run_dag(
+    config: Path, monkeypatch: pytest.MonkeyPatch, expect: str = "success", **params: object
+) -> str:
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("RAG_INGEST_CONFIG", str(config))
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     assert bag.import_errors == {}
     run = bag.dags["rag_ingest__docs"].test(run_conf=params or None)
-    assert run.state == "success", f"DAG run ended {run.state}"
+    assert run.state == expect, f"DAG run ended {run.state}"
     return str(run.run_id)
 
 
@@ -99,3 +101,26 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
         ].to_pylist()
     )
     assert set(remaining["chunk_id"].to_pylist()) == kept
+
+
+def test_a_failed_gate_fails_the_dag_run_writes_nothing_and_reports_why(
+    airflow_db: Path, docs_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No page of the docs is 10 million characters long: the documents gate fails.
+    config = write_config(
+        tmp_path,
+        docs_corpus,
+        extra="quality:\n  overrides:\n    text_not_empty: {min_value: 10000000}\n",
+    )
+    settings = load_settings(config)
+    run_dag(config, monkeypatch, expect="failed")
+    assert open_store(settings).stats("docs").chunks == 0
+    from rag_ingest.reports import latest_run_report
+
+    report = latest_run_report(Path(settings.reports_dir), "docs")
+    assert report is not None and report["status"] == "failed"
+    assert report["reason"] == "quality gate documents failed; nothing was written"
+    (failed,) = [e for e in report["gates"]["documents"]["expectations"] if not e["success"]]
+    assert failed["name"] == "text_not_empty"
+    assert failed["unexpected_count"] == len(list(docs_corpus.glob("*.md")))
+    assert Path(report["gates"]["documents"]["data_docs"]).exists()

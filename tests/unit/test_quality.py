@@ -95,3 +95,119 @@ def test_a_mostly_threshold_tunes_how_many_rows_may_fail(tmp_path: Path) -> None
     failing = pd.read_parquet(failure.value.result.failing_rows)
     assert failing["doc_id"].tolist() == ["d0"]
     gate({"text_not_empty": {"mostly": 0.85}})  # 9 of 10 is enough now
+
+
+# One clean frame per gate, and for every expectation of its suite a defect
+# that only that expectation should catch.
+def _chunks() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "doc_id": ["d1", "d1", "d2"],
+            "planned": [True, True, True],
+            "chunk_id": ["c1", "c2", "c3"],
+            "token_count": [10, 20, 30],
+            "text_chars": [50, 90, 120],
+            "text_hash": ["h1", "h2", "h3"],
+        }
+    )
+
+
+def _embeddings() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "chunk_id": ["c1", "c2", "c3"],
+            "vector_length": [384] * 3,
+            "finite": [True] * 3,
+            "norm": [1.0, 0.9999, 1.0001],
+            "model_id": ["m"] * 3,
+            "model_dimension": [384] * 3,
+        }
+    )
+
+
+def _set(frame: pd.DataFrame, column: str, row: int, value: object) -> pd.DataFrame:
+    frame = frame.copy()
+    frame[column] = frame[column].astype(object)
+    frame.loc[row, column] = value
+    return frame
+
+
+GATES = {
+    "documents": (
+        lambda: _documents(empty=0),
+        PARAMETERS,
+        {
+            "doc_id_present": lambda f: _set(f, "doc_id", 0, None),
+            "doc_id_unique": lambda f: _set(f, "doc_id", 1, "d0"),
+            "text_not_empty": lambda f: _set(f, "text_chars", 2, 0),
+            "format_allowed": lambda f: _set(f, "format", 3, "spreadsheet"),
+            "size_within_limit": lambda f: _set(f, "size", 4, 5000),
+            "modified_not_in_future": lambda f: _set(f, "modified_epoch", 5, 4e9),
+        },
+    ),
+    "chunks": (
+        _chunks,
+        {"max_tokens": 254, "min_unique_text_share": 0.75},
+        {
+            "chunk_id_unique": lambda f: _set(f, "chunk_id", 1, "c1"),
+            "token_count_within_model_limit": lambda f: _set(f, "token_count", 0, 300),
+            "text_not_empty": lambda f: _set(f, "text_chars", 2, 0),
+            "every_document_has_a_chunk": lambda f: pd.concat(
+                [f, pd.DataFrame({"doc_id": ["d3"], "planned": [True]})], ignore_index=True
+            ),
+            "no_orphan_chunk": lambda f: _set(f, "planned", 2, False),
+            "duplicate_text_share_below_threshold": lambda f: _set(f, "text_hash", 1, "h1"),
+        },
+    ),
+    "embeddings": (
+        _embeddings,
+        {
+            "dimensions": [384],
+            "model_ids": ["m"],
+            "min_norm": 0.999,
+            "max_norm": 1.001,
+            "chunks_to_embed": 3,
+        },  # fmt: skip
+        {
+            "dimension_is_the_models": lambda f: _set(f, "vector_length", 0, 768),
+            "stamped_dimension_is_the_models": lambda f: _set(f, "model_dimension", 0, 768),
+            "values_finite": lambda f: _set(f, "finite", 1, False),
+            "unit_norm": lambda f: _set(f, "norm", 2, 1.5),
+            "model_is_the_configured_one": lambda f: _set(f, "model_id", 0, "other/model"),
+            "one_vector_per_chunk": lambda f: _set(f, "chunk_id", 1, "c1"),
+            "every_chunk_to_embed_has_a_vector": lambda f: f.iloc[:2],
+        },
+    ),
+}
+
+
+def test_every_expectation_of_every_suite_has_a_planted_defect_here() -> None:
+    for stage, (_, _, defects) in GATES.items():
+        names = {e["meta"]["name"] for e in load_suite(SUITES, stage)["expectations"]}
+        assert set(defects) == names, stage
+
+
+@pytest.mark.parametrize(
+    ("stage", "expectation"), [(s, name) for s, (_, _, d) in GATES.items() for name in d]
+)
+def test_each_expectation_catches_its_defect(tmp_path: Path, stage: str, expectation: str) -> None:
+    clean, parameters, defects = GATES[stage]
+
+    def gate(frame: pd.DataFrame) -> None:
+        run_gate(
+            stage,
+            frame,
+            suites_dir=SUITES,
+            parameters=parameters,
+            overrides={},
+            data_docs_dir=tmp_path / "docs",
+            results_dir=tmp_path / "gx",
+            evidence_dir=tmp_path / "evidence",
+            run_name="r",
+        )
+
+    gate(clean())  # the clean frame passes every expectation
+    with pytest.raises(GateFailed) as failure:
+        gate(defects[expectation](clean()))
+    failed = {e.name for e in failure.value.result.expectations if not e.success}
+    assert expectation in failed
