@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, task
 
+from rag_ingest.assets import source_asset
 from rag_ingest.config import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_NAME,
@@ -149,7 +150,7 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
 
         # ALL_DONE: a failed run gets its report too (the gate that failed, its
         # evidence); the task then fails, so the run still ends failed.
-        @task(trigger_rule=TriggerRule.ALL_DONE)
+        @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[source_asset(source.name)])
         def report(**context: object) -> dict:
             from airflow.exceptions import AirflowFailException
 

@@ -58,6 +58,8 @@ class SourceConfig(_Strict):
     # Per-source tuning of the quality suites: expectation name -> kwargs,
     # over `quality.overrides` (for example {text_not_empty: {mostly: 0.99}}).
     quality_overrides: dict[str, dict[str, Any]] = {}
+    # Freshness: hours a source may go without a successful ingestion (none: no SLA).
+    freshness_sla_hours: float | None = Field(None, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -143,8 +145,29 @@ class QualityConfig(_Strict):
     # Documents: modified times up to this far ahead of the clock pass (skew).
     clock_skew_seconds: float = Field(300.0, ge=0.0)
     allowed_formats: tuple[str, ...] = ("markdown", "text", "rst", "html", "pdf", "record")
+    # From this many rows a gate validates a Spark DataFrame (GE's Spark engine)
+    # instead of pandas, so its memory does not grow with the run.
+    spark_min_rows: int = Field(1_000_000, gt=0)
     # Expectation name -> kwargs, for every source (see SourceConfig.quality_overrides).
     overrides: dict[str, dict[str, Any]] = {}
+
+
+class FreshnessConfig(_Strict):
+    """The rag_freshness DAG: its schedule, thresholds, and what a breach does."""
+
+    schedule: str | None = "@hourly"  # also runs when an ingestion DAG finishes
+    # Stale or new source files tolerated before it is a breach.
+    max_stale_documents: int = Field(0, ge=0)
+    # Data drift against the baseline of an accepted state.
+    max_length_psi: float = Field(0.2, gt=0)
+    min_centroid_cosine: float = Field(0.95, ge=-1.0, le=1.0)
+    # A breach fails the check task unless warn_only; either way the notifier
+    # is called: an Airflow notifier class (BaseNotifier) by import path, with
+    # its keyword arguments (credentials belong in Airflow connections).
+    warn_only: bool = False
+    notifier: str = "rag_ingest.notifiers.LogNotifier"
+    notifier_kwargs: dict[str, Any] = {}
+    trigger_ingestion: bool = False  # a breached source's ingestion DAG is triggered
 
 
 class StoreConfig(_Strict):
@@ -187,6 +210,7 @@ class Settings(_Strict):
     paths: PathsConfig = PathsConfig()
     spark: SparkConfig = SparkConfig()
     quality: QualityConfig = QualityConfig()
+    freshness: FreshnessConfig = FreshnessConfig()
     # Folder the file was loaded from; relative paths resolve against it.
     base_dir: Path = Path(".")
 

@@ -105,16 +105,32 @@ def _facts(path: str | Path, columns: list[str], derive: Any) -> pd.DataFrame:
     return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
 
 
-def _gate(
-    ctx: RunContext, stage: str, frame: pd.DataFrame, parameters: dict[str, Any]
-) -> dict[str, Any]:
+def _rows_in(path: str | Path) -> int:
+    """Rows of a Parquet file or folder, from the footers alone."""
+    import pyarrow.dataset as ds
+
+    return int(ds.dataset(str(path), format="parquet").count_rows())
+
+
+def _gate_session(ctx: RunContext) -> Any:
+    """A Spark session for a large run's gate (worth its start-up only there)."""
+    from rag_ingest.spark import get_session
+
+    return get_session(ctx.settings.spark, "rag-ingest-quality-gate")
+
+
+def _is_empty(frame: Any) -> bool:
+    return bool(frame.isEmpty()) if hasattr(frame, "isEmpty") else bool(frame.empty)
+
+
+def _gate(ctx: RunContext, stage: str, frame: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     """Run the stage's quality suite on `frame`; its result goes to stages/gate-<stage>.json."""
     from rag_ingest import quality
 
     name = f"gate-{stage}"
     if not ctx.settings.quality.enabled:
         result = {"stage": f"gate_{stage}", "success": True, "skipped": "quality.enabled is false"}
-    elif frame.empty:
+    elif _is_empty(frame):
         result = {"stage": f"gate_{stage}", "success": True, "skipped": "nothing to check"}
     else:
         try:
@@ -153,9 +169,19 @@ def validate_documents(config_path: str | None, source_name: str, run_id: str) -
             }
         )
 
-    frame = _facts(
-        ctx.path("documents"), ["doc_id", "format", "size", "text", "modified_at"], derive
-    )
+    if _rows_in(ctx.path("documents")) >= ctx.settings.quality.spark_min_rows:
+        spark = _gate_session(ctx)
+        frame: Any = spark.read.parquet(ctx.path("documents")).selectExpr(
+            "doc_id",
+            "format",
+            "size",
+            "char_length(text) AS text_chars",
+            "CAST(modified_at AS DOUBLE) AS modified_epoch",
+        )
+    else:
+        frame = _facts(
+            ctx.path("documents"), ["doc_id", "format", "size", "text", "modified_at"], derive
+        )
     quality = ctx.settings.quality
     return _gate(
         ctx,
@@ -188,20 +214,36 @@ def validate_chunks(config_path: str | None, source_name: str, run_id: str) -> d
         )
 
     columns = ["chunk_id", "doc_id", "token_count", "text", "text_hash"]
-    chunks = _facts(chunks_dir, columns, derive) if chunks_dir.exists() else pd.DataFrame()
-    planned = pq.read_table(ctx.path("plan/to_chunk.parquet")).to_pandas()
-    if planned.empty and chunks.empty:
-        frame = pd.DataFrame()
-    else:
-        planned["planned"] = True
-        if chunks.empty:
-            chunks = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
-        # Full outer join: a planned document without chunks is a row without a
-        # chunk id; a chunk of an unplanned document has planned = False.
-        frame = planned.merge(
-            chunks.drop(columns=["text"], errors="ignore"), on="doc_id", how="outer"
+    frame: Any
+    if chunks_dir.exists() and _rows_in(chunks_dir) >= ctx.settings.quality.spark_min_rows:
+        spark = _gate_session(ctx)
+        chunk_facts = spark.read.parquet(str(chunks_dir)).selectExpr(
+            "chunk_id", "doc_id", "token_count", "char_length(text) AS text_chars", "text_hash"
         )
-        frame["planned"] = frame["planned"].astype("boolean").fillna(False).astype(bool)
+        planned_docs = spark.read.parquet(ctx.path("plan/to_chunk.parquet")).selectExpr(
+            "doc_id", "true AS planned"
+        )
+        frame = (
+            planned_docs.join(chunk_facts, on="doc_id", how="full_outer")
+            .selectExpr("*", "coalesce(planned, false) AS planned_flag")
+            .drop("planned")
+            .withColumnRenamed("planned_flag", "planned")
+        )
+    else:
+        chunks = _facts(chunks_dir, columns, derive) if chunks_dir.exists() else pd.DataFrame()
+        planned = pq.read_table(ctx.path("plan/to_chunk.parquet")).to_pandas()
+        if planned.empty and chunks.empty:
+            frame = pd.DataFrame()
+        else:
+            planned["planned"] = True
+            if chunks.empty:
+                chunks = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+            # Full outer join: a planned document without chunks is a row without a
+            # chunk id; a chunk of an unplanned document has planned = False.
+            frame = planned.merge(
+                chunks.drop(columns=["text"], errors="ignore"), on="doc_id", how="outer"
+            )
+            frame["planned"] = frame["planned"].astype("boolean").fillna(False).astype(bool)
     max_duplicates = ctx.settings.quality.max_duplicate_text_share
     return _gate(
         ctx,
@@ -242,24 +284,43 @@ def _validate_embeddings(ctx: RunContext, shards: list[Path]) -> dict[str, Any]:
         )
 
     columns = ["chunk_id", "vector", "model_id", "model_dimension"]
-    parts = [_facts(ctx.run_dir / "embeddings" / shard.name, columns, derive) for shard in shards]
+    files = [ctx.run_dir / "embeddings" / shard.name for shard in shards]
     reused = Path(ctx.path("plan/reused.parquet"))
     if reused.exists():
-        parts.append(_facts(reused, columns, derive))
-    frame = (
-        pd.concat([p for p in parts if not p.empty], ignore_index=True)
-        if any(not p.empty for p in parts)
-        else pd.DataFrame()
-    )
+        files.append(reused)
     duplicates = Path(ctx.path("plan/duplicates.parquet"))
-    if duplicates.exists() and not frame.empty:
-        # A copied vector is its source's vector: it shares the source's facts.
-        copies = pq.read_table(duplicates, columns=["chunk_id", "vector_from"]).to_pandas()
-        facts = frame.drop(columns=["chunk_id"]).assign(vector_from=frame["chunk_id"])
-        frame = pd.concat(
-            [frame, copies.merge(facts, on="vector_from").drop(columns=["vector_from"])],
-            ignore_index=True,
+    frame: Any
+    if sum(_rows_in(f) for f in files) >= ctx.settings.quality.spark_min_rows:
+        spark = _gate_session(ctx)
+        facts = spark.read.parquet(*map(str, files)).selectExpr(
+            "chunk_id",
+            "size(vector) AS vector_length",
+            "forall(vector, x -> NOT isnan(x) AND abs(x) < double('Infinity')) AS finite",
+            "sqrt(aggregate(vector, 0D, (total, x) -> total + x * x)) AS norm",
+            "model_id",
+            "model_dimension",
         )
+        frame = facts
+        if duplicates.exists():
+            # A copied vector is its source's vector: it shares the source's facts.
+            copies = spark.read.parquet(str(duplicates)).select("chunk_id", "vector_from")
+            shared = facts.withColumnRenamed("chunk_id", "vector_from")
+            frame = facts.unionByName(copies.join(shared, on="vector_from").drop("vector_from"))
+    else:
+        parts = [_facts(f, columns, derive) for f in files]
+        frame = (
+            pd.concat([p for p in parts if not p.empty], ignore_index=True)
+            if any(not p.empty for p in parts)
+            else pd.DataFrame()
+        )
+        if duplicates.exists() and not frame.empty:
+            # A copied vector is its source's vector: it shares the source's facts.
+            copies = pq.read_table(duplicates, columns=["chunk_id", "vector_from"]).to_pandas()
+            facts = frame.drop(columns=["chunk_id"]).assign(vector_from=frame["chunk_id"])
+            frame = pd.concat(
+                [frame, copies.merge(facts, on="vector_from").drop(columns=["vector_from"])],
+                ignore_index=True,
+            )
     planned = json.loads((ctx.run_dir / "stages" / "plan_chunks.json").read_text())
     tolerance = ctx.settings.quality.norm_tolerance
     dimension = model_dimension(ctx.settings.embedding.model_path)
@@ -372,7 +433,7 @@ def plan_chunks(
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     chunks_dir = Path(ctx.path("chunks"))
-    chunks = pq.read_table(chunks_dir) if chunks_dir.exists() else None
+    chunks = _readable_by_spark(pq.read_table(chunks_dir)) if chunks_dir.exists() else None
     pairs = (
         zip(chunks["doc_id"].to_pylist(), chunks["chunk_id"].to_pylist(), strict=True)
         if chunks is not None
@@ -428,6 +489,21 @@ def plan_chunks(
             "shards": shards,
         },
     )
+
+
+def _readable_by_spark(table: pa.Table) -> pa.Table:
+    """Rows from Spark's Parquet, made fit to write again for Spark to read.
+
+    Spark's own schema rides in the file metadata (it would hide columns added
+    later), and its timestamps come back as nanoseconds, which Spark refuses.
+    """
+    fields = [
+        pa.field(f.name, pa.timestamp("us", tz=f.type.tz))
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
+        else pa.field(f.name, f.type)
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields), safe=False)
 
 
 def _check_dimension(settings: Settings, store_dimension: int | None) -> None:
@@ -648,3 +724,102 @@ def report(config_path: str | None, source_name: str, run_id: str, dag_id: str) 
         store=open_store(ctx.settings).stats(source_name),
     )
     return {"report": str(path), **summary}
+
+
+# ---------------------------------------------------------------- freshness
+
+
+def check_freshness(
+    config_path: str | None, source_name: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Every freshness check of one source -> a freshness report (JSON and HTML).
+
+    Lists the source (no parsing, no embedding), reads the store's per-chunk
+    facts and the run reports, and compares the chunk-length distribution and
+    the embedding centroid with the baseline of an accepted state (made from
+    the store the first time, once a run has succeeded).
+    """
+    from rag_ingest import freshness
+    from rag_ingest.sources import list_files
+
+    ctx = RunContext.load(config_path, source_name, "freshness")
+    settings, source = ctx.settings, ctx.source
+    now = now or datetime.now(UTC)
+    config = settings.freshness
+    store = open_store(settings)
+    findings: list[freshness.Finding] = []
+
+    listing: dict[str, datetime | None] = {}
+    if "{{" not in source.location:  # a templated location lists per interval
+        listing = {
+            f.uri: f.modified_at for f in list_files(settings.source_location(source), source.glob)
+        }
+    stored = store.fetch(source_name, columns=list(freshness.STORE_FACTS)).to_pylist()
+    snapshot = source.mode == "snapshot" and "{{" not in source.location
+    if snapshot:
+        findings += freshness.stale_and_new(
+            source_name, listing, stored, config.max_stale_documents
+        )
+    run_reports = reports.list_run_reports(Path(settings.reports_dir), source_name)
+    findings.append(
+        freshness.last_success_age(source_name, run_reports, source.freshness_sla_hours, now)
+    )
+    last_good = next((r for r in run_reports if r.get("status", "success") == "success"), None)
+    parsed: list[str] | None = None
+    if last_good is not None and (Path(last_good["staging"]) / "documents").exists():
+        documents = pq.read_table(Path(last_good["staging"]) / "documents", columns=["doc_id"])
+        parsed = documents["doc_id"].to_pylist()
+    findings += freshness.consistency(source_name, listing, stored, parsed, snapshot)
+    findings.append(freshness.model_drift(source_name, stored, settings.embedding.model_id))
+    healthy, detail = store.index_health()
+    findings.append(
+        freshness.Finding(source_name, "search_index_healthy", healthy, healthy, True, detail)
+    )
+    findings += _drift_findings(ctx, store, stored, last_good, now)
+
+    report = freshness.FreshnessReport(source_name, now.isoformat(), findings)
+    folder = Path(settings.reports_dir) / source_name / "freshness"
+    key = now.strftime("%Y%m%dT%H%M%SZ")
+    data = report.to_dict()
+    folder.mkdir(parents=True, exist_ok=True)
+    reports.write_freshness_report(folder / f"{key}.json", data)
+    log.info("%s", report.summary())
+    return {**data, "report": str(folder / f"{key}.json"), "summary": report.summary()}
+
+
+def _drift_findings(
+    ctx: RunContext,
+    store: ChunkStore,
+    stored: list[dict[str, Any]],
+    last_good: dict[str, Any] | None,
+    now: datetime,
+) -> list[Any]:
+    from rag_ingest import freshness
+
+    if not stored:
+        return []
+    histogram = freshness.length_histogram(int(c["token_count"] or 0) for c in stored)
+    vectors = store.fetch(ctx.source.name, columns=["vector"])["vector"]
+    matrix = np.array(vectors.to_pylist(), dtype=np.float64)
+    centroid = matrix.mean(axis=0).tolist() if len(matrix) else []
+    path = Path(ctx.settings.reports_dir) / ctx.source.name / "freshness" / "baseline.json"
+    baseline = freshness.Baseline.load(path)
+    if baseline is None:
+        if last_good is None:
+            return []
+        freshness.Baseline(
+            histogram, centroid, len(stored), now.isoformat(), str(last_good["run_id"])
+        ).save(path)
+        detail = f"baseline accepted from the store after run {last_good['run_id']}"
+        return [
+            freshness.Finding(ctx.source.name, "drift_baseline", True, len(stored), None, detail)
+        ]
+    config = ctx.settings.freshness
+    return freshness.data_drift(
+        ctx.source.name,
+        baseline,
+        histogram,
+        centroid,
+        config.max_length_psi,
+        config.min_centroid_cosine,
+    )

@@ -23,10 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas as pd
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +78,7 @@ class GateResult:
     rows: int
     expectations: list[ExpectationOutcome]
     seconds: float
+    engine: str = "pandas"  # or "spark", for large runs
     data_docs: str | None = None  # the validation's HTML page
     failing_rows: str | None = None  # Parquet of the rows that failed, in staging
 
@@ -141,6 +139,22 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _is_spark(frame: Any) -> bool:
+    return type(frame).__module__.startswith("pyspark.")
+
+
+def _numbered(frame: Any, spark: bool) -> tuple[Any, int]:
+    """The frame with a row-number column GE reports failing rows by, and its row count."""
+    if spark:
+        from pyspark.sql import functions
+
+        numbered = frame.withColumn(_ROW, functions.monotonically_increasing_id()).cache()
+        return numbered, int(numbered.count())
+    frame = frame.reset_index(drop=True)
+    frame[_ROW] = range(len(frame))
+    return frame, len(frame)
+
+
 def _failing_rows(results: list[Any]) -> set[int]:
     rows: set[int] = set()
     for result in results:
@@ -154,7 +168,7 @@ def _failing_rows(results: list[Any]) -> set[int]:
 
 def run_gate(
     stage: str,
-    frame: pd.DataFrame,
+    frame: Any,
     *,
     suites_dir: Path,
     parameters: Mapping[str, Any],
@@ -164,7 +178,11 @@ def run_gate(
     evidence_dir: Path,
     run_name: str,
 ) -> GateResult:
-    """Validate `frame` against the stage's suite; raise GateFailed when it fails."""
+    """Validate `frame` against the stage's suite; raise GateFailed when it fails.
+
+    `frame` is a pandas DataFrame, or a Spark DataFrame for large runs (Great
+    Expectations then computes every metric in Spark).
+    """
     started = time.perf_counter()
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -196,11 +214,13 @@ def run_gate(
         analytics_enabled=False,
     )
     context = gx.get_context(mode="ephemeral", project_config=config)
-    batch = (
-        context.data_sources.add_pandas("rag_ingest")
-        .add_dataframe_asset(stage)
-        .add_batch_definition_whole_dataframe("run")
+    spark = _is_spark(frame)
+    source = (
+        context.data_sources.add_spark("rag_ingest")
+        if spark
+        else context.data_sources.add_pandas("rag_ingest")
     )
+    batch = source.add_dataframe_asset(stage).add_batch_definition_whole_dataframe("run")
     suite = context.suites.add_or_update(ExpectationSuite(**suite_dict))
     validation = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(data=batch, suite=suite, name=stage)
@@ -213,8 +233,7 @@ def run_gate(
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [_ROW]},
         )
     )
-    frame = frame.reset_index(drop=True)
-    frame[_ROW] = range(len(frame))
+    frame, rows = _numbered(frame, spark)
     outcome = checkpoint.run(
         batch_parameters={"dataframe": frame},
         expectation_parameters=dict(parameters),
@@ -228,22 +247,28 @@ def run_gate(
     if failing:
         evidence_dir.mkdir(parents=True, exist_ok=True)
         failing_path = str(evidence_dir / f"{stage}-failing-rows.parquet")
-        frame[frame[_ROW].isin(failing)].to_parquet(failing_path, index=False)
+        if spark:
+            failed = frame.filter(frame[_ROW].isin(sorted(failing))).toPandas()
+        else:
+            failed = frame[frame[_ROW].isin(failing)]
+        failed.to_parquet(failing_path, index=False)
     result = GateResult(
         stage=stage,
         success=bool(outcome.success),
-        rows=len(frame),
+        rows=rows,
         expectations=[_outcome(r) for r in results],
         seconds=round(time.perf_counter() - started, 3),
+        engine="spark" if spark else "pandas",
         data_docs=str(pages[-1]) if pages else None,
         failing_rows=failing_path,
     )
     log.info(
-        "quality gate %s: %s, %d expectations on %d rows in %.1f s",
+        "quality gate %s: %s, %d expectations on %d rows (%s) in %.1f s",
         stage,
         "passed" if result.success else "FAILED",
         len(result.expectations),
         result.rows,
+        result.engine,
         result.seconds,
     )
     if not result.success:

@@ -180,3 +180,29 @@ def latest_run_report(reports_dir: Path, source: str) -> dict[str, Any] | None:
     reports = [json.loads(p.read_text()) for p in candidates]
     latest: dict[str, Any] = max(reports, key=lambda r: str(r.get("finished_at", "")))
     return latest
+
+
+def write_freshness_report(path: Path, report: dict[str, Any]) -> None:
+    """A freshness report as JSON and as a page beside it."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    _write_atomically(path, json.dumps(report, indent=2, default=str))
+    environment = Environment(
+        loader=PackageLoader("rag_ingest", "templates"), autoescape=select_autoescape()
+    )
+    page = environment.get_template("freshness_report.html").render(report=report)
+    _write_atomically(path.with_suffix(".html"), page)
+
+
+def list_freshness_reports(reports_dir: Path, source: str) -> list[dict[str, Any]]:
+    """A source's freshness reports, newest first, with `json` and `html` relative paths."""
+    found = []
+    for path in (reports_dir / source / "freshness").glob("*.json"):
+        if path.name == "baseline.json":
+            continue
+        report = json.loads(path.read_text())
+        relative = path.relative_to(reports_dir).as_posix()
+        report["json"] = relative
+        report["html"] = relative.removesuffix(".json") + ".html"
+        found.append(report)
+    return sorted(found, key=lambda r: str(r["checked_at"]), reverse=True)

@@ -139,5 +139,14 @@ class ChunkStore(ABC):
         """Documents and chunks held, for one source or all."""
 
     @abstractmethod
-    def fetch(self, source: str | None = None, with_vectors: bool = True) -> pa.Table:
-        """Every stored chunk (for reports, tests and exports; not for hot paths)."""
+    def fetch(
+        self,
+        source: str | None = None,
+        with_vectors: bool = True,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Every stored chunk, or only `columns` of it (reports, checks, tests, exports)."""
+
+    @abstractmethod
+    def index_health(self) -> tuple[bool, str]:
+        """Whether the store's search index exists, matches its definition and answers."""

@@ -160,13 +160,34 @@ class LanceDBStore(ChunkStore):
         doc_ids = query.to_arrow().column("doc_id")
         return StoreStats(documents=len(doc_ids.unique()), chunks=len(doc_ids))
 
-    def fetch(self, source: str | None = None, with_vectors: bool = True) -> pa.Table:
+    def fetch(
+        self,
+        source: str | None = None,
+        with_vectors: bool = True,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
         table = self._table()
+        if columns is None:
+            columns = [name for name, _ in CHUNK_COLUMNS] + (["vector"] if with_vectors else [])
+        columns = list(columns)
         if table is None:
-            return pa.schema(list(CHUNK_COLUMNS)).empty_table()
-        columns = [name for name, _ in CHUNK_COLUMNS] + (["vector"] if with_vectors else [])
+            types = dict(CHUNK_COLUMNS)
+            return pa.schema(
+                [pa.field(c, types.get(c, pa.list_(pa.float32()))) for c in columns]
+            ).empty_table()
         query = table.search().select(columns).limit(None)
         if source is not None:
             query = query.where(f"source = {_quote(source)}")
         result: pa.Table = query.to_arrow()
-        return result.select(columns).sort_by("chunk_id")
+        result = result.select(columns)
+        return result.sort_by("chunk_id") if "chunk_id" in columns else result
+
+    def index_health(self) -> tuple[bool, str]:
+        # An embedded table is searched by a scan or its own index: nothing to
+        # build or wait for; healthy when the table opens and answers a query.
+        table = self._table()
+        if table is None:
+            return True, "no table yet (nothing ingested)"
+        dimension = self.vector_dimension() or 0
+        table.search([0.0] * dimension).limit(1).to_arrow()
+        return True, f"table {self.table_name} answers vector queries ({table.count_rows()} rows)"

@@ -242,20 +242,44 @@ class MongoDBStore(ChunkStore):
         )
         return StoreStats(documents=int(groups[0]["n"]) if groups else 0, chunks=int(chunks))
 
-    def fetch(self, source: str | None = None, with_vectors: bool = True) -> pa.Table:
+    def fetch(
+        self,
+        source: str | None = None,
+        with_vectors: bool = True,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
         match = {"source": source} if source is not None else {}
-        projection = None if with_vectors else {"vector": 0}
+        if columns is not None:
+            wanted = list(columns)
+            projection: dict[str, int] | None = {c: 1 for c in wanted if c != "chunk_id"}
+        else:
+            wanted = [name for name, _ in CHUNK_COLUMNS] + (["vector"] if with_vectors else [])
+            projection = None if with_vectors else {"vector": 0}
         rows = self._retrying(
             "fetch", lambda: list(self.collection.find(match, projection).sort("_id", 1))
         )
-        columns: dict[str, list[Any]] = {name: [] for name, _ in CHUNK_COLUMNS}
-        if with_vectors:
-            columns["vector"] = []
+        table: dict[str, list[Any]] = {name: [] for name in wanted}
         for row in rows:
             row["chunk_id"] = row.pop("_id")
-            for name in columns:
-                columns[name].append(row.get(name))
-        return pa.table(columns)
+            for name in table:
+                table[name].append(row.get(name))
+        return pa.table(table)
+
+    def index_health(self) -> tuple[bool, str]:
+        indexes = self._retrying(
+            "list search indexes",
+            lambda: list(self.collection.list_search_indexes(self.index_name)),
+        )
+        if not indexes:
+            return False, f"search index {self.index_name} does not exist"
+        index = indexes[0]
+        dimension = self.vector_dimension()
+        wanted = vector_index_definition(dimension) if dimension else None
+        if wanted is not None and index.get("latestDefinition") != wanted:
+            return False, f"search index {self.index_name} differs from its definition"
+        if not index.get("queryable") or index.get("status") == "FAILED":
+            return False, f"search index {self.index_name} is not queryable ({index.get('status')})"
+        return True, f"search index {self.index_name} is {index.get('status')} and queryable"
 
     # ---- writes
 
