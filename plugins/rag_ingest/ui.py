@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_ingest.config import Settings, load_settings
-from rag_ingest.reports import list_run_reports
+from rag_ingest.reports import list_freshness_reports, list_run_reports
 
 URL_PREFIX = "/rag-ingest"
 RUNS_SHOWN = 50
@@ -42,8 +42,9 @@ def render_index(settings: Settings) -> str:
         source: (reports_dir / source / "data_docs" / "index.html").exists()
         for source in runs_by_source(settings)
     }
+    freshness = {source: list_freshness_reports(reports_dir, source)[:5] for source in data_docs}
     return environment.get_template("ui_index.html").render(
-        runs=runs_by_source(settings), data_docs=data_docs, prefix=URL_PREFIX
+        runs=runs_by_source(settings), data_docs=data_docs, freshness=freshness, prefix=URL_PREFIX
     )
 
 

@@ -303,3 +303,34 @@ def test_vector_dimension_reads_a_stored_vector_else_the_index_definition(
         server, [{"name": INDEX, "latestDefinition": vector_index_definition(768)}]
     )
     assert future() == 768
+
+
+def test_index_health_reports_a_missing_a_changed_and_a_queryable_index(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.index_health)
+    _reply_search_indexes(server, [])
+    assert future() == (False, f"search index {INDEX} does not exist")
+
+    def answer(definition: dict[str, Any], queryable: bool) -> tuple[bool, str]:
+        future = go(store.index_health)
+        _reply_search_indexes(
+            server,
+            [{"name": INDEX, "latestDefinition": definition, "queryable": queryable,
+              "status": "READY" if queryable else "BUILDING"}],
+        )  # fmt: skip
+        server.receives(OpMsg("find", "chunks"), timeout=10).ok(
+            cursor={"id": 0, "ns": "rag.chunks", "firstBatch": [{"_id": "c", "vector": [0.1] * 8}]}
+        )
+        result: tuple[bool, str] = future()
+        return result
+
+    assert answer(vector_index_definition(16), True) == (
+        False,
+        f"search index {INDEX} differs from its definition",
+    )
+    assert answer(vector_index_definition(8), False)[0] is False
+    assert answer(vector_index_definition(8), True) == (
+        True,
+        f"search index {INDEX} is READY and queryable",
+    )

@@ -41,3 +41,23 @@ def test_runs_are_listed_per_source_newest_first_and_escaped(tmp_path: Path) -> 
     page = render_index(settings)
     assert "&lt;b&gt;" in page and "<b>" not in page
     assert "No run yet." in page
+
+
+def test_freshness_reports_are_listed_with_their_breaches(tmp_path: Path) -> None:
+    from rag_ingest.reports import write_freshness_report
+
+    settings = Settings.model_validate(
+        {"sources": [{"name": "docs", "location": "."}], "paths": {"reports": str(tmp_path)}}
+    )
+    folder = tmp_path / "docs" / "freshness"
+    folder.mkdir(parents=True)
+    breach = "docs: stale_documents BREACH: observed 2, threshold 0"
+    write_freshness_report(
+        folder / "20261130T120000Z.json",
+        {"source": "docs", "checked_at": "2026-11-30T12:00:00", "status": "breach",
+         "breaches": [breach], "findings": []},
+    )  # fmt: skip
+    (folder / "baseline.json").write_text("{}")  # not a report
+    page = render_index(settings)
+    assert "docs/freshness/20261130T120000Z.html" in page and breach in page
+    assert (folder / "20261130T120000Z.html").exists()
