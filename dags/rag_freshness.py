@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
+from airflow.sdk import DAG, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from rag_ingest.assets import source_asset
 from rag_ingest.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_NAME, load_settings
@@ -24,7 +24,8 @@ CONFIG_PATH = os.environ.get(CONFIG_ENV_VAR) or str(
     Path(__file__).resolve().parent.parent / DEFAULT_CONFIG_NAME
 )
 _settings = load_settings(CONFIG_PATH)
-_assets = [source_asset(source.name) for source in _settings.sources]
+# Any one source's ingestion is reason to check (a plain list would wait for all).
+_assets = AssetAny(*(source_asset(source.name) for source in _settings.sources))
 _cron = _settings.freshness.schedule
 
 with DAG(
@@ -63,7 +64,7 @@ with DAG(
 
         @task(task_id=f"check__{name}")  # AirflowFailException: a breach is not retried
         def check(result: dict) -> dict:
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             if result["status"] == "breach" and not load_settings(CONFIG_PATH).freshness.warn_only:
                 raise AirflowFailException("; ".join(result["breaches"]))

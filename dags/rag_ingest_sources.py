@@ -56,7 +56,7 @@ PARAMS = {
 def final_failures() -> Iterator[None]:
     """Failures a retry cannot mend (a failed quality gate, a bad setting, a
     refused mass delete) end the task at once instead of being retried."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from rag_ingest.config import ConfigError
     from rag_ingest.quality import GateFailed
@@ -88,7 +88,10 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
             from rag_ingest import pipeline
 
             run_id = str(context["run_id"])
-            result = pipeline.extract(CONFIG_PATH, name, run_id)
+            # The logical date's partition, for a templated location (backfill).
+            ds = str(context["ds"]) if context.get("ds") else None
+            with final_failures():
+                result = pipeline.extract(CONFIG_PATH, name, run_id, ds)
             with final_failures():
                 pipeline.validate_documents(CONFIG_PATH, name, run_id)
             return result
@@ -152,7 +155,7 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
         # evidence); the task then fails, so the run still ends failed.
         @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[source_asset(source.name)])
         def report(**context: object) -> dict:
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             from rag_ingest import pipeline
 

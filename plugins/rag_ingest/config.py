@@ -75,6 +75,10 @@ class SourceConfig(_Strict):
         return "://" not in self.location or self.location.startswith("file://")
 
     @property
+    def is_templated(self) -> bool:
+        return "{{" in self.location
+
+    @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
 
@@ -238,8 +242,28 @@ class Settings(_Strict):
             return path_or_url
         return str((self.base_dir / path_or_url).resolve())
 
-    def source_location(self, source: SourceConfig) -> str:
-        return self.resolve(source.location)
+    def source_location(self, source: SourceConfig, ds: str | None = None) -> str:
+        """The source's location; a templated one rendered for the run's date `ds`."""
+        if not source.is_templated:
+            return self.resolve(source.location)
+        if ds is None:
+            raise ConfigError(
+                f"source {source.name!r}: location {source.location!r} is templated, so a "
+                "run needs a logical date (a scheduled or backfill run, not a manual one "
+                "without a date)"
+            )
+        return self.resolve(render_location(source.location, ds))
+
+    def source_root(self, source: SourceConfig) -> str:
+        """Where document keys count from: the location up to its first template.
+
+        Keys then hold the partition (`2026-01-01/a.md`), so the same file name
+        in two partitions makes two documents.
+        """
+        if not source.is_templated:
+            return self.resolve(source.location)
+        prefix = source.location.split("{{", 1)[0]
+        return self.resolve(prefix.rsplit("/", 1)[0] if "/" in prefix else ".")
 
     @property
     def chunker_fingerprint(self) -> str:
@@ -291,6 +315,20 @@ class Settings(_Strict):
                     f"sources[{index}].location: folder {location!r} of source "
                     f"{src.name!r} does not exist"
                 )
+
+
+def render_location(location: str, ds: str) -> str:
+    """`{{ ds }}` (YYYY-MM-DD) and `{{ ds_nodash }}` of the run's logical date."""
+    from jinja2 import Environment, StrictUndefined, UndefinedError
+
+    try:
+        template = Environment(undefined=StrictUndefined).from_string(location)
+        return template.render(ds=ds, ds_nodash=ds.replace("-", ""))
+    except UndefinedError as error:
+        raise ConfigError(
+            f"location {location!r}: {error}; "
+            "the templates are {{ ds }} and {{ ds_nodash }}"
+        ) from error
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

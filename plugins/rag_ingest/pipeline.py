@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -343,15 +344,25 @@ def _validate_embeddings(ctx: RunContext, shards: list[Path]) -> dict[str, Any]:
 # ---------------------------------------------------------------- tasks
 
 
-def extract(config_path: str | None, source_name: str, run_id: str) -> dict[str, Any]:
-    """List and parse the source with Spark -> documents/ and quarantine/."""
+def extract(
+    config_path: str | None, source_name: str, run_id: str, ds: str | None = None
+) -> dict[str, Any]:
+    """List and parse the source with Spark -> documents/ and quarantine/.
+
+    `ds` is the run's logical date (YYYY-MM-DD): a templated location lists
+    that partition only.
+    """
     from rag_ingest.spark import run_extract
 
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     ctx.settings.check_sources_exist()
-    counts = run_extract(ctx.settings, ctx.source, str(ctx.run_dir), ctx.config_path)
-    return ctx.record_stage("extract", started, counts)
+    location = ctx.settings.source_location(ctx.source, ds)
+    # A run starts here: files of an earlier run with the same id (a backfill
+    # re-processing a date) must not leak into this one.
+    shutil.rmtree(ctx.run_dir, ignore_errors=True)
+    counts = run_extract(ctx.settings, ctx.source, str(ctx.run_dir), ctx.config_path, ds)
+    return ctx.record_stage("extract", started, {**counts, "location": location})
 
 
 def plan_documents(
@@ -383,6 +394,7 @@ def plan_documents(
         max_delete_share=ctx.source.max_delete_share,
         allow_mass_delete=allow_mass_delete,
         quarantined_files=quarantined["uri"].to_pylist(),
+        scope=_partition_scope(ctx),
     )
     _write_ids(ctx.path("plan/to_chunk.parquet"), "doc_id", plan.to_chunk)
     _write_ids(ctx.path("plan/vanished.parquet"), "doc_id", plan.vanished)
@@ -399,11 +411,20 @@ def plan_documents(
     )
 
 
+def _partition_scope(ctx: RunContext) -> str | None:
+    """A templated source's partition folder, as the stored uris spell it."""
+    if not ctx.source.is_templated:
+        return None
+    location = json.loads((ctx.run_dir / "stages" / "extract.json").read_text())["location"]
+    return str(location).removeprefix("file://")
+
+
 def chunk(config_path: str | None, source_name: str, run_id: str) -> dict[str, Any]:
     """Chunk new and changed documents with Spark -> chunks/."""
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     to_chunk = ctx.path("plan/to_chunk.parquet")
+    shutil.rmtree(ctx.path("chunks"), ignore_errors=True)  # this attempt's chunks only
     if pq.read_metadata(to_chunk).num_rows == 0:
         # Nothing changed: skip Spark start-up entirely.
         return ctx.record_stage("chunk", started, {"documents_chunked": 0, "chunks": 0})
@@ -441,6 +462,13 @@ def plan_chunks(
     )
     inventory = _stored_chunks(pq.read_table(ctx.path("plan/inventory.parquet")))
     model_id = ctx.settings.embedding.model_id
+    # What an earlier attempt of this plan left must not be embedded or written.
+    for leftover in ("to_embed", "embeddings"):
+        shutil.rmtree(ctx.path(leftover), ignore_errors=True)
+    for leftover_file in ("plan/reused.parquet", "plan/duplicates.parquet"):
+        Path(ctx.path(leftover_file)).unlink(missing_ok=True)
+    for stage_file in (ctx.run_dir / "stages").glob("embed-*.json"):
+        stage_file.unlink()
     plan = sync.plan_chunks(pairs, inventory, model_id=model_id, full_resync=full_resync)
     _write_ids(ctx.path("plan/stale_chunks.parquet"), "chunk_id", plan.stale)
     shards: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
 import sys
 from functools import partial
 from typing import TYPE_CHECKING
@@ -68,17 +69,29 @@ def session_conf(config: SparkConfig) -> dict[str, str]:
 
 
 def extract_job(
-    spark: SparkSession, settings: Settings, source: SourceConfig, run_dir: str
+    spark: SparkSession,
+    settings: Settings,
+    source: SourceConfig,
+    run_dir: str,
+    ds: str | None = None,
 ) -> dict[str, int]:
-    """List the source, parse every file, write documents/ and quarantine/ Parquet."""
+    """List the source (its `ds` partition, if templated), parse every file, write
+    documents/ and quarantine/ Parquet."""
     from pyspark.sql import functions as F
 
-    location = settings.source_location(source)
+    location = settings.source_location(source, ds)
     files = list_files(location, source.glob)
     log.info("listed %d files under %s matching %r", len(files), location, source.glob)
+    # Keys count from the untemplated root, so they hold the partition.
+    partition = posixpath.relpath(location, settings.source_root(source))
     listing = spark.createDataFrame(
-        [(f.uri, f.relative_path, f.size, f.modified_at) for f in files], LISTING_SCHEMA
-    )
+        [
+            (f.uri, posixpath.normpath(posixpath.join(partition, f.relative_path)), f.size,
+             f.modified_at)
+            for f in files
+        ],
+        LISTING_SCHEMA,
+    )  # fmt: skip
     partitions = max(1, min(len(files) // _FILES_PER_PARTITION + 1, 64))
     parsed = listing.repartition(partitions).mapInPandas(
         partial(
@@ -178,14 +191,19 @@ def submit_job(settings: Settings, job: str, args: list[str], run_dir: str) -> d
 
 
 def run_extract(
-    settings: Settings, source: SourceConfig, run_dir: str, config_path: str
+    settings: Settings,
+    source: SourceConfig,
+    run_dir: str,
+    config_path: str,
+    ds: str | None = None,
 ) -> dict[str, int]:
     """The extract job in this task's own session, or submitted to the cluster."""
     if settings.spark.mode == "submit":
         args = ["--config", config_path, "--source", source.name, "--run-dir", run_dir]
+        args += ["--ds", ds] if ds else []
         return submit_job(settings, "extract", args, run_dir)
     spark = get_session(settings.spark, f"rag-ingest extract {source.name}")
-    return extract_job(spark, settings, source, run_dir)
+    return extract_job(spark, settings, source, run_dir, ds)
 
 
 def run_chunk(settings: Settings, run_dir: str, config_path: str) -> dict[str, int]:

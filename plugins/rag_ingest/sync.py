@@ -66,6 +66,7 @@ def plan_documents(
     max_delete_share: float = 0.5,
     allow_mass_delete: bool = False,
     quarantined_files: Iterable[str] = (),
+    scope: str | None = None,
 ) -> DocumentPlan:
     """Compare what the source holds now with what the store holds.
 
@@ -77,11 +78,18 @@ def plan_documents(
 
     A document is unchanged only when every stored chunk of it carries the
     same content hash, chunker settings and model as this run would produce.
+
+    `scope` (a partition's folder URI) makes the deletion rule hold inside it
+    only: a partitioned run deletes documents of its own partition that are
+    gone, and never touches other partitions.
     """
     stored_by_doc: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
     unreadable_files = set(quarantined_files)
     protected = set(present)
+    in_scope: set[str] = set()
     for chunk in stored:
+        if scope is not None and chunk.uri.startswith(scope.rstrip("/") + "/"):
+            in_scope.add(chunk.doc_id)
         stored_by_doc[chunk.doc_id].add(
             (chunk.content_hash, chunk.chunker_fingerprint, chunk.model_id)
         )
@@ -98,14 +106,15 @@ def plan_documents(
             unchanged.append(doc_id)
 
     vanished: list[str] = []
-    if snapshot:
+    if snapshot or scope is not None:
         still_there = set(listed) | protected
-        vanished = sorted(doc for doc in stored_by_doc if doc not in still_there)
-        if stored_by_doc and not allow_mass_delete:
-            share = len(vanished) / len(stored_by_doc)
+        candidates = stored_by_doc.keys() if scope is None else in_scope
+        vanished = sorted(doc for doc in candidates if doc not in still_there)
+        if candidates and not allow_mass_delete:
+            share = len(vanished) / len(candidates)
             if share > max_delete_share:
                 raise MassDeleteRefused(
-                    f"{len(vanished)} of {len(stored_by_doc)} stored documents "
+                    f"{len(vanished)} of {len(candidates)} stored documents "
                     f"({share:.0%}) are gone from the source listing, more than the "
                     f"allowed {max_delete_share:.0%}; nothing was written. If the source "
                     "really shrank, re-run with the 'allow_mass_delete' param."

@@ -107,3 +107,18 @@ def test_embed_tasks_take_their_pool_queue_and_concurrency_from_the_config(
     )
     default = module.build_dag(source, EmbeddingConfig()).get_task("embed")
     assert (default.pool, default.queue) == ("default_pool", "default")
+
+
+def test_freshness_runs_hourly_and_after_any_source_is_ingested(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk import AssetAny
+
+    from rag_ingest.assets import source_asset
+
+    freshness = dagbag.dags["rag_freshness"]
+    assert freshness.timetable.timetable.expression == "0 * * * *"
+    condition = freshness.timetable.asset_condition
+    assert isinstance(condition, AssetAny)
+    assert source_asset("docs").name in {a.name for a in condition.objects}
+    report = dagbag.dags["rag_ingest__docs"].get_task("report")
+    assert [a.name for a in report.outlets] == [source_asset("docs").name]
+    assert {t.task_id for t in freshness.tasks} == {"measure__docs", "check__docs"}

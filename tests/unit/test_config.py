@@ -118,3 +118,27 @@ def test_model_token_limit_comes_from_the_model_folder() -> None:
     assert model_token_limit(PACKAGED_MODEL) == 254
     with pytest.raises(FileNotFoundError, match="does not exist"):
         model_token_limit("/no/such/model")
+
+
+def test_a_templated_location_renders_per_run_date_and_keys_count_from_its_root(
+    tmp_path: Path,
+) -> None:
+    from rag_ingest.config import Settings
+
+    settings = Settings.model_validate(
+        {
+            "sources": [{"name": "daily", "location": "drops/{{ ds }}", "mode": "partitioned"}],
+            "base_dir": str(tmp_path),
+        }
+    )
+    (source,) = settings.sources
+    assert source.is_templated
+    assert settings.source_location(source, "2026-01-02") == str(tmp_path / "drops" / "2026-01-02")
+    assert settings.source_root(source) == str(tmp_path / "drops")
+    with pytest.raises(ConfigError, match="templated, so a run needs a logical date"):
+        settings.source_location(source)
+    nodash = source.model_copy(update={"location": "drops/{{ ds_nodash }}.d"})
+    assert settings.source_location(nodash, "2026-01-02").endswith("drops/20260102.d")
+    unknown = source.model_copy(update={"location": "drops/{{ hour }}"})
+    with pytest.raises(ConfigError, match="'hour' is undefined"):
+        settings.source_location(unknown, "2026-01-02")

@@ -99,3 +99,28 @@ def test_chunk_plan_reembeds_other_models_and_full_resync() -> None:
     assert plan_chunks([("a", "k1")], store, model_id=MODEL).to_embed == ["k1"]
     store = [stored("a", "k1", "h")]
     assert plan_chunks([("a", "k1")], store, model_id=MODEL, full_resync=True).to_embed == ["k1"]
+
+
+def test_a_partition_scope_deletes_only_inside_its_partition() -> None:
+    stored = [
+        StoredChunk("a1", "c1", "/src/2026-01-01/a.md", "h", FP, MODEL),
+        StoredChunk("b1", "c2", "/src/2026-01-01/b.md", "h", FP, MODEL),
+        StoredChunk("a2", "c3", "/src/2026-01-02/a.md", "h", FP, MODEL),
+        StoredChunk("z", "c4", "/src/2026-01-010/z.md", "h", FP, MODEL),  # a prefix, not inside
+    ]
+    plan = plan_documents(
+        {"a1": "h"},
+        ["a1"],
+        stored,
+        chunker_fingerprint=FP,
+        model_id=MODEL,
+        snapshot=False,
+        scope="/src/2026-01-01",
+    )
+    assert plan.vanished == ["b1"]
+    assert (
+        plan_documents(
+            {"a1": "h"}, ["a1"], stored, chunker_fingerprint=FP, model_id=MODEL, snapshot=False
+        ).vanished
+        == []
+    )

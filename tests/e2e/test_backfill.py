@@ -1,0 +1,191 @@
+"""Airflow's own backfill over daily partitions, with a scheduler on loopback (SQLite).
+
+`airflow standalone` runs the scheduler, DAG processor, triggerer and API
+server (the task runners' execution API) with the LocalExecutor. The source
+is a JSON Lines drop per day (`drops/{{ ds }}/*.jsonl`); `airflow backfill
+create` over three days must ingest exactly those partitions, and running
+the same backfill again must leave the store identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from rag_ingest.config import load_settings
+from rag_ingest.stores import open_store
+from tests.conftest import PROJECT_ROOT
+from tests.e2e.airflow_api import free_port, get
+
+pytestmark = pytest.mark.slow
+
+DAYS = ("2026-01-01", "2026-01-02", "2026-01-03")
+DAG_ID = "rag_ingest__daily"
+
+
+def write_drops(corpus: Path) -> None:
+    """Three daily drops of records; a fourth day that no backfill asks for."""
+    for number, day in enumerate((*DAYS, "2026-01-04")):
+        folder = corpus / day
+        folder.mkdir(parents=True)
+        records = [
+            {"_id": f"{day}-{i}", "title": f"Note {i} of {day}",
+             "text": f"Observation {i} of {day}: station {number} read {i * 7} units."}
+            for i in range(3)
+        ]  # fmt: skip
+        (folder / "notes.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+
+
+@pytest.fixture
+def airflow(tmp_path: Path) -> dict:
+    """A project-local Airflow home and configuration (nothing running yet)."""
+    corpus = tmp_path / "drops"
+    write_drops(corpus)
+    config = tmp_path / "rag_ingest.yaml"
+    config.write_text(
+        f"sources:\n  - name: daily\n    location: {corpus}/{{{{ ds }}}}\n"
+        "    glob: '*.jsonl'\n    mode: partitioned\n    schedule: '@daily'\n"
+        f"store:\n  path: {tmp_path / 'lancedb'}\n"
+        f"paths:\n  staging: {tmp_path / 'staging'}\n  reports: {tmp_path / 'reports'}\n"
+    )
+    port = free_port()
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.e2e.sqlite_wait.CONNECT_ARGS",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "RAG_INGEST_CONFIG": str(config),
+    }
+    cli(env, "db", "migrate")
+    cli(env, "dags", "reserialize")  # the DAGs in the database, before any scheduler
+    cli(env, "dags", "unpause", DAG_ID)  # new DAGs start paused; a paused DAG's runs wait
+    return {"env": env, "config": config, "folder": tmp_path, "port": port}
+
+
+@contextmanager
+def standalone(airflow: dict) -> Iterator[None]:
+    """Scheduler, DAG processor, triggerer and API server, until the block ends.
+
+    Backfills are created while it is down: on SQLite the CLI's write races
+    the scheduler's and loses ("database is locked").
+    """
+    log_path = airflow["folder"] / "standalone.log"
+    with log_path.open("a") as log:
+        process = subprocess.Popen(
+            ["airflow", "standalone"], env=airflow["env"], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=airflow["folder"],
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    if get(f"http://127.0.0.1:{airflow['port']}/api/v2/monitor/health")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("standalone did not start:\n" + log_path.read_text()[-4000:])
+                time.sleep(2)
+            yield
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+                process.wait(timeout=60)
+
+
+def cli(env: dict, *args: str) -> str:
+    done = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def wait_for_runs(env: dict, count: int, timeout: float = 600) -> list[dict]:
+    """The DAG's backfill runs once `count` of them have finished (success or failed).
+
+    The scheduler also makes the DAG's regular run for the latest interval
+    (catchup is off); it is not part of the backfill and is left out.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            output = cli(env, "dags", "list-runs", DAG_ID, "-o", "json")
+        except AssertionError:  # a read that lost a race for the SQLite lock
+            time.sleep(2)
+            continue
+        # Log lines may precede the JSON on stdout.
+        runs = json.loads(next((ln for ln in output.splitlines() if ln.startswith("[")), "[]"))
+        runs = [r for r in runs if str(r["run_id"]).startswith("backfill__")]
+        finished = [r for r in runs if r["state"] in ("success", "failed")]
+        if len(finished) >= count and len(finished) == len(runs):
+            return runs
+        assert time.monotonic() < deadline, f"runs not finished in time: {runs}"
+        time.sleep(5)
+
+
+def wait_for_backfills_completed(airflow: dict, timeout: float = 120) -> None:
+    """The scheduler marks a finished backfill complete every 30 s; a new one waits for it."""
+    base = f"http://127.0.0.1:{airflow['port']}"
+    token = json.loads(get(f"{base}/auth/token")[1])["access_token"]  # all-admins mode
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = get(f"{base}/api/v2/backfills?dag_id={DAG_ID}", token)
+        backfills = json.loads(body)["backfills"] if status == 200 else []
+        if backfills and all(b["completed_at"] for b in backfills):
+            return
+        assert time.monotonic() < deadline, f"backfill not marked complete: {status} {body[:500]}"
+        time.sleep(3)
+
+
+def snapshot(config: Path) -> pa.Table:
+    return open_store(load_settings(config)).fetch("daily").sort_by("chunk_id")
+
+
+def test_backfill_ingests_exactly_its_partitions_and_twice_changes_nothing(airflow: dict) -> None:
+    env = airflow["env"]
+    # One run at a time, as the DAG's own max_active_runs (a backfill has its own).
+    days = ["--from-date", DAYS[0], "--to-date", DAYS[-1], "--max-active-runs", "1"]
+    cli(env, "backfill", "create", "--dag-id", DAG_ID, *days)
+    with standalone(airflow):
+        runs = wait_for_runs(env, len(DAYS))
+        wait_for_backfills_completed(airflow)
+    assert sorted(r["logical_date"][:10] for r in runs) == list(DAYS)
+    assert all(r["state"] == "success" for r in runs), runs
+    first = snapshot(airflow["config"])
+    records = sorted({uri.split("#", 1)[1] for uri in first["uri"].to_pylist()})
+    assert records == sorted(f"{day}-{i}" for day in DAYS for i in range(3))  # not 2026-01-04
+
+    cli(env, "backfill", "create", "--dag-id", DAG_ID, *days, "--reprocess-behavior", "completed")
+    with standalone(airflow):
+        runs = wait_for_runs(env, len(DAYS))  # re-processing reuses the dates' runs
+    assert all(r["state"] == "success" for r in runs), runs
+    for day in DAYS:
+        report = json.loads(
+            (
+                airflow["folder"] / "reports" / "daily" / f"backfill__{day}T00_00_00_00_00.json"
+            ).read_text()
+        )
+        assert report["counts"]["documents_unchanged"] == 3
+        assert report["counts"]["store_writes"] == 0
+    second = snapshot(airflow["config"])
+    assert second.equals(first)  # same ids, vectors, provenance: nothing rewritten
