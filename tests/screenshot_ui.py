@@ -3,7 +3,8 @@
     make screenshot        -> docs/images/knowledge-ingestion.png
 
 Ingests the project's docs/ twice into a throw-away store (a clean run, then
-one with a planted chunk defect that fails its quality gate), starts Airflow's
+one with a planted chunk defect that fails its quality gate), deletes a page
+and runs the freshness checks (a breach to show), starts Airflow's
 API server with the plugin on loopback, logs in as a viewer, and has Debian's
 Chromium (through Selenium and chromedriver) open the page with the login
 cookie the Airflow UI itself sets. Needs the `chromium` and `chromium-driver`
@@ -52,6 +53,10 @@ def main() -> int:
         pipeline.report(
             str(config), "docs", "manual__2026-11-30T07:12:00+00:00", "rag_ingest__docs"
         )
+    from rag_ingest import pipeline as stages
+
+    (corpus / "index.md").unlink()  # a page gone from the source: a freshness breach to show
+    stages.check_freshness(str(config), "docs")
     with api_server(config, folder, "viewer", "screenshot-only") as (base, token):
         options = webdriver.ChromeOptions()
         options.binary_location = "/usr/bin/chromium"

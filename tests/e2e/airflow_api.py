@@ -32,6 +32,22 @@ def get(url: str, token: str | None = None) -> tuple[int, str]:
         return error.code, error.read().decode("utf-8", "replace")
 
 
+def wait_until_healthy(
+    base: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float
+) -> None:
+    """Until Airflow's API server at `base` answers its health check; fails with its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if get(f"{base}/api/v2/monitor/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("Airflow did not start:\n" + log_path.read_text()[-4000:])
+        time.sleep(1)
+
+
 @contextmanager
 def api_server(config: Path, folder: Path, user: str, password: str) -> Iterator[tuple[str, str]]:
     """(base URL, bearer token) of an API server reading `config`'s reports.
@@ -61,16 +77,7 @@ def api_server(config: Path, folder: Path, user: str, password: str) -> Iterator
             start_new_session=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if get(f"{base}/api/v2/monitor/health")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("api-server did not start:\n" + log_path.read_text()[-3000:])
-                time.sleep(1)
+            wait_until_healthy(base, process, log_path, timeout=120)
             request = urllib.request.Request(
                 f"{base}/auth/token",
                 data=json.dumps({"username": user, "password": password}).encode(),

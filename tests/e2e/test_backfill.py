@@ -24,7 +24,7 @@ import pytest
 from rag_ingest.config import load_settings
 from rag_ingest.stores import open_store
 from tests.conftest import PROJECT_ROOT
-from tests.e2e.airflow_api import free_port, get
+from tests.e2e.airflow_api import free_port, get, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -97,16 +97,7 @@ def standalone(airflow: dict) -> Iterator[None]:
             start_new_session=True, cwd=airflow["folder"],
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if get(f"http://127.0.0.1:{airflow['port']}/api/v2/monitor/health")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("standalone did not start:\n" + log_path.read_text()[-4000:])
-                time.sleep(2)
+            wait_until_healthy(f"http://127.0.0.1:{airflow['port']}", process, log_path, 180)
             yield
         finally:
             if process.poll() is None:
