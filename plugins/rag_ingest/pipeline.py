@@ -782,7 +782,10 @@ def check_freshness(
         listing = {
             f.uri: f.modified_at for f in list_files(settings.source_location(source), source.glob)
         }
-    stored = store.fetch(source_name, columns=list(freshness.STORE_FACTS)).to_pylist()
+    # One read of the store: per-chunk facts, and the vectors for the drift centroid.
+    facts = store.fetch(source_name, columns=[*freshness.STORE_FACTS, "vector"])
+    vectors = facts["vector"]
+    stored = facts.drop_columns(["vector"]).to_pylist()
     snapshot = source.mode == "snapshot" and "{{" not in source.location
     if snapshot:
         findings += freshness.stale_and_new(
@@ -803,7 +806,7 @@ def check_freshness(
     findings.append(
         freshness.Finding(source_name, "search_index_healthy", healthy, healthy, True, detail)
     )
-    findings += _drift_findings(ctx, store, stored, last_good, now)
+    findings += _drift_findings(ctx, vectors, stored, last_good, now)
 
     report = freshness.FreshnessReport(source_name, now.isoformat(), findings)
     folder = Path(settings.reports_dir) / source_name / "freshness"
@@ -817,7 +820,7 @@ def check_freshness(
 
 def _drift_findings(
     ctx: RunContext,
-    store: ChunkStore,
+    vectors: pa.ChunkedArray,
     stored: list[dict[str, Any]],
     last_good: dict[str, Any] | None,
     now: datetime,
@@ -827,7 +830,6 @@ def _drift_findings(
     if not stored:
         return []
     histogram = freshness.length_histogram(int(c["token_count"] or 0) for c in stored)
-    vectors = store.fetch(ctx.source.name, columns=["vector"])["vector"]
     matrix = np.array(vectors.to_pylist(), dtype=np.float64)
     centroid = matrix.mean(axis=0).tolist() if len(matrix) else []
     path = Path(ctx.settings.reports_dir) / ctx.source.name / "freshness" / "baseline.json"

@@ -137,13 +137,18 @@ def _write_atomically(target: Path, text: str) -> None:
     temporary.replace(target)  # readers never see half a report
 
 
-def render_html(report: dict[str, Any], reports_dir: Path) -> str:
-    """The run report as a page a person reads (links relative to the reports folder)."""
+def render_page(template: str, **values: Any) -> str:
+    """One of the package's HTML templates, autoescaped."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
         loader=PackageLoader("rag_ingest", "templates"), autoescape=select_autoescape()
     )
+    return environment.get_template(template).render(**values)
+
+
+def render_html(report: dict[str, Any], reports_dir: Path) -> str:
+    """The run report as a page a person reads (links relative to the reports folder)."""
 
     # The page lies in <reports>/<source>/; links are relative to it, so they
     # work from disk and when served by the UI plugin alike.
@@ -157,7 +162,7 @@ def render_html(report: dict[str, Any], reports_dir: Path) -> str:
         except ValueError:
             return None  # outside the source's reports folder (staging): shown, not linked
 
-    return environment.get_template("run_report.html").render(report=report, link=link)
+    return render_page("run_report.html", report=report, link=link)
 
 
 def list_run_reports(reports_dir: Path, source: str | None = None) -> list[dict[str, Any]]:
@@ -184,13 +189,8 @@ def latest_run_report(reports_dir: Path, source: str) -> dict[str, Any] | None:
 
 def write_freshness_report(path: Path, report: dict[str, Any]) -> None:
     """A freshness report as JSON and as a page beside it."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     _write_atomically(path, json.dumps(report, indent=2, default=str))
-    environment = Environment(
-        loader=PackageLoader("rag_ingest", "templates"), autoescape=select_autoescape()
-    )
-    page = environment.get_template("freshness_report.html").render(report=report)
+    page = render_page("freshness_report.html", report=report)
     _write_atomically(path.with_suffix(".html"), page)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_ingest.config import Settings, load_settings
-from rag_ingest.reports import list_freshness_reports, list_run_reports
+from rag_ingest.reports import list_freshness_reports, list_run_reports, render_page
 
 URL_PREFIX = "/rag-ingest"
 RUNS_SHOWN = 50
@@ -32,19 +32,14 @@ def runs_by_source(settings: Settings) -> dict[str, list[dict[str, Any]]]:
 
 
 def render_index(settings: Settings) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    environment = Environment(
-        loader=PackageLoader("rag_ingest", "templates"), autoescape=select_autoescape()
-    )
     reports_dir = Path(settings.reports_dir)
+    runs = runs_by_source(settings)
     data_docs = {
-        source: (reports_dir / source / "data_docs" / "index.html").exists()
-        for source in runs_by_source(settings)
+        source: (reports_dir / source / "data_docs" / "index.html").exists() for source in runs
     }
-    freshness = {source: list_freshness_reports(reports_dir, source)[:5] for source in data_docs}
-    return environment.get_template("ui_index.html").render(
-        runs=runs_by_source(settings), data_docs=data_docs, freshness=freshness, prefix=URL_PREFIX
+    freshness = {source: list_freshness_reports(reports_dir, source)[:5] for source in runs}
+    return render_page(
+        "ui_index.html", runs=runs, data_docs=data_docs, freshness=freshness, prefix=URL_PREFIX
     )
 
 
