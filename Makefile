@@ -18,8 +18,9 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
+EVAL_DATASET ?= $(CURDIR)/../shared/data/beir/scifact
 
-.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding screenshot
+.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding eval screenshot
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -30,6 +31,7 @@ help:
 	@echo "make bench-chunking  Spark chunk job vs LangChain splitter throughput"
 	@echo "make bench-sync      SciFact ingested twice, rag-ingest vs LangChain indexing API"
 	@echo "make bench-embedding embed stage (torch, ONNX, int8) vs bare encode on SciFact chunks, CPU"
+	@echo "make eval      retrieval quality on SciFact, ingested through the DAG (EVAL_DATASET=dir)"
 
 venv: $(STAMP)
 
@@ -90,3 +92,6 @@ screenshot: $(STAMP)
 		|| apt-get install -y --no-install-recommends chromium chromium-driver
 	$(BIN)/python -m pip install --quiet "selenium==4.51.0" 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m tests.screenshot_ui
+
+eval: $(STAMP)
+	rag-ingest eval --dataset $(EVAL_DATASET)

@@ -59,12 +59,13 @@ def final_failures() -> Iterator[None]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from rag_ingest.config import ConfigError
+    from rag_ingest.pipeline import EvaluationFailed
     from rag_ingest.quality import GateFailed
     from rag_ingest.sync import MassDeleteRefused
 
     try:
         yield
-    except (GateFailed, ConfigError, MassDeleteRefused) as error:
+    except (GateFailed, ConfigError, MassDeleteRefused, EvaluationFailed) as error:
         raise AirflowFailException(str(error)) from error
 
 
@@ -166,10 +167,22 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
                 )
             return result
 
+        # Only for a source with a golden set: its queries must still find their
+        # documents in the store this run wrote.
+        @task
+        def evaluate(**context: object) -> dict:
+            from rag_ingest import pipeline
+
+            with final_failures():
+                return pipeline.evaluate(CONFIG_PATH, name, str(context["run_id"]))
+
         shards = plan_chunks()
         extract() >> plan_documents() >> chunk() >> shards
         embedded = embed.expand(shard_path=shards)
-        embedded >> upsert() >> report()
+        written = embedded >> upsert()
+        if source.evaluation is not None:
+            written = written >> evaluate()
+        written >> report()
     return dag
 
 

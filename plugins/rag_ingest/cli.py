@@ -1,4 +1,4 @@
-"""The `rag-ingest` command: search, status, report, validate."""
+"""The `rag-ingest` command: search, status, report, validate, eval."""
 
 from __future__ import annotations
 
@@ -124,6 +124,42 @@ def _validate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--k wants cut-offs like 10,100, got {text!r}") from None
+    if not ks or ks[0] <= 0:
+        raise argparse.ArgumentTypeError(f"--k wants positive cut-offs like 10,100, got {text!r}")
+    return ks
+
+
+def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from rag_ingest.dag_runner import default_dags_folder
+    from rag_ingest.evaluation import BeirDataset
+    from rag_ingest.retrieval_eval import EvalPlan, markdown_summary, run_evaluation
+
+    dataset = BeirDataset.load(args.dataset, args.split)
+    work_dir = Path(args.work_dir or Path(".rag_ingest") / "eval" / dataset.name).resolve()
+    dags_folder = Path(args.dags_folder) if args.dags_folder else default_dags_folder()
+    plan = EvalPlan(dataset, work_dir, args.k, args.subset)
+    try:
+        result = run_evaluation(settings, plan, dags_folder)
+    except RuntimeError as error:  # the ingestion run failed: its reason and log tail
+        print(f"rag-ingest eval: {error}", file=sys.stderr)
+        return 1
+    output = Path(args.output) if args.output else work_dir / "eval.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    summary = markdown_summary(result)
+    output.with_suffix(".md").write_text(summary)
+    print(summary)
+    print(f"written: {output} and {output.with_suffix('.md')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag-ingest", description=__doc__)
     parser.add_argument(
@@ -147,6 +183,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check the configuration")
     validate.set_defaults(handler=_validate)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="retrieval quality on a BEIR-layout dataset, ingested through the DAG",
+        description="Ingest the dataset's corpus through the real ingestion DAG (airflow "
+        "dags test) with this configuration's chunking and embedding settings, into a fresh "
+        "store under --work-dir; search every judged query; report nDCG, Recall and MRR.",
+    )
+    evaluate.add_argument(
+        "--dataset", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/"
+    )
+    evaluate.add_argument("--k", type=_ks, default=(10, 100), help="cut-offs (default 10,100)")
+    evaluate.add_argument(
+        "--subset", type=int, help="only this many documents and the queries they answer"
+    )
+    evaluate.add_argument("--split", default="test", help="qrels split (default test)")
+    evaluate.add_argument("--work-dir", help="default .rag_ingest/eval/<dataset>")
+    evaluate.add_argument("--output", help="result JSON (default <work-dir>/eval.json; .md beside)")
+    evaluate.add_argument(
+        "--dags-folder", help="folder of rag_ingest_sources.py (default: this project's dags/)"
+    )
+    evaluate.set_defaults(handler=_eval)
     return parser
 
 
@@ -155,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         return int(args.handler(settings, args))
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"rag-ingest: error: {exc}", file=sys.stderr)
         return 2
 

@@ -43,6 +43,22 @@ class RecordsConfig(_Strict):
     metadata_fields: tuple[str, ...] = ()
 
 
+class GoldenSetConfig(_Strict):
+    """The evaluation gate: after the upsert, golden queries must find their documents.
+
+    `golden_set` is a JSON Lines file (relative to this configuration file):
+    one {"query": "...", "expected": ["guide/install.md", "42"]} per line, each
+    expected document named by its path (or a trailing part of it), its uri,
+    or, in a record file, its record key.
+    """
+
+    golden_set: str
+    k: int = Field(10, gt=0, description="Documents retrieved per golden query")
+    min_recall: float = Field(0.8, ge=0.0, le=1.0, description="Mean recall@k the run needs")
+    # fail: the run fails (its writes stay; the report says so). warn: reported only.
+    on_failure: Literal["fail", "warn"] = "fail"
+
+
 class SourceConfig(_Strict):
     name: str
     location: str = Field(
@@ -60,6 +76,8 @@ class SourceConfig(_Strict):
     quality_overrides: dict[str, dict[str, Any]] = {}
     # Freshness: hours a source may go without a successful ingestion (none: no SLA).
     freshness_sla_hours: float | None = Field(None, gt=0)
+    # Retrieval check after each upsert (none: no evaluation gate).
+    evaluation: GoldenSetConfig | None = None
 
     @field_validator("name")
     @classmethod

@@ -55,7 +55,12 @@ def _quarantine(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def build_run_report(
-    run_dir: Path, source: str, run_id: str, dag_id: str, store: StoreStats
+    run_dir: Path,
+    source: str,
+    run_id: str,
+    dag_id: str,
+    store: StoreStats,
+    evaluation_expected: bool = False,
 ) -> dict[str, Any]:
     results = _stage_results(run_dir)
     stages: dict[str, dict[str, Any]] = {}
@@ -91,12 +96,28 @@ def build_run_report(
             if name in stage:
                 counts[name] = int(stage[name])
     counts["chunks_embedded"] = int(stages.get("embed", {}).get("chunks_embedded", 0))
+    # The evaluation gate runs after the upsert: its details get their own section.
+    evaluation = stages.pop("evaluation", None)
+    if evaluation is not None:
+        stages["evaluation"] = {"seconds": evaluation["seconds"]}
+    warnings: list[str] = []
     failed_gates = [name for name, gate in gates.items() if not gate.get("success")]
-    missing = [name for name in PIPELINE_STAGES if name not in stages]
+    expected = PIPELINE_STAGES + (("evaluation",) if evaluation_expected else ())
+    missing = [name for name in expected if name not in stages]
     if failed_gates:
         status, reason = "failed", f"quality gate {failed_gates[0]} failed; nothing was written"
     elif missing:
         status, reason = "failed", f"stopped before {missing[0]}"
+    elif evaluation is not None and not evaluation["success"]:
+        verdict = (
+            f"evaluation gate: recall@{evaluation['k']} {evaluation['recall']} "
+            f"below {evaluation['min_recall']}"
+        )
+        if evaluation["on_failure"] == "fail":
+            status, reason = "failed", f"{verdict}; this run's writes are in the store"
+        else:
+            status, reason = "success", ""
+            warnings.append(verdict)
     else:
         status, reason = "success", ""
     return {
@@ -109,6 +130,8 @@ def build_run_report(
         "counts": counts,
         "stages": stages,
         "gates": gates,
+        "evaluation": evaluation,
+        "warnings": warnings,
         "store": asdict(store),
         "quarantine": _quarantine(run_dir),
         "staging": str(run_dir),
@@ -122,8 +145,9 @@ def write_run_report(
     run_id: str,
     dag_id: str,
     store: StoreStats,
+    evaluation_expected: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    report = build_run_report(run_dir, source, run_id, dag_id, store)
+    report = build_run_report(run_dir, source, run_id, dag_id, store, evaluation_expected)
     target = reports_dir / source / f"{run_dir.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(target, json.dumps(report, indent=2, default=str))

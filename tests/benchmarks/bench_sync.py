@@ -14,34 +14,27 @@ store writes for each run.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from rag_ingest.dag_runner import DagTestRunner
 from tests.benchmarks.common import SCIFACT, parser_for, scifact_present
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def rag_ingest_run(env: dict[str, str], reports: Path) -> dict[str, Any]:
-    started = time.perf_counter()
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "rag_ingest__scifact"],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    seconds = time.perf_counter() - started
+def rag_ingest_run(runner: DagTestRunner, reports: Path, log_name: str) -> dict[str, Any]:
+    run = runner.test("rag_ingest__scifact", log_name)
+    if not run.succeeded:
+        raise SystemExit(f"the ingestion run failed; log {run.log}:\n{run.tail()}")
     latest = max(reports.glob("scifact/*.json"), key=lambda p: p.stat().st_mtime)
     counts = json.loads(latest.read_text())["counts"]
     return {
-        "seconds": round(seconds, 1),
+        "seconds": round(run.seconds, 1),
         "embeddings": counts.get("chunks_embedded", 0),
         "store_writes": counts.get("store_writes", 0),
     }
@@ -58,24 +51,9 @@ def run_rag_ingest(workdir: Path, max_tokens: int, overlap: int) -> list[dict[st
         f"store:\n  path: {workdir / 'lancedb'}\n"
         f"paths:\n  staging: {workdir / 'staging'}\n  reports: {workdir / 'reports'}\n"
     )
-    home = workdir / "airflow"
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "RAG_INGEST_CONFIG": str(config),
-        "HF_HUB_OFFLINE": "1",
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-    }
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return [rag_ingest_run(env, workdir / "reports") for _ in range(2)]
+    runner = DagTestRunner(config, workdir / "airflow", PROJECT / "dags")
+    runner.migrate()
+    return [rag_ingest_run(runner, workdir / "reports", f"run-{n}.log") for n in (1, 2)]
 
 
 class CountingEmbeddings:

@@ -60,7 +60,7 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
     from rag_ingest.embedding import Embedder
 
     embedder = Embedder(settings.embedding)
-    phrase = "Only one run of a source is active at a time, so two runs never race on the store."
+    phrase = "Only one run of a source is active at a time, so two runs never race"
     hits = store.search(embedder.encode([phrase])[0].tolist(), k=3, source="docs")
     assert Path(hits[0].uri).name == "operations.md"
     assert phrase in " ".join(hits[0].text.split())
@@ -124,3 +124,71 @@ def test_a_failed_gate_fails_the_dag_run_writes_nothing_and_reports_why(
     assert failed["name"] == "text_not_empty"
     assert failed["unexpected_count"] == len(list(docs_corpus.glob("*.md")))
     assert Path(report["gates"]["documents"]["data_docs"]).exists()
+
+
+GOLDEN = [
+    {
+        "query": "Only one run of a source is active at a time, so two runs never race",
+        "expected": ["operations.md"],
+    },
+    {
+        "query": "checked with Great Expectations before the next stage uses it",
+        "expected": ["quality.md"],
+    },
+    {
+        "query": "an unknown key, a wrong type or a value outside its allowed set",
+        "expected": ["configuration.md"],
+    },
+]
+
+
+def _with_golden_set(config: Path, on_failure: str) -> None:
+    import json
+
+    import yaml
+
+    golden = config.parent / "golden.jsonl"
+    golden.write_text("".join(json.dumps(q) + "\n" for q in GOLDEN))
+    document = yaml.safe_load(config.read_text())
+    document["sources"][0]["evaluation"] = {
+        "golden_set": golden.name,  # relative to the configuration file
+        "k": 3,
+        "min_recall": 0.9,
+        "on_failure": on_failure,
+    }
+    config.write_text(yaml.safe_dump(document))
+
+
+def test_the_evaluation_gate_fails_a_run_whose_golden_queries_lose_their_documents(
+    airflow_db: Path, docs_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_ingest.reports import latest_run_report
+
+    config = write_config(tmp_path, docs_corpus)
+    _with_golden_set(config, on_failure="fail")
+    settings = load_settings(config)
+    reports_dir = Path(settings.reports_dir)
+
+    # Every golden query finds its page in the top 3: the gate passes.
+    run_dag(config, monkeypatch)
+    report = latest_run_report(reports_dir, "docs")
+    assert report is not None and report["status"] == "success"
+    assert report["evaluation"]["recall"] == 1.0 and report["evaluation"]["misses"] == []
+
+    # quality.md goes: one golden query of three misses, recall 0.667 < 0.9.
+    (docs_corpus / "quality.md").unlink()
+    run_dag(config, monkeypatch, expect="failed")
+    report = latest_run_report(reports_dir, "docs")
+    assert report is not None and report["status"] == "failed"
+    assert report["reason"].startswith("evaluation gate: recall@3 0.6667 below 0.9")
+    (miss,) = report["evaluation"]["misses"]
+    assert miss["missing"] == ["quality.md"] and len(miss["top"]) == 3
+    html = reports_dir / "docs" / f"{Path(report['staging']).name}.html"
+    assert "Evaluation gate" in html.read_text() and "quality.md" in html.read_text()
+
+    # on_failure: warn: the same shortfall is reported, and the run succeeds.
+    _with_golden_set(config, on_failure="warn")
+    run_dag(config, monkeypatch)
+    report = latest_run_report(reports_dir, "docs")
+    assert report is not None and report["status"] == "success"
+    assert report["warnings"] == ["evaluation gate: recall@3 0.6667 below 0.9"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag_ingest.chunking import Chunker
+from rag_ingest.chunking import Chunker, context_title
 
 DOC = """# Guide
 
@@ -127,3 +127,31 @@ def test_empty_text_gives_no_chunks_and_bad_settings_are_refused(tokenizer) -> N
         Chunker(tokenizer, 10, 10)
     with pytest.raises(ValueError, match="max_tokens"):
         Chunker(tokenizer, 0, 0)
+
+
+def test_later_chunks_carry_the_title_and_heading_path_within_the_limit(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    text = DOC.format(install="\n\n".join(_sentences(12) for _ in range(5)))
+    chunks = Chunker(tokenizer, max_tokens=64, overlap_tokens=8).split(text, title="Guide")
+    assert chunks[0].context == "" and chunks[0].text.startswith("# Guide")
+    install = [c for c in chunks[1:] if c.section == "Guide > Install"]
+    assert install and all(c.context == "Guide > Install" for c in install)
+    for chunk in chunks:
+        span = text[chunk.char_start : chunk.char_end]
+        assert chunk.text == (f"{chunk.context}\n\n{span}" if chunk.context else span)
+        assert chunk.token_count == _count(tokenizer, chunk.text) <= 64
+
+
+def test_a_long_title_takes_at_most_a_quarter_of_the_limit(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    title = " ".join(f"word{i}" for i in range(100))
+    chunks = Chunker(tokenizer, max_tokens=64, overlap_tokens=8).split(_sentences(40), title)
+    assert len(chunks) > 2
+    for chunk in chunks[1:]:
+        assert title.startswith(chunk.context) and _count(tokenizer, chunk.context) <= 16
+        assert _count(tokenizer, chunk.text) <= 64
+
+
+def test_a_record_titled_by_its_key_gets_no_context_line() -> None:
+    assert context_title("42", "corpus.jsonl#42") is None
+    assert context_title("Aspirin and pain", "corpus.jsonl#42") == "Aspirin and pain"
+    assert context_title("install", "guide/install.md") == "install"
+    assert context_title("", "notes.txt") is None

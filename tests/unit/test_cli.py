@@ -61,3 +61,24 @@ def test_status_of_an_empty_store(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "docs: 0 documents, 0 chunks in the store" in result.stdout
     assert "last run: none" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "not a BEIR dataset folder, missing:"),
+        (["--k", "ten"], "--k wants cut-offs like 10,100"),
+        (["--k", "0,10"], "--k wants positive cut-offs"),
+    ],
+    ids=["not-beir", "k-not-numbers", "k-zero"],
+)
+def test_eval_refuses_bad_arguments_in_one_line(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    (tmp_path / "corpus").mkdir()
+    config = tmp_path / "rag_ingest.yaml"
+    config.write_text("sources:\n  - name: docs\n    location: corpus\n")
+    result = run_cli("--config", str(config), "eval", "--dataset", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr

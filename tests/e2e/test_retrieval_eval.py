@@ -1,0 +1,91 @@
+"""`rag-ingest eval` on a SciFact subset, against whole-document exact search.
+
+The floor is what the published MTEB figures measure: every document encoded
+whole (title and text) by the bare model, exact cosine search. The pipeline's
+figures come from the real thing: the corpus ingested through the ingestion
+DAG (`airflow dags test`), chunked, embedded, written to LanceDB, and every
+query answered by the store's own search. Chunking must not cost quality.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag_ingest import cli
+from rag_ingest.evaluation import BeirDataset, rank_documents, score_rankings
+from tests.conftest import PROJECT_ROOT
+
+SCIFACT = PROJECT_ROOT.parent / "shared" / "data" / "beir" / "scifact"
+SUBSET = 300
+# Below one query in a hundred changing rank: room for float differences
+# between CPUs, not for a worse pipeline.
+TOLERANCE = 0.005
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (SCIFACT / "corpus.jsonl").is_file(),
+        reason=f"SciFact is not at {SCIFACT} (the shared BEIR data beside the project)",
+    ),
+]
+
+
+def whole_document_floor(dataset: BeirDataset, keep: set[str]) -> dict[str, float]:
+    from sentence_transformers import SentenceTransformer
+
+    from rag_ingest.config import PACKAGED_MODEL
+    from rag_ingest.embedding import resolve_model_path
+
+    with dataset.corpus.open() as lines:
+        docs = [d for d in map(json.loads, lines) if d["_id"] in keep]
+    model = SentenceTransformer(str(resolve_model_path(PACKAGED_MODEL)), device="cpu")
+    # BEIR's own convention for title-and-text corpora: "title text".
+    doc_vectors = model.encode(
+        [f"{d['title']} {d['text']}" for d in docs], batch_size=32, normalize_embeddings=True
+    )
+    query_ids = sorted(dataset.queries)
+    query_vectors = model.encode([dataset.queries[q] for q in query_ids], normalize_embeddings=True)
+    scores = np.asarray(query_vectors) @ np.asarray(doc_vectors).T
+    rankings = {
+        q: rank_documents([(d["_id"], float(s)) for d, s in zip(docs, row, strict=True)])
+        for q, row in zip(query_ids, scores, strict=True)
+    }
+    return score_rankings(rankings, dataset.qrels, [10, 100])
+
+
+def test_eval_on_a_scifact_subset_is_no_worse_than_whole_documents(tmp_path: Path) -> None:
+    work = tmp_path / "eval"
+    code = cli.main(
+        [
+            "--config",
+            str(PROJECT_ROOT / "rag_ingest.yaml"),  # the shipped defaults: model, chunking
+            "eval",
+            "--dataset",
+            str(SCIFACT),
+            "--subset",
+            str(SUBSET),
+            "--work-dir",
+            str(work),
+        ]
+    )
+    assert code == 0
+    result = json.loads((work / "eval.json").read_text())
+    assert "| nDCG |" in (work / "eval.md").read_text()
+
+    full = BeirDataset.load(SCIFACT)
+    subset, keep = full.subset(SUBSET, full.corpus_ids())
+    assert result["documents"] == SUBSET and result["queries"] == len(subset.queries) > 50
+    ingestion = result["ingestion"]
+    assert ingestion["dag_id"] == "rag_ingest__scifact" and ingestion["quarantined"] == 0
+    assert ingestion["chunks"] >= SUBSET and ingestion["chunks_embedded"] == ingestion["chunks"]
+    assert ingestion["chunks_per_second"] > 0 and result["embedding"]["backend"] == "torch"
+
+    floor = whole_document_floor(subset, keep)
+    metrics = result["metrics"]
+    print("pipeline", metrics, "\nwhole-document floor", floor)
+    for name in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
+        assert metrics[name] >= floor[name] - TOLERANCE, (name, metrics[name], floor[name])
