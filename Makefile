@@ -20,7 +20,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 EVAL_DATASET ?= $(CURDIR)/../shared/data/beir/scifact
 
-.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding eval screenshot
+.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval eval screenshot
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-chunking  Spark chunk job vs LangChain splitter throughput"
 	@echo "make bench-sync      SciFact ingested twice, rag-ingest vs LangChain indexing API"
 	@echo "make bench-embedding embed stage (torch, ONNX, int8) vs bare encode on SciFact chunks, CPU"
+	@echo "make bench-retrieval SciFact: whole-document floor vs the pipeline, context lines on and off"
 	@echo "make eval      retrieval quality on SciFact, ingested through the DAG (EVAL_DATASET=dir)"
 
 venv: $(STAMP)
@@ -85,6 +86,9 @@ bench-sync: $(STAMP)
 
 bench-embedding: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_embedding --json .rag_ingest/bench-embedding.json
+
+bench-retrieval: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_retrieval --json .rag_ingest/bench-retrieval.json
 
 # A screenshot of the Airflow UI's "Knowledge ingestion" page (docs/images/).
 screenshot: $(STAMP)

@@ -31,8 +31,8 @@ def main() -> int:
     from rag_ingest.quality import GateFailed
     from tests.conftest import DOCS_DIR, write_config
     from tests.e2e.airflow_api import api_server
+    from tests.e2e.pipeline_runs import run
     from tests.e2e.test_quality_gates import duplicate_chunk_id, run_with_defect
-    from tests.e2e.test_sync import run
 
     # tests.conftest gave this process a throw-away AIRFLOW_HOME: migrate its database.
     subprocess.run(

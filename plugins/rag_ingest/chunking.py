@@ -318,6 +318,7 @@ def chunk_documents(
     max_tokens: int,
     overlap_tokens: int,
     chunker_fingerprint: str,
+    context_lines: bool = True,
 ) -> Iterator[pd.DataFrame]:
     """mapInPandas body: document rows in, CHUNKS_SCHEMA rows out.
 
@@ -333,7 +334,8 @@ def chunk_documents(
     for batch in batches:
         rows = []
         for doc in batch.itertuples(index=False):
-            chunks = chunker.split(doc.text, context_title(doc.title, doc.uri))
+            title = context_title(doc.title, doc.uri) if context_lines else None
+            chunks = chunker.split(doc.text, title)
             ids = chunk_ids(doc.doc_id, [c.text for c in chunks])
             for chunk, cid in zip(chunks, ids, strict=True):
                 rows.append(
@@ -373,7 +375,9 @@ def context_title(title: str | None, uri: str) -> str | None:
 CHUNKER_VERSION = 3
 
 
-def chunker_fingerprint(max_tokens: int, overlap_tokens: int, tokenizer_id: str) -> str:
+def chunker_fingerprint(
+    max_tokens: int, overlap_tokens: int, tokenizer_id: str, context_lines: bool = True
+) -> str:
     from rag_ingest.identity import fingerprint
 
     return fingerprint(
@@ -382,5 +386,6 @@ def chunker_fingerprint(max_tokens: int, overlap_tokens: int, tokenizer_id: str)
             "max_tokens": max_tokens,
             "overlap_tokens": overlap_tokens,
             "tokenizer": tokenizer_id,
+            "context_lines": context_lines,
         }
     )

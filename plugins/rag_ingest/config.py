@@ -108,6 +108,9 @@ class SourceConfig(_Strict):
 class ChunkingConfig(_Strict):
     max_tokens: int = Field(240, gt=0, description="Content tokens per chunk (model tokenizer)")
     overlap_tokens: int = Field(32, ge=0)
+    # Chunks after a document's first start with "Title > Heading path" (see
+    # docs/how-it-works.md); off: a chunk's text is exactly its span.
+    context_lines: bool = True
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkingConfig:
@@ -289,7 +292,10 @@ class Settings(_Strict):
         from rag_ingest.chunking import chunker_fingerprint
 
         return chunker_fingerprint(
-            self.chunking.max_tokens, self.chunking.overlap_tokens, self.embedding.model_id
+            self.chunking.max_tokens,
+            self.chunking.overlap_tokens,
+            self.embedding.model_id,
+            self.chunking.context_lines,
         )
 
     @property

@@ -14,15 +14,22 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rag_ingest.config import Settings, load_settings
+from rag_ingest.config import PACKAGED_MODEL, Settings, load_settings
 from rag_ingest.dag_runner import DagTestRunner
-from rag_ingest.evaluation import BeirDataset, markdown_table, ranked_documents, score_rankings
+from rag_ingest.evaluation import (
+    BeirDataset,
+    markdown_table,
+    rank_documents,
+    ranked_documents,
+    score_rankings,
+)
 from rag_ingest.reports import latest_run_report
 
 log = logging.getLogger(__name__)
@@ -196,3 +203,43 @@ def markdown_summary(result: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def whole_document_baseline(
+    dataset: BeirDataset,
+    documents: set[str] | None,
+    ks: Sequence[int],
+    model_path: str = PACKAGED_MODEL,
+    batch_size: int = 32,
+) -> dict[str, float]:
+    """What the published MTEB figures measure: the bare model, every document
+    encoded whole ("title text", BEIR's convention, truncated at the model's
+    limit), exact cosine search. The floor a pipeline's chunking must not
+    fall below."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from rag_ingest.embedding import resolve_model_path
+
+    with dataset.corpus.open(encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines if line.strip()]
+    docs = [r for r in records if documents is None or str(r["_id"]) in documents]
+    model = SentenceTransformer(str(resolve_model_path(model_path)), device="cpu")
+    doc_vectors = model.encode(
+        [f"{r.get('title') or ''} {r['text']}".strip() for r in docs],
+        batch_size=batch_size,
+        normalize_embeddings=True,
+    )
+    query_ids = sorted(dataset.queries)
+    query_vectors = model.encode(
+        [dataset.queries[q] for q in query_ids], batch_size=batch_size, normalize_embeddings=True
+    )
+    ids = [str(r["_id"]) for r in docs]
+    depth = max(ks)
+    rankings = {}
+    for query_id, scores in zip(
+        query_ids, np.asarray(query_vectors) @ np.asarray(doc_vectors).T, strict=True
+    ):
+        top = np.argsort(-scores, kind="stable")[: depth * 2]
+        rankings[query_id] = rank_documents([(ids[i], float(scores[i])) for i in top])[:depth]
+    return score_rankings(rankings, dataset.qrels, ks)

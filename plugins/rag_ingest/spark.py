@@ -139,6 +139,7 @@ def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str
             max_tokens=settings.chunking.max_tokens,
             overlap_tokens=settings.chunking.overlap_tokens,
             chunker_fingerprint=settings.chunker_fingerprint,
+            context_lines=settings.chunking.context_lines,
         ),
         CHUNKS_SCHEMA,
     )

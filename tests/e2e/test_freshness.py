@@ -23,7 +23,7 @@ from rag_ingest import pipeline
 from rag_ingest.config import load_settings
 from rag_ingest.stores import open_store
 from tests.conftest import DOCS_DIR, PROJECT_ROOT, write_config
-from tests.e2e.test_sync import run
+from tests.e2e.pipeline_runs import run
 
 pytestmark = pytest.mark.slow
 

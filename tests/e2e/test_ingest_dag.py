@@ -192,3 +192,53 @@ def test_the_evaluation_gate_fails_a_run_whose_golden_queries_lose_their_documen
     report = latest_run_report(reports_dir, "docs")
     assert report is not None and report["status"] == "success"
     assert report["warnings"] == ["evaluation gate: recall@3 0.6667 below 0.9"]
+
+
+def test_airflow_retries_only_the_failed_shard_and_a_half_written_upsert_leaves_no_duplicates(
+    airflow_db: Path, docs_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transient faults, retried by Airflow itself (the DAG's retries, 30 s apart)."""
+    from collections import Counter
+
+    from rag_ingest import pipeline
+    from rag_ingest.stores.lancedb_store import LanceDBStore
+
+    config = write_config(tmp_path, docs_corpus, extra="embedding:\n  shard_size: 25\n")
+    calls: Counter[str] = Counter()
+
+    real_embed = pipeline.embed_shard
+
+    def embed_with_a_lost_worker(config_path: str, shard_path: str) -> dict:
+        shard = Path(shard_path).name
+        calls[shard] += 1
+        if shard == "shard-00001.parquet" and calls[shard] == 1:
+            raise ConnectionError("transient: the embedding worker went away")
+        return real_embed(config_path, shard_path)
+
+    real_upsert = LanceDBStore.upsert
+
+    def upsert_that_drops_once(self: LanceDBStore, chunks: object) -> int:
+        calls["store upsert"] += 1
+        if calls["store upsert"] == 3:  # after two batches were written
+            raise ConnectionError("transient: the store went away mid-upsert")
+        return real_upsert(self, chunks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "embed_shard", embed_with_a_lost_worker)
+    monkeypatch.setattr(LanceDBStore, "upsert", upsert_that_drops_once)
+    monkeypatch.setattr(pipeline, "_UPSERT_BATCH", 10)  # many writes, so one can fail midway
+
+    run_dag(config, monkeypatch)
+
+    shards = {name: n for name, n in calls.items() if name.startswith("shard-")}
+    assert len(shards) >= 3
+    # Only the shard that failed ran twice; its siblings ran once.
+    assert shards.pop("shard-00001.parquet") == 2 and set(shards.values()) == {1}
+    # The retried upsert rewrote the two batches of its first try: no duplicates.
+    chunks = open_store(load_settings(config)).fetch("docs", with_vectors=False)
+    ids = chunks["chunk_id"].to_pylist()
+    assert len(ids) == len(set(ids))
+    from rag_ingest.reports import latest_run_report
+
+    report = latest_run_report(Path(load_settings(config).reports_dir), "docs")
+    assert report is not None and report["status"] == "success"
+    assert report["counts"]["chunks_written"] == len(ids) == report["store"]["chunks"]

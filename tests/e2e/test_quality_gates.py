@@ -23,7 +23,8 @@ from rag_ingest import cli, pipeline
 from rag_ingest.quality import GateFailed
 from rag_ingest.reports import list_run_reports
 from tests.conftest import DOCS_DIR, write_config
-from tests.e2e.test_sync import run, snapshot
+from tests.e2e.pipeline_runs import run
+from tests.e2e.test_sync import snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag_ingest import cli
-from rag_ingest.evaluation import BeirDataset, rank_documents, score_rankings
+from rag_ingest.evaluation import BeirDataset
+from rag_ingest.retrieval_eval import whole_document_baseline
 from tests.conftest import PROJECT_ROOT
 
 SCIFACT = PROJECT_ROOT.parent / "shared" / "data" / "beir" / "scifact"
@@ -32,29 +32,6 @@ pytestmark = [
         reason=f"SciFact is not at {SCIFACT} (the shared BEIR data beside the project)",
     ),
 ]
-
-
-def whole_document_floor(dataset: BeirDataset, keep: set[str]) -> dict[str, float]:
-    from sentence_transformers import SentenceTransformer
-
-    from rag_ingest.config import PACKAGED_MODEL
-    from rag_ingest.embedding import resolve_model_path
-
-    with dataset.corpus.open() as lines:
-        docs = [d for d in map(json.loads, lines) if d["_id"] in keep]
-    model = SentenceTransformer(str(resolve_model_path(PACKAGED_MODEL)), device="cpu")
-    # BEIR's own convention for title-and-text corpora: "title text".
-    doc_vectors = model.encode(
-        [f"{d['title']} {d['text']}" for d in docs], batch_size=32, normalize_embeddings=True
-    )
-    query_ids = sorted(dataset.queries)
-    query_vectors = model.encode([dataset.queries[q] for q in query_ids], normalize_embeddings=True)
-    scores = np.asarray(query_vectors) @ np.asarray(doc_vectors).T
-    rankings = {
-        q: rank_documents([(d["_id"], float(s)) for d, s in zip(docs, row, strict=True)])
-        for q, row in zip(query_ids, scores, strict=True)
-    }
-    return score_rankings(rankings, dataset.qrels, [10, 100])
 
 
 def test_eval_on_a_scifact_subset_is_no_worse_than_whole_documents(tmp_path: Path) -> None:
@@ -84,7 +61,7 @@ def test_eval_on_a_scifact_subset_is_no_worse_than_whole_documents(tmp_path: Pat
     assert ingestion["chunks"] >= SUBSET and ingestion["chunks_embedded"] == ingestion["chunks"]
     assert ingestion["chunks_per_second"] > 0 and result["embedding"]["backend"] == "torch"
 
-    floor = whole_document_floor(subset, keep)
+    floor = whole_document_baseline(subset, keep, [10, 100])
     metrics = result["metrics"]
     print("pipeline", metrics, "\nwhole-document floor", floor)
     for name in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):

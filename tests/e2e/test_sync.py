@@ -1,8 +1,7 @@
 """Incremental sync through the real pipeline: real Spark, model and LanceDB.
 
-The stages run in DAG order by calling the same `rag_ingest.pipeline`
-functions the DAG's tasks call (the DAG wiring itself is covered by
-test_ingest_dag.py); this keeps each of these runs to seconds.
+Runs go stage by stage through `tests.e2e.pipeline_runs` (the functions the
+DAG's tasks call, without Airflow); the DAG itself is in test_ingest_dag.py.
 """
 
 from __future__ import annotations
@@ -13,35 +12,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from rag_ingest import pipeline
 from rag_ingest.config import load_settings
 from rag_ingest.stores import open_store
 from rag_ingest.sync import MassDeleteRefused
 from tests.conftest import DOCS_DIR, write_config
+from tests.e2e.pipeline_runs import run
 
 pytestmark = pytest.mark.slow
-
-
-def run(config: Path, run_id: str, **params: bool) -> dict[str, int]:
-    """One ingestion run, stage by stage as the DAG wires them; returns the report's counts."""
-    cfg = str(config)
-    pipeline.extract(cfg, "docs", run_id)
-    pipeline.validate_documents(cfg, "docs", run_id)
-    pipeline.plan_documents(
-        cfg,
-        "docs",
-        run_id,
-        full_resync=params.get("full_resync", False),
-        allow_mass_delete=params.get("allow_mass_delete", False),
-    )
-    pipeline.chunk(cfg, "docs", run_id)
-    pipeline.validate_chunks(cfg, "docs", run_id)
-    shards = pipeline.plan_chunks(cfg, "docs", run_id, params.get("full_resync", False))["shards"]
-    for shard in shards:
-        pipeline.embed_shard(cfg, shard)
-    pipeline.upsert(cfg, "docs", run_id)
-    result = pipeline.report(cfg, "docs", run_id, "rag_ingest__docs")
-    return {k: v for k, v in result.items() if isinstance(v, int)}
 
 
 def snapshot(config: Path) -> pa.Table:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import write_config
 from tests.e2e.airflow_api import api_server, get
-from tests.e2e.test_sync import run
+from tests.e2e.pipeline_runs import run
 
 pytestmark = pytest.mark.slow
 
