@@ -59,13 +59,14 @@ def final_failures() -> Iterator[None]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from rag_ingest.config import ConfigError
+    from rag_ingest.lease import SourceBusy
     from rag_ingest.pipeline import EvaluationFailed
     from rag_ingest.quality import GateFailed
     from rag_ingest.sync import MassDeleteRefused
 
     try:
         yield
-    except (GateFailed, ConfigError, MassDeleteRefused, EvaluationFailed) as error:
+    except (GateFailed, ConfigError, MassDeleteRefused, EvaluationFailed, SourceBusy) as error:
         raise AirflowFailException(str(error)) from error
 
 
@@ -91,8 +92,18 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
             run_id = str(context["run_id"])
             # The logical date's partition, for a templated location (backfill).
             ds = str(context["ds"]) if context.get("ds") else None
+            ti: Any = context["ti"]
+
+            def is_running(other_run_id: str) -> bool:
+                """Whether the run holding this source's lease is still active."""
+                try:
+                    state = ti.get_dagrun_state(dag_id=source.dag_id, run_id=other_run_id)
+                except Exception:  # noqa: BLE001 - unknown counts as active: never break blindly
+                    return True
+                return str(getattr(state, "value", state)) in ("queued", "running")
+
             with final_failures():
-                result = pipeline.extract(CONFIG_PATH, name, run_id, ds)
+                result = pipeline.extract(CONFIG_PATH, name, run_id, ds, is_running)
             with final_failures():
                 pipeline.validate_documents(CONFIG_PATH, name, run_id)
             return result

@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rag_ingest import reports, sync
+from rag_ingest import lease, reports, sync
 from rag_ingest.config import ConfigError, Settings, SourceConfig, load_settings
 from rag_ingest.config import config_path as config_path_of
 from rag_ingest.stores import open_store
@@ -345,17 +346,23 @@ def _validate_embeddings(ctx: RunContext, shards: list[Path]) -> dict[str, Any]:
 
 
 def extract(
-    config_path: str | None, source_name: str, run_id: str, ds: str | None = None
+    config_path: str | None,
+    source_name: str,
+    run_id: str,
+    ds: str | None = None,
+    is_running: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """List and parse the source with Spark -> documents/ and quarantine/.
+    """Take the source's lease, then list and parse it with Spark -> documents/, quarantine/.
 
     `ds` is the run's logical date (YYYY-MM-DD): a templated location lists
-    that partition only.
+    that partition only. `is_running(run_id)` says whether the run holding
+    the source's lease is still active (see rag_ingest.lease).
     """
     from rag_ingest.spark import run_extract
 
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
+    lease.acquire(ctx.settings.staging_dir, source_name, run_id, is_running)
     ctx.settings.check_sources_exist()
     location = ctx.settings.source_location(ctx.source, ds)
     # A run starts here: files of an earlier run with the same id (a backfill
@@ -813,6 +820,8 @@ def report(config_path: str | None, source_name: str, run_id: str, dag_id: str) 
         store=open_store(ctx.settings).stats(source_name),
         evaluation_expected=ctx.source.evaluation is not None,
     )
+    # The run is over, whatever happened: the next run of the source may start.
+    lease.release(ctx.settings.staging_dir, source_name, run_id)
     return {"report": str(path), **summary}
 
 

@@ -242,3 +242,24 @@ def test_airflow_retries_only_the_failed_shard_and_a_half_written_upsert_leaves_
     report = latest_run_report(Path(load_settings(config).reports_dir), "docs")
     assert report is not None and report["status"] == "success"
     assert report["counts"]["chunks_written"] == len(ids) == report["store"]["chunks"]
+
+
+def test_a_lease_left_by_a_finished_run_is_broken_and_a_live_one_is_respected(
+    airflow_db: Path, docs_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The extract task asks Airflow whether the lease's run is still running."""
+    from rag_ingest import lease
+
+    config = write_config(tmp_path, docs_corpus)
+    staging = load_settings(config).staging_dir
+    first = run_dag(config, monkeypatch)
+    assert lease.holder(staging, "docs") is None  # the report gave it back
+    # As if the first run's report had never run (a lost worker): its lease stays.
+    lease.acquire(staging, "docs", first)
+    run_dag(config, monkeypatch)  # Airflow says that run is over: the lease is broken
+    assert lease.holder(staging, "docs") is None
+    # A run Airflow cannot vouch for counts as active: the next run stops at once.
+    lease.acquire(staging, "docs", "manual__elsewhere")
+    run_dag(config, monkeypatch, expect="failed")
+    holding = lease.holder(staging, "docs")
+    assert holding is not None and holding["run_id"] == "manual__elsewhere"

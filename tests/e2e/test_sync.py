@@ -178,3 +178,28 @@ def test_identical_text_is_embedded_once_and_reused_after_a_move(
         assert row["vector"] == before_vectors[row["text"]][0]
         assert row["run_id"] == "moved" and row["model_dimension"] == 384
     assert not any(uri.endswith("corpus/long.md") for uri in after["uri"].to_pylist())
+
+
+def test_a_second_run_of_the_source_waits_its_turn_and_corrupts_nothing(
+    corpus: Path, tmp_path: Path
+) -> None:
+    from rag_ingest import pipeline
+    from rag_ingest.lease import SourceBusy
+    from tests.e2e.pipeline_runs import run_until_upsert
+
+    config = write_config(tmp_path, corpus)
+    run(config, "manual__first")
+    (corpus / "long.md").write_text(LONG_DOC.replace("Paragraph 3 ", "Paragraph three "))
+    run_until_upsert(config, "manual__a")  # run A has planned against the store...
+    with pytest.raises(SourceBusy, match="being ingested by run manual__a"):
+        pipeline.extract(str(config), "docs", "backfill__b", is_running=lambda r: True)
+    # ...B stopped before reading anything: no staging of its own, and A finishes.
+    settings = load_settings(config)
+    assert not (Path(settings.staging_dir) / "docs" / "backfill__b").exists()
+    pipeline.upsert(str(config), "docs", "manual__a")
+    pipeline.report(str(config), "docs", "manual__a", "rag_ingest__docs")
+    after_a = snapshot(config)
+    assert run(config, "backfill__b")["chunks_written"] == 0  # B now sees A's result
+    assert (
+        snapshot(config).sort_by("chunk_id")["chunk_id"] == after_a.sort_by("chunk_id")["chunk_id"]
+    )
