@@ -308,7 +308,7 @@ CHUNKS_SCHEMA = (
     "section string, text string, chunk_index int, char_start long, char_end long, "
     "token_count int, text_hash string, page int, content_hash string, "
     "chunker_fingerprint string, "
-    "modified_at timestamp, metadata string"
+    "modified_at timestamp, metadata string, acl array<string>"
 )
 
 
@@ -336,7 +336,8 @@ def chunk_documents(
         for doc in batch.itertuples(index=False):
             title = context_title(doc.title, doc.uri) if context_lines else None
             chunks = chunker.split(doc.text, title)
-            ids = chunk_ids(doc.doc_id, [c.text for c in chunks])
+            labels = list(doc.acl) if doc.acl is not None else []
+            ids = chunk_ids(doc.doc_id, [c.text for c in chunks], labels)
             for chunk, cid in zip(chunks, ids, strict=True):
                 rows.append(
                     (
@@ -357,6 +358,7 @@ def chunk_documents(
                         chunker_fingerprint,
                         doc.modified_at,
                         doc.metadata,
+                        labels,
                     )
                 )
         yield pd.DataFrame(rows, columns=columns)

@@ -18,15 +18,26 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
         settings.source(args.source)  # unknown source: clear error, not zero hits
     embedder = Embedder(settings.embedding, settings.models_dir, allow_pool=False)
     vector = embedder.encode([args.query])[0]
-    hits = open_store(settings).search(vector.tolist(), k=args.k, source=args.source)
+    labels = _labels(args.labels)
+    hits = open_store(settings).search(vector.tolist(), k=args.k, source=args.source, labels=labels)
     if not hits:
-        print("no results: the store is empty for this source (run an ingestion first)")
+        if labels is not None:
+            print(f"no results that labels {', '.join(labels) or '(none)'} may see")
+        else:
+            print("no results: the store is empty for this source (run an ingestion first)")
         return 1
     for rank, hit in enumerate(hits, start=1):
         where = f"{hit.uri}" + (f"  [{hit.section}]" if hit.section else "")
         snippet = " ".join(hit.text.split())[:160]
         print(f"{rank:>2}. {hit.score:.3f}  {where}\n      {snippet}")
     return 0
+
+
+def _labels(text: str | None) -> list[str] | None:
+    """--labels a,b -> ["a", "b"]; absent -> None (no access filter)."""
+    if text is None:
+        return None
+    return sorted({part.strip() for part in text.split(",") if part.strip()})
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
@@ -171,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--source", help="only this source")
     search.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
+    search.add_argument(
+        "--labels",
+        help="the caller's access labels, comma-separated: only chunks carrying one of them",
+    )
     search.set_defaults(handler=_search)
 
     status = commands.add_parser("status", help="per source: store contents and the last run")

@@ -41,6 +41,9 @@ class RecordsConfig(_Strict):
     title_field: str | None = "title"
     text_field: str = "text"
     metadata_fields: tuple[str, ...] = ()
+    # A field with the record's own access labels (a list, or "a,b" text); a
+    # record without it gets the source's `access_labels`.
+    acl_field: str | None = None
 
 
 class GoldenSetConfig(_Strict):

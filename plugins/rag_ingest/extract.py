@@ -30,7 +30,7 @@ from rag_ingest.sources import read_bytes
 PARSED_SCHEMA = (
     "doc_id string, source string, uri string, relative_path string, title string, "
     "text string, format string, encoding string, content_hash string, size long, "
-    "modified_at timestamp, page_starts array<long>, metadata string, "
+    "modified_at timestamp, page_starts array<long>, metadata string, acl array<string>, "
     "error_reason string, error_detail string"
 )
 PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
@@ -50,19 +50,25 @@ def _row(source: str, uri: str, key: str, size: int, modified_at: Any) -> dict[s
     return row
 
 
-def _document_row(row: dict[str, Any], document: ParsedDocument) -> dict[str, Any]:
+def _document_row(
+    row: dict[str, Any], document: ParsedDocument, access_labels: tuple[str, ...]
+) -> dict[str, Any]:
     metadata = (
         json.dumps(document.metadata, sort_keys=True, default=str) if document.metadata else None
     )
+    acl = sorted(document.acl if document.acl is not None else set(access_labels))
+    # Metadata and access labels are stored with each chunk: a change to them
+    # is a change to the document (and revoking a label rewrites its chunks).
+    extra = ("\x1f" + metadata if metadata else "") + ("\x1facl:" + ",".join(acl) if acl else "")
     row.update(
         title=document.title,
         text=document.text,
         format=document.format,
         encoding=document.encoding,
-        # Metadata is part of what is stored with each chunk: a change to it is a change.
-        content_hash=content_hash(document.text + ("\x1f" + metadata if metadata else "")),
+        content_hash=content_hash(document.text + extra),
         page_starts=list(document.page_starts) if document.page_starts is not None else None,
         metadata=metadata,
+        acl=acl,
     )
     return row
 
@@ -80,6 +86,7 @@ def parse_source_file(
     modified_at: Any,
     max_file_bytes: int,
     fields: RecordFields,
+    access_labels: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Rows for one listed file: one document, one per record, or quarantine rows."""
     file_row = _row(source, uri, relative_path, size, modified_at)
@@ -88,7 +95,7 @@ def parse_source_file(
             raise ParseError("too_large", f"{size} bytes is over the limit of {max_file_bytes}")
         data = read_bytes(uri)
         if not is_record_file(relative_path):
-            return [_document_row(file_row, parse_file(relative_path, data))]
+            return [_document_row(file_row, parse_file(relative_path, data), access_labels)]
         if not data:
             raise ParseError("empty_file", "the file has zero bytes")
         rows = []
@@ -100,7 +107,7 @@ def parse_source_file(
             if isinstance(item, RecordProblem):
                 rows.append(_failed(row, item.reason, item.detail))
             else:
-                rows.append(_document_row(row, item))
+                rows.append(_document_row(row, item, access_labels))
         return rows
     except ParseError as exc:
         return [_failed(file_row, exc.reason, exc.detail)]
@@ -109,7 +116,11 @@ def parse_source_file(
 
 
 def parse_files(
-    batches: Iterator[pd.DataFrame], source: str, max_file_bytes: int, fields: RecordFields
+    batches: Iterator[pd.DataFrame],
+    source: str,
+    max_file_bytes: int,
+    fields: RecordFields,
+    access_labels: tuple[str, ...] = (),
 ) -> Iterator[pd.DataFrame]:
     """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
     for batch in batches:
@@ -119,7 +130,14 @@ def parse_files(
         ):
             rows.extend(
                 parse_source_file(
-                    source, uri, relative_path, int(size), modified_at, max_file_bytes, fields
+                    source,
+                    uri,
+                    relative_path,
+                    int(size),
+                    modified_at,
+                    max_file_bytes,
+                    fields,
+                    access_labels,
                 )
             )
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

@@ -32,19 +32,23 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def chunk_ids(document_id: str, texts: Iterable[str]) -> list[str]:
-    """Ids from the document id and each chunk's own text.
+def chunk_ids(document_id: str, texts: Iterable[str], labels: Iterable[str] = ()) -> list[str]:
+    """Ids from the document id, each chunk's own text and the access labels.
 
     A chunk whose text did not change keeps its id when text around it
     changes. Identical texts within one document are told apart by their
     occurrence number, which also survives edits elsewhere in the document.
+    Labels are part of the id so that a label change rewrites the chunk
+    (its vector is reused: the text is the same).
     """
+    acl = ",".join(sorted(labels))
     seen: dict[str, int] = {}
     ids = []
     for text in texts:
         occurrence = seen.get(text, 0)
         seen[text] = occurrence + 1
-        ids.append(_digest("chunk", document_id, text, str(occurrence)))
+        parts = ("chunk", document_id, text, str(occurrence)) + (("acl", acl) if acl else ())
+        ids.append(_digest(*parts))
     return ids
 
 

@@ -800,10 +800,11 @@ class _StoreWriter:
         table = table.append_column(
             "ingested_at", pa.array([self.now] * rows, pa.timestamp("us", tz="UTC"))
         )
-        table = table.append_column(
-            "acl",
-            pa.array([list(self.ctx.source.access_labels)] * rows, pa.list_(pa.string())),
-        )
+        if "acl" not in table.column_names:  # staged before labels were per document
+            table = table.append_column(
+                "acl",
+                pa.array([list(self.ctx.source.access_labels)] * rows, pa.list_(pa.string())),
+            )
         for offset in range(0, rows, _UPSERT_BATCH):
             self.written += self.store.upsert(table.slice(offset, _UPSERT_BATCH))
 

@@ -99,6 +99,7 @@ def extract_job(
             source=source.name,
             max_file_bytes=source.max_file_bytes,
             fields=RecordFields(**source.records.model_dump()),
+            access_labels=tuple(source.access_labels),
         ),
         PARSED_SCHEMA,
     )

@@ -115,6 +115,24 @@ def test_search_sends_a_filtered_vector_search_and_returns_cosine(
     assert hits[0].score == pytest.approx(0.8)  # Atlas (1 + cos) / 2 -> cos
 
 
+def test_search_with_labels_filters_acl_inside_the_vector_search(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    future = go(store.search, [0.5] * 8, 3, "s1", ["hr", "finance", "hr"])
+    request = server.receives(OpMsg("aggregate", "chunks"), timeout=10)
+    stage = request.doc["pipeline"][0]["$vectorSearch"]
+    # Inside $vectorSearch (acl is a filter field of the index), not a later
+    # $match, so the limit counts only chunks the caller may see.
+    assert stage["filter"] == {
+        "$and": [{"source": {"$eq": "s1"}}, {"acl": {"$in": ["finance", "hr"]}}]
+    }
+    assert len(request.doc["pipeline"]) == 2
+    request.ok(cursor={"id": 0, "ns": "rag.chunks", "firstBatch": []})
+    assert future() == []
+    # No labels at all: nothing is asked, nothing is returned.
+    assert store.search([0.5] * 8, 3, "s1", []) == []
+
+
 def _reply_search_indexes(
     server: MockupDB, indexes: list[dict[str, Any]], timeout: float = 10
 ) -> None:

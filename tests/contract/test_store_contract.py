@@ -208,3 +208,29 @@ def test_search_ranks_by_cosine_and_filters_by_source(
     assert hits[0].uri == "/corpus/d2.md"
     assert all(h.source == "s2" for h in store.search(target, k=5, source="s2"))
     assert len(store.search(target, k=5, source="s1")) == 3
+
+
+def test_search_returns_only_chunks_the_callers_labels_may_see(
+    store: ChunkStore, request: pytest.FixtureRequest
+) -> None:
+    if not _can_search(request):
+        pytest.skip("mongomock has no $vectorSearch (see the wire tests and the live server)")
+    chunks = make_chunks(ROWS)
+    labels = [["public"], ["finance", "hr"], ["hr"], []]  # c4 carries no label at all
+    chunks = chunks.set_column(
+        chunks.schema.get_field_index("acl"), "acl", pa.array(labels, pa.list_(pa.string()))
+    )
+    store.upsert(chunks)
+    # Aim straight at the restricted chunk c2: a caller without its labels never sees it.
+    target = chunks["vector"][1].as_py()
+
+    def seen(caller: list[str] | None, source: str | None = None) -> set[str]:
+        return {h.chunk_id for h in store.search(target, k=10, source=source, labels=caller)}
+
+    assert seen(["public"]) == {"c1"}
+    assert seen(["hr"]) == {"c2", "c3"}
+    assert seen(["finance", "public"]) == {"c1", "c2"}
+    assert seen(["hr"], source="s2") == set()
+    assert seen([]) == set()  # no labels: nothing, not everything
+    assert seen(["nobody"]) == set()
+    assert seen(None) == {"c1", "c2", "c3", "c4"}  # the pipeline's own unfiltered search

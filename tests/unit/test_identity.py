@@ -34,3 +34,11 @@ def test_identical_texts_in_one_document_get_distinct_ids() -> None:
 def test_fingerprint_ignores_key_order() -> None:
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+def test_access_labels_are_part_of_chunk_ids_but_unlabelled_ids_are_unchanged() -> None:
+    plain = chunk_ids("doc", ["a", "b"])
+    assert chunk_ids("doc", ["a", "b"], []) == plain
+    hr = chunk_ids("doc", ["a", "b"], ["hr", "finance"])
+    assert set(hr).isdisjoint(plain)
+    assert chunk_ids("doc", ["a", "b"], ["finance", "hr"]) == hr  # order does not matter

@@ -203,6 +203,25 @@ def test_bad_records_are_reported_one_by_one() -> None:
     assert [i.key for i in items if not isinstance(i, RecordProblem)] == ["1"]
 
 
+def test_records_carry_their_own_access_labels_from_the_configured_field() -> None:
+    lines = [
+        {"_id": "1", "text": "salaries", "acl": ["hr", "finance", "hr"]},
+        {"_id": "2", "text": "lunch menu", "acl": "public, staff"},
+        {"_id": "3", "text": "no field: the source's labels apply"},
+        {"_id": "4", "text": "bad labels", "acl": {"hr": True}},
+        {"_id": "5", "text": "bad labels", "acl": ["hr", 7]},
+    ]
+    data = "\n".join(json.dumps(line) for line in lines).encode()
+    items = list(parse_records("c.jsonl", data, RecordFields(acl_field="acl")))
+    docs = {i.key: i.acl for i in items if not isinstance(i, RecordProblem)}
+    assert docs == {"1": ("finance", "hr"), "2": ("public", "staff"), "3": None}
+    problems = [(i.key, i.reason) for i in items if isinstance(i, RecordProblem)]
+    assert problems == [("4", "invalid_labels"), ("5", "invalid_labels")]
+    # Without an acl_field the field is just data.
+    plain = list(parse_records("c.jsonl", data, RecordFields()))
+    assert all(getattr(d, "acl", None) is None for d in plain)
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -47,6 +47,8 @@ class ParsedDocument:
     # Record sources: the record's own key and chosen metadata fields.
     key: str | None = None
     metadata: dict[str, object] = field(default_factory=dict)
+    # Record sources with an `acl_field`: the record's own access labels.
+    acl: tuple[str, ...] | None = None
 
 
 def normalise_text(text: str) -> str:

@@ -21,6 +21,7 @@ class RecordFields:
     title_field: str | None = "title"
     text_field: str = "text"
     metadata_fields: tuple[str, ...] = ()
+    acl_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,22 @@ def _rows_parquet(data: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordPro
             yield f"row {number}", row
 
 
+def _labels(value: Any) -> tuple[str, ...] | None:
+    """Access labels from a list or comma-separated text; None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise TypeError(f"want a list of labels or 'a,b' text, got {type(value).__name__}")
+    if not all(isinstance(item, str) for item in items):
+        raise TypeError("every label must be text")
+    labels = sorted({item.strip() for item in items if item.strip()})
+    return tuple(labels) or None
+
+
 def _clean_key(value: Any) -> str | None:
     if value is None:
         return None
@@ -95,6 +112,11 @@ def parse_records(
         title_value = row.get(fields.title_field) if fields.title_field else None
         title = normalise_text(str(title_value)) if title_value is not None else ""
         metadata = {name: row.get(name) for name in fields.metadata_fields if name in row}
+        try:
+            acl = _labels(row.get(fields.acl_field)) if fields.acl_field else None
+        except TypeError as error:
+            yield RecordProblem(key, "invalid_labels", f"field {fields.acl_field!r}: {error}")
+            continue
         yield ParsedDocument(
             title=title or key,
             # The title is part of what a record says: it is embedded with the text.
@@ -102,4 +124,5 @@ def parse_records(
             format="record",
             key=key,
             metadata=metadata,
+            acl=acl,
         )

@@ -130,9 +130,18 @@ class ChunkStore(ABC):
 
     @abstractmethod
     def search(
-        self, vector: Sequence[float], k: int = 5, source: str | None = None
+        self,
+        vector: Sequence[float],
+        k: int = 5,
+        source: str | None = None,
+        labels: Sequence[str] | None = None,
     ) -> list[SearchHit]:
-        """The k chunks nearest to `vector` by cosine similarity."""
+        """The k chunks nearest to `vector` by cosine similarity.
+
+        `labels`: the caller's access labels; only chunks carrying at least one
+        of them are returned (a chunk without labels is returned to no labelled
+        caller). None: no access filter, for the pipeline's own checks.
+        """
 
     @abstractmethod
     def stats(self, source: str | None = None) -> StoreStats:

@@ -136,14 +136,23 @@ class LanceDBStore(ChunkStore):
         return deleted
 
     def search(
-        self, vector: Sequence[float], k: int = 5, source: str | None = None
+        self,
+        vector: Sequence[float],
+        k: int = 5,
+        source: str | None = None,
+        labels: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         table = self._table()
-        if table is None:
+        if table is None or (labels is not None and not labels):
             return []
         query = table.search(list(vector)).distance_type("cosine").limit(k)
-        if source is not None:
-            query = query.where(f"source = {_quote(source)}", prefilter=True)
+        conditions = [f"source = {_quote(source)}"] if source is not None else []
+        if labels is not None:
+            wanted = ", ".join(_quote(label) for label in sorted(set(labels)))
+            conditions.append(f"array_has_any(acl, make_array({wanted}))")
+        if conditions:
+            # Prefilter: the filter applies before the top k, so k permitted hits come back.
+            query = query.where(" AND ".join(conditions), prefilter=True)
         rows = query.to_arrow().to_pylist()
         return [
             SearchHit.from_row(row, chunk_id=row["chunk_id"], score=1.0 - float(row["_distance"]))

@@ -59,7 +59,11 @@ def vector_index_definition(dimension: int) -> dict[str, Any]:
 
 
 def vector_search_pipeline(
-    vector: Sequence[float], k: int, index_name: str, source: str | None
+    vector: Sequence[float],
+    k: int,
+    index_name: str,
+    source: str | None,
+    labels: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     stage: dict[str, Any] = {
         "index": index_name,
@@ -69,8 +73,17 @@ def vector_search_pipeline(
         "numCandidates": max(100, k * 20),
         "limit": k,
     }
+    # Filters run inside the index search (acl and source are filter fields),
+    # so the limit counts only chunks the caller may see.
+    conditions: list[dict[str, Any]] = []
     if source is not None:
-        stage["filter"] = {"source": {"$eq": source}}
+        conditions.append({"source": {"$eq": source}})
+    if labels is not None:
+        conditions.append({"acl": {"$in": sorted(set(labels))}})
+    if len(conditions) == 1:
+        stage["filter"] = conditions[0]
+    elif conditions:
+        stage["filter"] = {"$and": conditions}
     projection = {name: 1 for name, _ in CHUNK_COLUMNS if name != "chunk_id"}
     projection["score"] = {"$meta": "vectorSearchScore"}  # type: ignore[assignment]
     return [{"$vectorSearch": stage}, {"$project": projection}]
@@ -218,9 +231,15 @@ class MongoDBStore(ChunkStore):
         return None
 
     def search(
-        self, vector: Sequence[float], k: int = 5, source: str | None = None
+        self,
+        vector: Sequence[float],
+        k: int = 5,
+        source: str | None = None,
+        labels: Sequence[str] | None = None,
     ) -> list[SearchHit]:
-        pipeline = vector_search_pipeline(vector, k, self.index_name, source)
+        if labels is not None and not labels:
+            return []  # a caller with no labels may see nothing
+        pipeline = vector_search_pipeline(vector, k, self.index_name, source, labels)
         rows = self._retrying("search", lambda: list(self.collection.aggregate(pipeline)))
         return [
             SearchHit.from_row(
