@@ -28,7 +28,7 @@ from rag_ingest import lease, reports, sync
 from rag_ingest.config import ConfigError, Settings, SourceConfig, load_settings
 from rag_ingest.config import config_path as config_path_of
 from rag_ingest.stores import open_store
-from rag_ingest.stores.base import INVENTORY_COLUMNS, VECTOR_COLUMNS, ChunkStore
+from rag_ingest.stores.base import INVENTORY_COLUMNS, VECTOR_COLUMNS, ChunkStore, StoreStats
 
 if TYPE_CHECKING:
     from rag_ingest.embedding import ModelInfo
@@ -812,13 +812,18 @@ class _StoreWriter:
 def report(config_path: str | None, source_name: str, run_id: str, dag_id: str) -> dict[str, Any]:
     """Write the run report (JSON and HTML); returns its path, counts and status."""
     ctx = RunContext.load(config_path, source_name, run_id)
+    # A run that failed because the store is down still gets its report.
+    try:
+        stats: StoreStats | str = open_store(ctx.settings).stats(source_name)
+    except Exception as error:  # noqa: BLE001 - any store failure: report it, do not mask the run's
+        stats = f"unknown: {error}"
     path, summary = reports.write_run_report(
         run_dir=ctx.run_dir,
         reports_dir=Path(ctx.settings.reports_dir),
         source=source_name,
         run_id=run_id,
         dag_id=dag_id,
-        store=open_store(ctx.settings).stats(source_name),
+        store=stats,
         evaluation_expected=ctx.source.evaluation is not None,
     )
     # The run is over, whatever happened: the next run of the source may start.

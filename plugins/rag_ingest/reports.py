@@ -59,7 +59,7 @@ def build_run_report(
     source: str,
     run_id: str,
     dag_id: str,
-    store: StoreStats,
+    store: StoreStats | str,
     evaluation_expected: bool = False,
 ) -> dict[str, Any]:
     results = _stage_results(run_dir)
@@ -132,7 +132,8 @@ def build_run_report(
         "gates": gates,
         "evaluation": evaluation,
         "warnings": warnings,
-        "store": asdict(store),
+        # Chunks held after the run, or why the store could not say.
+        "store": asdict(store) if isinstance(store, StoreStats) else {"error": store},
         "quarantine": _quarantine(run_dir),
         "staging": str(run_dir),
     }
@@ -144,7 +145,7 @@ def write_run_report(
     source: str,
     run_id: str,
     dag_id: str,
-    store: StoreStats,
+    store: StoreStats | str,
     evaluation_expected: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     report = build_run_report(run_dir, source, run_id, dag_id, store, evaluation_expected)
