@@ -121,7 +121,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         if gate.get("data_docs"):
             print(f"  Data Docs: {gate['data_docs']}")
     for row in report.get("quarantine", [])[:10]:
-        print(f"quarantined: {row['uri']}: {row.get('error_reason')}")
+        print(f"quarantined: {row['uri']}: {row.get('reason')} ({row.get('detail')})")
     print(f"report: {reports_dir / report['json']}  (page: {reports_dir / report['html']})")
     return 0 if status == "success" else 3
 

@@ -82,6 +82,17 @@ class SourceConfig(_Strict):
     # Retrieval check after each upsert (none: no evaluation gate).
     evaluation: GoldenSetConfig | None = None
 
+    @field_validator("glob")
+    @classmethod
+    def _glob_stays_inside(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/")
+        if value.startswith("/") or ".." in parts:
+            raise ValueError(
+                f"{value!r} would reach outside the source folder; a glob is relative to "
+                "`location` and may not hold '..' or start with '/'"
+            )
+        return value
+
     @field_validator("name")
     @classmethod
     def _name_is_identifier(cls, value: str) -> str:

@@ -34,7 +34,9 @@ PARSED_SCHEMA = (
     "error_reason string, error_detail string"
 )
 PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
-LISTING_SCHEMA = "uri string, relative_path string, size long, modified_at timestamp"
+LISTING_SCHEMA = (
+    "uri string, relative_path string, size long, modified_at timestamp, refused string"
+)
 
 
 def _row(source: str, uri: str, key: str, size: int, modified_at: Any) -> dict[str, Any]:
@@ -87,9 +89,12 @@ def parse_source_file(
     max_file_bytes: int,
     fields: RecordFields,
     access_labels: tuple[str, ...] = (),
+    refused: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for one listed file: one document, one per record, or quarantine rows."""
     file_row = _row(source, uri, relative_path, size, modified_at)
+    if refused:
+        return [_failed(file_row, "not_followed", refused)]  # never opened
     try:
         if size > max_file_bytes:
             raise ParseError("too_large", f"{size} bytes is over the limit of {max_file_bytes}")
@@ -125,8 +130,14 @@ def parse_files(
     """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
     for batch in batches:
         rows: list[dict[str, Any]] = []
-        for uri, relative_path, size, modified_at in zip(
-            batch["uri"], batch["relative_path"], batch["size"], batch["modified_at"], strict=True
+        refusals = batch["refused"] if "refused" in batch else [None] * len(batch)
+        for uri, relative_path, size, modified_at, refused in zip(
+            batch["uri"],
+            batch["relative_path"],
+            batch["size"],
+            batch["modified_at"],
+            refusals,
+            strict=True,
         ):
             rows.extend(
                 parse_source_file(
@@ -138,6 +149,7 @@ def parse_files(
                     max_file_bytes,
                     fields,
                     access_labels,
+                    refused if isinstance(refused, str) else None,
                 )
             )
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

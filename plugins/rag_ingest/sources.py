@@ -17,6 +17,7 @@ class SourceFile:
     relative_path: str  # key inside the source root; the doc id derives from it
     size: int
     modified_at: datetime | None
+    refused: str | None = None  # why it will not be read (a symlink); quarantined as such
 
 
 def _modified(info: dict[str, Any]) -> datetime | None:
@@ -36,11 +37,12 @@ def _modified(info: dict[str, Any]) -> datetime | None:
     return None
 
 
-def list_files(location: str, pattern: str) -> list[SourceFile]:
+def list_files(location: str, pattern: str, with_refused: bool = False) -> list[SourceFile]:
     """Every file under `location` matching `pattern`, sorted by relative path.
 
-    Symlinks and paths that resolve outside the root are not followed: only
-    what the glob finds under the root itself is returned.
+    Symlinks and paths that resolve outside the root are never read: only
+    what the glob finds under the root itself is returned. `with_refused`
+    also returns symlinks, marked `refused`, so the run can quarantine them.
     """
     fs, root = url_to_fs(location)
     root = root.rstrip("/")
@@ -48,10 +50,15 @@ def list_files(location: str, pattern: str) -> list[SourceFile]:
     found = fs.glob(posixpath.join(root, pattern), detail=True)
     files = []
     for path, info in sorted(found.items()):
-        if info.get("type") != "file" or info.get("islink"):
-            continue
         relative = posixpath.relpath(path, root)
         if relative.startswith(".."):
+            continue
+        refused = None
+        if info.get("islink"):
+            if not with_refused:
+                continue
+            refused = "a symlink: links are not followed, so nothing outside the source is read"
+        elif info.get("type") != "file":
             continue
         uri = path if protocol in ("file", "local") else f"{protocol}://{path}"
         files.append(
@@ -60,6 +67,7 @@ def list_files(location: str, pattern: str) -> list[SourceFile]:
                 relative_path=relative,
                 size=int(info.get("size") or 0),
                 modified_at=_modified(info),
+                refused=refused,
             )
         )
     return files

@@ -80,14 +80,14 @@ def extract_job(
     from pyspark.sql import functions as F
 
     location = settings.source_location(source, ds)
-    files = list_files(location, source.glob)
+    files = list_files(location, source.glob, with_refused=True)
     log.info("listed %d files under %s matching %r", len(files), location, source.glob)
     # Keys count from the untemplated root, so they hold the partition.
     partition = posixpath.relpath(location, settings.source_root(source))
     listing = spark.createDataFrame(
         [
             (f.uri, posixpath.normpath(posixpath.join(partition, f.relative_path)), f.size,
-             f.modified_at)
+             f.modified_at, f.refused)
             for f in files
         ],
         LISTING_SCHEMA,

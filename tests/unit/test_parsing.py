@@ -277,7 +277,10 @@ def test_source_files_become_document_or_quarantine_rows(tmp_path: Path) -> None
     assert rows[0]["error_reason"] == "unreadable"
 
     records = tmp_path / "c.jsonl"
-    records.write_text('{"_id": "a/b\\u0007", "text": "t"}\n{"_id": "x"}\n')
+    records.write_text(
+        '{"_id": "../a/b", "text": "t"}\n{"_id": "x"}\n{"_id": "bell\\u0007", "text": "t"}\n'
+    )
     rows = parse_source_file("docs", str(records), "c.jsonl", 10, None, 1000, fields)
-    assert [r["error_reason"] for r in rows] == [None, "missing_text"]
-    assert rows[0]["uri"].endswith("c.jsonl#a/b\x07") and len(rows[0]["doc_id"]) == 32
+    # A path-like id is only a key (ids are hashed); a control character is refused.
+    assert [r["error_reason"] for r in rows] == [None, "missing_text", "invalid_id"]
+    assert rows[0]["uri"].endswith("c.jsonl#../a/b") and len(rows[0]["doc_id"]) == 32

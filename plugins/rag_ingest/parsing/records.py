@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from rag_ingest.parsing.base import ParsedDocument, ParseError, decode_text, normalise_text
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,11 @@ def parse_records(
         key = _clean_key(row.get(fields.id_field))
         if key is None:
             yield RecordProblem(position, "missing_id", f"no value in field {fields.id_field!r}")
+            continue
+        if _CONTROL.search(key):
+            # Path separators are fine (ids are hashed); control characters are
+            # almost always corruption, and would garble logs and reports.
+            yield RecordProblem(position, "invalid_id", f"id {key!r} holds control characters")
             continue
         if key in seen:
             yield RecordProblem(key, "duplicate_id", f"id {key!r} repeated at {position}")
