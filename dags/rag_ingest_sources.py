@@ -60,13 +60,20 @@ def final_failures() -> Iterator[None]:
 
     from rag_ingest.config import ConfigError
     from rag_ingest.lease import SourceBusy
-    from rag_ingest.pipeline import EvaluationFailed
+    from rag_ingest.pipeline import EvaluationFailed, SensitiveDataFound
     from rag_ingest.quality import GateFailed
     from rag_ingest.sync import MassDeleteRefused
 
     try:
         yield
-    except (GateFailed, ConfigError, MassDeleteRefused, EvaluationFailed, SourceBusy) as error:
+    except (
+        GateFailed,
+        ConfigError,
+        MassDeleteRefused,
+        EvaluationFailed,
+        SensitiveDataFound,
+        SourceBusy,
+    ) as error:
         raise AirflowFailException(str(error)) from error
 
 

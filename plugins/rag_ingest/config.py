@@ -46,6 +46,26 @@ class RecordsConfig(_Strict):
     acl_field: str | None = None
 
 
+class SensitiveDataConfig(_Strict):
+    """The sensitive-data gate, run on every parsed document (rag_ingest.sensitive).
+
+    redact: findings are replaced by [REDACTED:<kind>] before anything is
+    stored. quarantine: the document is quarantined (reason sensitive_data).
+    fail: the run fails after extract, before anything is written. Secrets
+    and card numbers are looked for by default; email and phone are opt-in,
+    since much knowledge (contact pages) holds them on purpose.
+    """
+
+    policy: Literal["off", "redact", "quarantine", "fail"] = "redact"
+    detect: tuple[Literal["email", "phone", "payment_card", "api_key", "private_key"], ...] = (
+        "payment_card",
+        "api_key",
+        "private_key",
+    )
+    # Regions whose numbering plans `phone` checks numbers against (ISO 3166 codes).
+    phone_regions: tuple[str, ...] = ("US",)
+
+
 class GoldenSetConfig(_Strict):
     """The evaluation gate: after the upsert, golden queries must find their documents.
 
@@ -81,6 +101,8 @@ class SourceConfig(_Strict):
     freshness_sla_hours: float | None = Field(None, gt=0)
     # Retrieval check after each upsert (none: no evaluation gate).
     evaluation: GoldenSetConfig | None = None
+    # This source's sensitive-data gate (none: the top-level `sensitive_data`).
+    sensitive_data: SensitiveDataConfig | None = None
 
     @field_validator("glob")
     @classmethod
@@ -249,6 +271,7 @@ class Settings(_Strict):
     paths: PathsConfig = PathsConfig()
     spark: SparkConfig = SparkConfig()
     quality: QualityConfig = QualityConfig()
+    sensitive_data: SensitiveDataConfig = SensitiveDataConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     # Folder the file was loaded from; relative paths resolve against it.
     base_dir: Path = Path(".")
@@ -327,6 +350,9 @@ class Settings(_Strict):
         if configured.is_dir():
             return configured
         return Path(__file__).resolve().parents[2] / "expectations"
+
+    def sensitive_data_for(self, source: SourceConfig) -> SensitiveDataConfig:
+        return source.sensitive_data or self.sensitive_data
 
     def quality_overrides(self, source: SourceConfig) -> dict[str, dict[str, Any]]:
         merged = {name: dict(kwargs) for name, kwargs in self.quality.overrides.items()}

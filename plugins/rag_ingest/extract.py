@@ -9,7 +9,9 @@ extract job writes those to the quarantine table and the run goes on.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -24,6 +26,7 @@ from rag_ingest.parsing import (
     parse_file,
     parse_records,
 )
+from rag_ingest.sensitive import Scanner, describe
 from rag_ingest.sources import read_bytes
 
 # Spark DDL of what the extract step produces; failed rows carry error_* columns.
@@ -31,7 +34,7 @@ PARSED_SCHEMA = (
     "doc_id string, source string, uri string, relative_path string, title string, "
     "text string, format string, encoding string, content_hash string, size long, "
     "modified_at timestamp, page_starts array<long>, metadata string, acl array<string>, "
-    "error_reason string, error_detail string"
+    "sensitive string, error_reason string, error_detail string"
 )
 PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
 LISTING_SCHEMA = (
@@ -53,8 +56,16 @@ def _row(source: str, uri: str, key: str, size: int, modified_at: Any) -> dict[s
 
 
 def _document_row(
-    row: dict[str, Any], document: ParsedDocument, access_labels: tuple[str, ...]
+    row: dict[str, Any],
+    document: ParsedDocument,
+    access_labels: tuple[str, ...],
+    gate: SensitiveGate | None = None,
 ) -> dict[str, Any]:
+    if gate is not None:
+        document, findings = gate.apply(document)
+        if findings and gate.policy == "quarantine":
+            return _failed(row, "sensitive_data", f"found {describe(findings)}")
+        row["sensitive"] = json.dumps(findings, sort_keys=True) if findings else None
     metadata = (
         json.dumps(document.metadata, sort_keys=True, default=str) if document.metadata else None
     )
@@ -75,6 +86,26 @@ def _document_row(
     return row
 
 
+@dataclass(frozen=True)
+class SensitiveGate:
+    """The sensitive-data policy applied to each parsed document (picklable for Spark)."""
+
+    policy: str  # redact | quarantine | fail
+    detect: tuple[str, ...]
+    phone_regions: tuple[str, ...]
+
+    def apply(self, document: ParsedDocument) -> tuple[ParsedDocument, dict[str, int]]:
+        """The document (redacted under `redact`) and its findings per kind."""
+        scanner = Scanner(self.detect, self.phone_regions)
+        if self.policy != "redact":
+            counts = scanner.count(document.title + "\n" + document.text)
+            return document, counts
+        title, in_title = scanner.redact(document.title)
+        text, in_text = scanner.redact(document.text)
+        counts = dict(Counter(in_title) + Counter(in_text))
+        return replace(document, title=title, text=text), counts
+
+
 def _failed(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
     row.update(error_reason=reason, error_detail=detail[:2000])
     return row
@@ -90,6 +121,7 @@ def parse_source_file(
     fields: RecordFields,
     access_labels: tuple[str, ...] = (),
     refused: str | None = None,
+    gate: SensitiveGate | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for one listed file: one document, one per record, or quarantine rows."""
     file_row = _row(source, uri, relative_path, size, modified_at)
@@ -100,7 +132,7 @@ def parse_source_file(
             raise ParseError("too_large", f"{size} bytes is over the limit of {max_file_bytes}")
         data = read_bytes(uri)
         if not is_record_file(relative_path):
-            return [_document_row(file_row, parse_file(relative_path, data), access_labels)]
+            return [_document_row(file_row, parse_file(relative_path, data), access_labels, gate)]
         if not data:
             raise ParseError("empty_file", "the file has zero bytes")
         rows = []
@@ -112,7 +144,7 @@ def parse_source_file(
             if isinstance(item, RecordProblem):
                 rows.append(_failed(row, item.reason, item.detail))
             else:
-                rows.append(_document_row(row, item, access_labels))
+                rows.append(_document_row(row, item, access_labels, gate))
         return rows
     except ParseError as exc:
         return [_failed(file_row, exc.reason, exc.detail)]
@@ -126,6 +158,7 @@ def parse_files(
     max_file_bytes: int,
     fields: RecordFields,
     access_labels: tuple[str, ...] = (),
+    gate: SensitiveGate | None = None,
 ) -> Iterator[pd.DataFrame]:
     """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
     for batch in batches:
@@ -150,6 +183,7 @@ def parse_files(
                     fields,
                     access_labels,
                     refused if isinstance(refused, str) else None,
+                    gate,
                 )
             )
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

@@ -369,7 +369,22 @@ def extract(
     # re-processing a date) must not leak into this one.
     shutil.rmtree(ctx.run_dir, ignore_errors=True)
     counts = run_extract(ctx.settings, ctx.source, str(ctx.run_dir), ctx.config_path, ds)
-    return ctx.record_stage("extract", started, {**counts, "location": location})
+    policy = ctx.settings.sensitive_data_for(ctx.source).policy
+    result = ctx.record_stage(
+        "extract", started, {**counts, "location": location, "sensitive_policy": policy}
+    )
+    flagged = int(counts.get("documents_with_sensitive_data", 0))
+    if policy == "fail" and flagged:
+        raise SensitiveDataFound(
+            f"sensitive-data gate: {flagged} document(s) of source {source_name!r} hold "
+            f"sensitive data and the policy is `fail`; nothing was written. The run report "
+            f"lists each document and what kind of data it holds."
+        )
+    return result
+
+
+class SensitiveDataFound(RuntimeError):
+    """The sensitive-data gate found data under policy `fail`; the run stops after extract."""
 
 
 def plan_documents(

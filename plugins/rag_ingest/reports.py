@@ -25,6 +25,7 @@ _COUNTERS = (
     "documents_changed",
     "documents_unchanged",
     "documents_vanished",
+    "documents_with_sensitive_data",
     "documents_chunked",
     "chunks",
     "chunks_to_embed",
@@ -52,6 +53,18 @@ def _quarantine(run_dir: Path) -> list[dict[str, Any]]:
         return []
     rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
     return sorted(rows, key=lambda r: str(r["uri"]))
+
+
+def _sensitive(run_dir: Path) -> list[dict[str, Any]]:
+    """Documents the sensitive-data gate flagged: uri and counts per kind, no text."""
+    path = run_dir / "sensitive"
+    if not path.exists():
+        return []
+    rows = pq.read_table(path).to_pylist()
+    return sorted(
+        ({"uri": r["uri"], "findings": json.loads(r["findings"])} for r in rows),
+        key=lambda r: str(r["uri"]),
+    )
 
 
 def build_run_report(
@@ -104,7 +117,14 @@ def build_run_report(
     failed_gates = [name for name, gate in gates.items() if not gate.get("success")]
     expected = PIPELINE_STAGES + (("evaluation",) if evaluation_expected else ())
     missing = [name for name in expected if name not in stages]
-    if failed_gates:
+    extract = stages.get("extract", {})
+    if extract.get("sensitive_policy") == "fail" and extract.get("documents_with_sensitive_data"):
+        status, reason = (
+            "failed",
+            f"sensitive-data gate: {extract['documents_with_sensitive_data']} document(s) hold "
+            "sensitive data (policy fail); nothing was written",
+        )
+    elif failed_gates:
         status, reason = "failed", f"quality gate {failed_gates[0]} failed; nothing was written"
     elif missing:
         status, reason = "failed", f"stopped before {missing[0]}"
@@ -135,6 +155,7 @@ def build_run_report(
         # Chunks held after the run, or why the store could not say.
         "store": asdict(store) if isinstance(store, StoreStats) else {"error": store},
         "quarantine": _quarantine(run_dir),
+        "sensitive": _sensitive(run_dir),
         "staging": str(run_dir),
     }
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from rag_ingest.chunking import CHUNKS_SCHEMA, chunk_documents
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
-from rag_ingest.extract import LISTING_SCHEMA, PARSED_SCHEMA, parse_files
+from rag_ingest.extract import LISTING_SCHEMA, PARSED_SCHEMA, SensitiveGate, parse_files
 from rag_ingest.parsing import RecordFields
 from rag_ingest.sources import list_files
 
@@ -100,6 +100,7 @@ def extract_job(
             max_file_bytes=source.max_file_bytes,
             fields=RecordFields(**source.records.model_dump()),
             access_labels=tuple(source.access_labels),
+            gate=sensitive_gate(settings, source),
         ),
         PARSED_SCHEMA,
     )
@@ -107,6 +108,11 @@ def extract_job(
     ok = F.col("error_reason").isNull()
     documents = parsed.filter(ok).drop("error_reason", "error_detail")
     documents.write.mode("overwrite").parquet(f"{run_dir}/documents")
+    # What the sensitive-data gate found, per document: kinds and counts, never the text.
+    findings = parsed.filter(ok & F.col("sensitive").isNotNull()).select(
+        "uri", "doc_id", F.col("sensitive").alias("findings")
+    )
+    findings.coalesce(1).write.mode("overwrite").parquet(f"{run_dir}/sensitive")
     quarantine = parsed.filter(~ok).select(
         "uri",
         "doc_id",
@@ -122,7 +128,15 @@ def extract_job(
         "files_listed": len(files),
         "documents": int(by_status.get(True, 0)),
         "quarantined": int(by_status.get(False, 0)),
+        "documents_with_sensitive_data": spark.read.parquet(f"{run_dir}/sensitive").count(),
     }
+
+
+def sensitive_gate(settings: Settings, source: SourceConfig) -> SensitiveGate | None:
+    gate = settings.sensitive_data_for(source)
+    if gate.policy == "off" or not gate.detect:
+        return None
+    return SensitiveGate(gate.policy, tuple(gate.detect), tuple(gate.phone_regions))
 
 
 def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str, int]:
