@@ -362,7 +362,11 @@ def extract(
 
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
-    lease.acquire(ctx.settings.staging_dir, source_name, run_id, is_running)
+    try:
+        lease.acquire(ctx.settings.staging_dir, source_name, run_id, is_running)
+    except lease.SourceBusy as busy:  # the run report says why this run did nothing
+        _write_stage(ctx.run_dir, "refused", {"stage": "refused", "reason": str(busy)})
+        raise
     ctx.settings.check_sources_exist()
     location = ctx.settings.source_location(ctx.source, ds)
     # A run starts here: files of an earlier run with the same id (a backfill

@@ -118,7 +118,9 @@ def build_run_report(
     expected = PIPELINE_STAGES + (("evaluation",) if evaluation_expected else ())
     missing = [name for name in expected if name not in stages]
     extract = stages.get("extract", {})
-    if extract.get("sensitive_policy") == "fail" and extract.get("documents_with_sensitive_data"):
+    if "refused" in stages and "extract" not in stages:
+        status, reason = "failed", str(stages["refused"]["reason"])
+    elif extract.get("sensitive_policy") == "fail" and extract.get("documents_with_sensitive_data"):
         status, reason = (
             "failed",
             f"sensitive-data gate: {extract['documents_with_sensitive_data']} document(s) hold "

@@ -147,14 +147,20 @@ def test_killed_between_writing_new_chunks_and_deleting_stale_ones(staged: dict[
     check_killed_then_retried(staged, killed)
 
 
-def test_killed_at_timed_points_inside_the_writes_then_retried(staged: dict[str, Any]) -> None:
-    # Time the writes of a clean child, from its first store call to its end.
+def started_writing(staged: dict[str, Any]) -> subprocess.Popen[str]:
+    """A child upsert without a planned death, returned once its first store call began."""
     restore(staged)
     process = child(staged["config"], "none", 0)
     assert process.stdout is not None
-    first = process.stdout.readline()
-    while first and not first.startswith("store call"):
-        first = process.stdout.readline()
+    line = process.stdout.readline()
+    while line and not line.startswith("store call"):
+        line = process.stdout.readline()
+    return process
+
+
+def test_killed_at_timed_points_inside_the_writes_then_retried(staged: dict[str, Any]) -> None:
+    # Time the writes of a clean child, from its first store call to its end.
+    process = started_writing(staged)
     started = time.perf_counter()
     process.communicate(timeout=300)
     window = time.perf_counter() - started
@@ -163,12 +169,7 @@ def test_killed_at_timed_points_inside_the_writes_then_retried(staged: dict[str,
     rng = random.Random(20261130)
     killed_inside = 0
     for _ in range(TIMED_TRIALS):
-        restore(staged)
-        process = child(staged["config"], "none", 0)
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        while line and not line.startswith("store call"):
-            line = process.stdout.readline()
+        process = started_writing(staged)
         time.sleep(rng.uniform(0.0, window))
         process.kill()
         process.communicate(timeout=300)
