@@ -33,9 +33,17 @@ def run_until_upsert(config: Path, run_id: str, **params: bool) -> list[str]:
     return shards
 
 
+def report(config: Path, run_id: str) -> dict:
+    """The report task, which the DAG runs whatever happened (ALL_DONE)."""
+    return pipeline.report(str(config), "docs", run_id, "rag_ingest__docs")
+
+
 def run(config: Path, run_id: str, **params: bool) -> dict[str, int]:
-    """One whole ingestion run; returns the report's counts."""
-    run_until_upsert(config, run_id, **params)
-    pipeline.upsert(str(config), "docs", run_id)
-    result = pipeline.report(str(config), "docs", run_id, "rag_ingest__docs")
+    """One whole ingestion run; returns the report's counts. Like the DAG, the
+    report runs even when a stage fails (and gives the source's lease back)."""
+    try:
+        run_until_upsert(config, run_id, **params)
+        pipeline.upsert(str(config), "docs", run_id)
+    finally:
+        result = report(config, run_id)
     return {k: v for k, v in result.items() if isinstance(v, int)}

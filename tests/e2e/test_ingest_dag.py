@@ -60,13 +60,13 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
     from rag_ingest.embedding import Embedder
 
     embedder = Embedder(settings.embedding)
-    phrase = "Only one run of a source is active at a time, so two runs never race"
+    phrase = "A gate validates a frame of facts derived from the stage's Parquet output"
     hits = store.search(embedder.encode([phrase])[0].tolist(), k=3, source="docs")
-    assert Path(hits[0].uri).name == "operations.md"
+    assert Path(hits[0].uri).name == "quality.md"
     assert phrase in " ".join(hits[0].text.split())
     assert cli.main(["--config", str(config), "search", phrase, "--source", "docs", "-k", "2"]) == 0
     first_hit = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(" 1. "))
-    assert "operations.md" in first_hit
+    assert "quality.md" in first_hit
 
     # the broken file was quarantined with its reason, and the report says so
     from rag_ingest.reports import latest_run_report

@@ -23,7 +23,7 @@ from rag_ingest import cli, pipeline
 from rag_ingest.quality import GateFailed
 from rag_ingest.reports import list_run_reports
 from tests.conftest import DOCS_DIR, write_config
-from tests.e2e.pipeline_runs import run
+from tests.e2e.pipeline_runs import report, run
 from tests.e2e.test_sync import snapshot
 
 pytestmark = pytest.mark.slow
@@ -142,20 +142,23 @@ def run_with_defect(config: Path, run_id: str, stage: str, plant: Plant) -> None
     """A run in DAG order with `plant` applied to the output of `stage` before its gate."""
     cfg = str(config)
     run_dir = Path(pipeline.RunContext.load(cfg, "docs", run_id).run_dir)
-    pipeline.extract(cfg, "docs", run_id)
-    if stage == "documents":
-        plant(run_dir)
-    pipeline.validate_documents(cfg, "docs", run_id)
-    pipeline.plan_documents(cfg, "docs", run_id, full_resync=True)
-    pipeline.chunk(cfg, "docs", run_id)
-    if stage == "chunks":
-        plant(run_dir)
-    pipeline.validate_chunks(cfg, "docs", run_id)
-    for shard in pipeline.plan_chunks(cfg, "docs", run_id, True)["shards"]:
-        pipeline.embed_shard(cfg, shard)
-    if stage == "embeddings":
-        plant(run_dir)
-    pipeline.upsert(cfg, "docs", run_id)  # the embeddings gate runs first in here
+    try:
+        pipeline.extract(cfg, "docs", run_id)
+        if stage == "documents":
+            plant(run_dir)
+        pipeline.validate_documents(cfg, "docs", run_id)
+        pipeline.plan_documents(cfg, "docs", run_id, full_resync=True)
+        pipeline.chunk(cfg, "docs", run_id)
+        if stage == "chunks":
+            plant(run_dir)
+        pipeline.validate_chunks(cfg, "docs", run_id)
+        for shard in pipeline.plan_chunks(cfg, "docs", run_id, True)["shards"]:
+            pipeline.embed_shard(cfg, shard)
+        if stage == "embeddings":
+            plant(run_dir)
+        pipeline.upsert(cfg, "docs", run_id)  # the embeddings gate runs first in here
+    finally:
+        report(config, run_id)  # as the DAG's report task: it runs whatever happened
 
 
 DEFECTS = [

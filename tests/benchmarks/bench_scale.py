@@ -1,0 +1,181 @@
+"""How cost grows with corpus size: 10k, 100k and 1M small documents.
+
+    make bench-scale                      (SIZES=10000,100000 for a shorter run)
+
+For each size, a fresh process generates the corpus (record files of
+sentences drawn with a fixed seed from SciFact abstracts, or from a built-in
+vocabulary when SciFact is absent) and runs the real stages on the embedded
+default: extract, plan_documents, chunk, plan_chunks (Spark local mode,
+every quality gate) and upsert into a fresh LanceDB store. The embedding
+stage is replaced: vectors come from a precomputed pool of 4,096 unit
+vectors, picked by each chunk's text hash, so the model's cost (measured in
+`make bench-embedding`) does not hide the rest. The output says so.
+
+Prints wall time per stage, documents per second and peak memory of the
+Python process (VmHWM; Spark's JVM runs with `spark.driver_memory`, fixed),
+and the growth factor of time per document and of memory between sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from tests.benchmarks.common import SCIFACT, peak_rss_mib
+
+PROJECT = Path(__file__).resolve().parents[2]
+POOL_SIZE = 4096
+RECORDS_PER_FILE = 50_000
+
+
+def sentences() -> list[str]:
+    if (SCIFACT / "corpus.jsonl").exists():
+        found = []
+        with open(SCIFACT / "corpus.jsonl") as lines:
+            for line in lines:
+                text = json.loads(line)["text"]
+                found += [s.strip() + "." for s in text.split(". ") if len(s.split()) > 5]
+        return found
+    rng = random.Random(7)
+    words = [f"term{n}" for n in range(5000)]
+    return [" ".join(rng.choices(words, k=14)) + "." for _ in range(20000)]
+
+
+def generate(folder: Path, size: int) -> None:
+    """`size` records of 2 to 5 sentences, in files of RECORDS_PER_FILE."""
+    rng = random.Random(20261130)
+    pool = sentences()
+    folder.mkdir(parents=True)
+    for start in range(0, size, RECORDS_PER_FILE):
+        with open(folder / f"part-{start // RECORDS_PER_FILE:05d}.jsonl", "w") as out:
+            for n in range(start, min(size, start + RECORDS_PER_FILE)):
+                text = " ".join(rng.choices(pool, k=rng.randint(2, 5)))
+                out.write(
+                    json.dumps({"_id": f"doc-{n}", "title": f"Note {n}", "text": text}) + "\n"
+                )
+
+
+def embed_from_pool(config: str, shard: str, vectors: np.ndarray) -> int:
+    """The embed stage's output for one shard, with pool vectors instead of the model's."""
+    from rag_ingest.embedding import ModelInfo
+    from rag_ingest.pipeline import _stamp
+
+    info = ModelInfo("sentence-transformers/all-MiniLM-L6-v2", "pool", vectors.shape[1], 256)
+    out_path = Path(shard).parent.parent / "embeddings" / Path(shard).name
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    table = pq.read_table(shard)
+    picks = np.array([int(h[:8], 16) % len(vectors) for h in table["text_hash"].to_pylist()])
+    pq.write_table(_stamp(table, vectors[picks], info), out_path)
+    return table.num_rows
+
+
+def one_size(size: int, workdir: Path) -> dict[str, Any]:
+    """Runs in its own process: its peak memory is this size's alone."""
+    from rag_ingest import pipeline
+
+    corpus = workdir / "corpus"
+    generate(corpus, size)
+    config = workdir / "rag_ingest.yaml"
+    config.write_text(
+        f"sources:\n  - name: scale\n    location: {corpus}\n    glob: '*.jsonl'\n"
+        "    max_file_mb: 500\n"
+        f"store:\n  path: {workdir / 'lancedb'}\n"
+        f"paths:\n  staging: {workdir / 'staging'}\n  reports: {workdir / 'reports'}\n"
+    )
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(POOL_SIZE, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    cfg, run_id = str(config), "manual__scale"
+    seconds: dict[str, float] = {}
+
+    def timed(stage: str, call: Any) -> Any:
+        started = time.perf_counter()
+        result = call()
+        seconds[stage] = round(time.perf_counter() - started, 1)
+        print(f"  {size}: {stage} {seconds[stage]} s", file=sys.stderr, flush=True)
+        return result
+
+    timed("extract", lambda: pipeline.extract(cfg, "scale", run_id))
+    timed("documents gate", lambda: pipeline.validate_documents(cfg, "scale", run_id))
+    timed("plan_documents", lambda: pipeline.plan_documents(cfg, "scale", run_id))
+    timed("chunk", lambda: pipeline.chunk(cfg, "scale", run_id))
+    timed("chunks gate", lambda: pipeline.validate_chunks(cfg, "scale", run_id))
+    shards = timed("plan_chunks", lambda: pipeline.plan_chunks(cfg, "scale", run_id))["shards"]
+    chunks = timed("embed (pool)", lambda: sum(embed_from_pool(cfg, s, vectors) for s in shards))
+    written = timed("upsert", lambda: pipeline.upsert(cfg, "scale", run_id))["chunks_written"]
+    total = sum(seconds.values())
+    return {
+        "documents": size,
+        "chunks": chunks,
+        "chunks_written": written,
+        "seconds": seconds,
+        "total_seconds": round(total, 1),
+        "documents_per_second": round(size / total, 1),
+        "ms_per_document": round(1000 * total / size, 3),
+        "peak_rss_mib": peak_rss_mib(),
+        "store_mib": round(
+            sum(p.stat().st_size for p in (workdir / "lancedb").rglob("*") if p.is_file()) / 2**20
+        ),
+    }
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            print(json.dumps(one_size(int(sys.argv[2]), Path(tmp))))
+        return
+    sizes = [int(s) for s in os.environ.get("SIZES", "10000,100000,1000000").split(",")]
+    output = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else None
+    print(
+        "Embeddings come from a precomputed pool of 4,096 unit vectors (picked by text hash),\n"
+        "not the model: this measures everything but the model (see bench-embedding for it).\n"
+    )
+    results = []
+    for size in sizes:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.benchmarks.bench_scale", "--one", str(size)],
+            cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        if output:
+            Path(output).write_text(json.dumps(results, indent=2) + "\n")
+    stages = list(results[0]["seconds"])
+    print(
+        "| documents | chunks | "
+        + " | ".join(stages)
+        + " | total s | docs/s | ms/doc | peak MiB | store MiB |"
+    )
+    print("|---:" * (len(stages) + 7) + "|")
+    for r in results:
+        cells = [f"{r['documents']:,}", f"{r['chunks']:,}"] + [str(r["seconds"][s]) for s in stages]
+        cells += [
+            str(r["total_seconds"]),
+            str(r["documents_per_second"]),
+            str(r["ms_per_document"]),
+        ]
+        cells += [str(r["peak_rss_mib"]), str(r["store_mib"])]
+        print("| " + " | ".join(cells) + " |")
+    first = results[0]
+    for r in results[1:]:
+        print(
+            f"{first['documents']:,} -> {r['documents']:,}: time per document x"
+            f"{r['ms_per_document'] / first['ms_per_document']:.2f}, peak memory x"
+            f"{r['peak_rss_mib'] / first['peak_rss_mib']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
