@@ -6,8 +6,11 @@ a scheduler) can still start a run while another is active. Two runs that
 plan against the same store state and then both write would leave chunks of
 an old version behind. So the extract task takes the source's lease before
 it reads anything, and the report task gives it back (it runs whatever
-happened). A lease whose run is no longer running (its report never ran: a
-lost worker, a run marked failed by hand) is broken by the next run.
+happened). A run that finds the source busy fails its extract task, which
+Airflow retries (the DAG's retries), so it waits its turn behind a short run
+and fails naming the holder behind a long one. A lease whose run is no
+longer running (its report never ran: a lost worker, a run marked failed by
+hand) is broken by the next run.
 
 The lease is created with exclusive-create (`xb`), atomic on a local or
 network filesystem; on object stores it is as strong as their conditional

@@ -97,12 +97,18 @@ def one_size(size: int, workdir: Path) -> dict[str, Any]:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     cfg, run_id = str(config), "manual__scale"
     seconds: dict[str, float] = {}
+    peak_after: dict[str, int] = {}  # VmHWM only grows: the stage where it jumps is the one
 
     def timed(stage: str, call: Any) -> Any:
         started = time.perf_counter()
         result = call()
         seconds[stage] = round(time.perf_counter() - started, 1)
-        print(f"  {size}: {stage} {seconds[stage]} s", file=sys.stderr, flush=True)
+        peak_after[stage] = peak_rss_mib()
+        print(
+            f"  {size}: {stage} {seconds[stage]} s, peak {peak_after[stage]} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
         return result
 
     timed("extract", lambda: pipeline.extract(cfg, "scale", run_id))
@@ -123,6 +129,7 @@ def one_size(size: int, workdir: Path) -> dict[str, Any]:
         "documents_per_second": round(size / total, 1),
         "ms_per_document": round(1000 * total / size, 3),
         "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib_after": peak_after,
         "store_mib": round(
             sum(p.stat().st_size for p in (workdir / "lancedb").rglob("*") if p.is_file()) / 2**20
         ),

@@ -258,7 +258,8 @@ def test_a_lease_left_by_a_finished_run_is_broken_and_a_live_one_is_respected(
     lease.acquire(staging, "docs", first)
     run_dag(config, monkeypatch)  # Airflow says that run is over: the lease is broken
     assert lease.holder(staging, "docs") is None
-    # A run Airflow cannot vouch for counts as active: the next run stops at once.
+    # A run Airflow cannot vouch for counts as active: the next run's extract is
+    # refused on every try (the DAG's retries) and the run fails.
     lease.acquire(staging, "docs", "manual__elsewhere")
     run_dag(config, monkeypatch, expect="failed")
     holding = lease.holder(staging, "docs")
