@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -94,9 +95,14 @@ class SensitiveGate:
     detect: tuple[str, ...]
     phone_regions: tuple[str, ...]
 
+    @cached_property
+    def scanner(self) -> Scanner:
+        """Built once per gate (per Spark task), not once per document."""
+        return Scanner(self.detect, self.phone_regions)
+
     def apply(self, document: ParsedDocument) -> tuple[ParsedDocument, dict[str, int]]:
         """The document (redacted under `redact`) and its findings per kind."""
-        scanner = Scanner(self.detect, self.phone_regions)
+        scanner = self.scanner
         if self.policy != "redact":
             counts = scanner.count(document.title + "\n" + document.text)
             return document, counts

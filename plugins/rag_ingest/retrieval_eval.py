@@ -48,11 +48,10 @@ class EvalPlan:
         return name if name[0].isalpha() else f"d_{name}"
 
 
-def _write_corpus(plan: EvalPlan) -> tuple[Path, int]:
-    """The folder the record source reads, and how many documents it holds."""
-    if plan.subset is None:
-        return plan.dataset.folder, len(plan.dataset.corpus_ids())
-    _, keep = plan.dataset.subset(plan.subset, plan.dataset.corpus_ids())
+def _write_corpus(plan: EvalPlan, keep: set[str] | None) -> Path:
+    """The folder the record source reads: the dataset's own, or a subset's copy."""
+    if keep is None:
+        return plan.dataset.folder
     folder = plan.work_dir / "corpus"
     folder.mkdir(parents=True, exist_ok=True)
     with (
@@ -62,7 +61,7 @@ def _write_corpus(plan: EvalPlan) -> tuple[Path, int]:
         for line in lines:
             if line.strip() and str(json.loads(line)["_id"]) in keep:
                 out.write(line if line.endswith("\n") else line + "\n")
-    return folder, len(keep)
+    return folder
 
 
 def eval_settings_document(settings: Settings, plan: EvalPlan, corpus_dir: Path) -> dict[str, Any]:
@@ -104,13 +103,15 @@ def run_evaluation(
     from rag_ingest.embedding import Embedder
     from rag_ingest.stores import open_store
 
-    dataset = plan.dataset
+    dataset, ids = plan.dataset, plan.dataset.corpus_ids()
+    keep: set[str] | None = None
     if plan.subset is not None:
-        dataset, _ = dataset.subset(plan.subset, dataset.corpus_ids())
+        dataset, keep = dataset.subset(plan.subset, ids)
+    documents = len(keep) if keep is not None else len(ids)
     for owned in ("lancedb", "staging", "reports", "corpus"):
         shutil.rmtree(plan.work_dir / owned, ignore_errors=True)  # a fresh store each time
     plan.work_dir.mkdir(parents=True, exist_ok=True)
-    corpus_dir, documents = _write_corpus(plan)
+    corpus_dir = _write_corpus(plan, keep)
     config_path = plan.work_dir / "rag_ingest.yaml"
     config_path.write_text(yaml.safe_dump(eval_settings_document(settings, plan, corpus_dir)))
     eval_settings = load_settings(config_path)
