@@ -20,7 +20,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 EVAL_DATASET ?= $(CURDIR)/../shared/data/beir/scifact
 
-.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale eval screenshot
+.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench eval screenshot
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-fast the tests without the slow end-to-end ones"
 	@echo "make lint      ruff, and mypy on the library"
 	@echo "make airflow   start airflow standalone on this project's DAGs"
+	@echo "make bench          SciFact through the DAG: overhead over bare encode, unchanged re-run"
 	@echo "make bench-chunking  Spark chunk job vs LangChain splitter throughput"
 	@echo "make bench-sync      SciFact ingested twice, rag-ingest vs LangChain indexing API"
 	@echo "make bench-embedding embed stage (torch, ONNX, int8) vs bare encode on SciFact chunks, CPU"
@@ -77,6 +78,9 @@ clean:
 	rm -rf .rag_ingest .airflow
 
 # Benchmarks print figures; they are not tests. docs/benchmarks.md records them.
+bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_pipeline --json .rag_ingest/bench-pipeline.json
+
 bench-chunking: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]' 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m tests.benchmarks.bench_chunking --json .rag_ingest/bench-chunking.json

@@ -109,10 +109,18 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
                     return True
                 return str(getattr(state, "value", state)) in ("queued", "running")
 
-            with final_failures():
-                result = pipeline.extract(CONFIG_PATH, name, run_id, ds, is_running)
-            with final_failures():
-                pipeline.validate_documents(CONFIG_PATH, name, run_id)
+            with pipeline.timed_task(CONFIG_PATH, name, run_id, "extract"):
+                with final_failures():
+                    result = pipeline.extract(
+                        CONFIG_PATH,
+                        name,
+                        run_id,
+                        ds,
+                        is_running,
+                        full_resync=bool(context["params"]["full_resync"]),  # type: ignore[index]
+                    )
+                with final_failures():
+                    pipeline.validate_documents(CONFIG_PATH, name, run_id)
             return result
 
         @task
@@ -120,11 +128,12 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
             from rag_ingest import pipeline
 
             params = context["params"]
-            with final_failures():
+            run_id = str(context["run_id"])
+            with pipeline.timed_task(CONFIG_PATH, name, run_id, "plan_documents"), final_failures():
                 return pipeline.plan_documents(
                     CONFIG_PATH,
                     name,
-                    str(context["run_id"]),
+                    run_id,
                     full_resync=bool(params["full_resync"]),  # type: ignore[index]
                     allow_mass_delete=bool(params["allow_mass_delete"]),  # type: ignore[index]
                 )
@@ -134,7 +143,7 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
             from rag_ingest import pipeline
 
             run_id = str(context["run_id"])
-            with final_failures():
+            with pipeline.timed_task(CONFIG_PATH, name, run_id, "chunk"), final_failures():
                 result = pipeline.chunk(CONFIG_PATH, name, run_id)
                 pipeline.validate_chunks(CONFIG_PATH, name, run_id)
             return result
@@ -145,10 +154,9 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
 
             params = context["params"]
             full = bool(params["full_resync"])  # type: ignore[index]
-            with final_failures():
-                return pipeline.plan_chunks(CONFIG_PATH, name, str(context["run_id"]), full)[
-                    "shards"
-                ]
+            run_id = str(context["run_id"])
+            with pipeline.timed_task(CONFIG_PATH, name, run_id, "plan_chunks"), final_failures():
+                return pipeline.plan_chunks(CONFIG_PATH, name, run_id, full)["shards"]
 
         # Embedding tasks can be routed to GPU workers (a queue) and capped (a pool).
         routing: dict[str, Any] = {"max_active_tis_per_dagrun": embedding.max_active_tasks}
@@ -158,17 +166,20 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
             routing["queue"] = embedding.queue
 
         @task(**routing)
-        def embed(shard_path: str) -> dict:
+        def embed(shard_path: str, **context: object) -> dict:
             from rag_ingest import pipeline
 
-            return pipeline.embed_shard(CONFIG_PATH, shard_path)
+            task = f"embed-{Path(shard_path).stem}"
+            with pipeline.timed_task(CONFIG_PATH, name, str(context["run_id"]), task):
+                return pipeline.embed_shard(CONFIG_PATH, shard_path)
 
         @task(trigger_rule=TriggerRule.NONE_FAILED)
         def upsert(**context: object) -> dict:
             from rag_ingest import pipeline
 
-            with final_failures():
-                return pipeline.upsert(CONFIG_PATH, name, str(context["run_id"]))
+            run_id = str(context["run_id"])
+            with pipeline.timed_task(CONFIG_PATH, name, run_id, "upsert"), final_failures():
+                return pipeline.upsert(CONFIG_PATH, name, run_id)
 
         # ALL_DONE: a failed run gets its report too (the gate that failed, its
         # evidence); the task then fails, so the run still ends failed.
@@ -178,7 +189,10 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
 
             from rag_ingest import pipeline
 
-            result = pipeline.report(CONFIG_PATH, name, str(context["run_id"]), source.dag_id)
+            dag_run: Any = context["dag_run"]
+            result = pipeline.report(
+                CONFIG_PATH, name, str(context["run_id"]), source.dag_id, dag_run.start_date
+            )
             if result["status"] != "success":
                 raise AirflowFailException(
                     f"run failed: {result['reason']}; see {result['report']}"
@@ -191,8 +205,9 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
         def evaluate(**context: object) -> dict:
             from rag_ingest import pipeline
 
-            with final_failures():
-                return pipeline.evaluate(CONFIG_PATH, name, str(context["run_id"]))
+            run_id = str(context["run_id"])
+            with pipeline.timed_task(CONFIG_PATH, name, run_id, "evaluate"), final_failures():
+                return pipeline.evaluate(CONFIG_PATH, name, run_id)
 
         shards = plan_chunks()
         extract() >> plan_documents() >> chunk() >> shards

@@ -12,8 +12,9 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rag_ingest import lease, reports, sync
+from rag_ingest import buckets, lease, reports, sync, timing
 from rag_ingest.config import ConfigError, Settings, SourceConfig, load_settings
 from rag_ingest.config import config_path as config_path_of
 from rag_ingest.stores import open_store
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # Vectors per store write call: large enough to amortise a LanceDB commit.
 _UPSERT_BATCH = 5000
+# Rows of chunks (with their text) read at a time where a stage streams them.
+_STREAM_BATCH = 16_384
 
 
 def safe_run_key(run_id: str) -> str:
@@ -77,11 +80,6 @@ def _write_stage(run_dir: Path, name: str, result: dict[str, Any]) -> None:
     stages = run_dir / "stages"
     stages.mkdir(parents=True, exist_ok=True)
     (stages / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-
-
-def _write_ids(path: str, column: str, ids: list[str]) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({column: pa.array(ids, pa.string())}), path)
 
 
 def _read_ids(path: str, column: str) -> list[str]:
@@ -345,21 +343,30 @@ def _validate_embeddings(ctx: RunContext, shards: list[Path]) -> dict[str, Any]:
 # ---------------------------------------------------------------- tasks
 
 
+@contextmanager
+def timed_task(config_path: str | None, source_name: str, run_id: str, task: str) -> Iterator[None]:
+    """Record a DAG task's wall time for the run report (see rag_ingest.timing)."""
+    run_dir = RunContext.load(config_path, source_name, run_id).run_dir
+    with timing.task_timing(run_dir, task):
+        yield
+
+
 def extract(
     config_path: str | None,
     source_name: str,
     run_id: str,
     ds: str | None = None,
     is_running: Callable[[str], bool] | None = None,
+    full_resync: bool = False,
 ) -> dict[str, Any]:
     """Take the source's lease, then list and parse it with Spark -> documents/, quarantine/.
 
     `ds` is the run's logical date (YYYY-MM-DD): a templated location lists
     that partition only. `is_running(run_id)` says whether the run holding
-    the source's lease is still active (see rag_ingest.lease).
+    the source's lease is still active (see rag_ingest.lease). When nothing
+    the last extraction read has changed, its output is reused and Spark is
+    not started (rag_ingest.parse_cache); `full_resync` always parses.
     """
-    from rag_ingest.spark import run_extract
-
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     try:
@@ -372,7 +379,7 @@ def extract(
     # A run starts here: files of an earlier run with the same id (a backfill
     # re-processing a date) must not leak into this one.
     shutil.rmtree(ctx.run_dir, ignore_errors=True)
-    counts = run_extract(ctx.settings, ctx.source, str(ctx.run_dir), ctx.config_path, ds)
+    counts = _extract_or_reuse(ctx, location, ds, reparse=full_resync)
     policy = ctx.settings.sensitive_data_for(ctx.source).policy
     result = ctx.record_stage(
         "extract", started, {**counts, "location": location, "sensitive_policy": policy}
@@ -387,6 +394,43 @@ def extract(
     return result
 
 
+def _extract_or_reuse(
+    ctx: RunContext, location: str, ds: str | None, reparse: bool
+) -> dict[str, Any]:
+    """The Spark extract job, or the last extraction when nothing it read has changed."""
+    from rag_ingest import parse_cache
+    from rag_ingest.sources import list_files
+    from rag_ingest.spark import run_extract
+
+    folder = parse_cache.cache_dir(ctx.settings.staging_dir, ctx.source.name, location)
+    settings = {
+        "location": location,
+        "source": ctx.source.model_dump(mode="json"),
+        "sensitive": ctx.settings.sensitive_data_for(ctx.source).model_dump(mode="json"),
+    }
+    try:
+        key: str | None = parse_cache.cache_key(
+            list_files(location, ctx.source.glob, with_refused=True), settings
+        )
+    except Exception as error:  # noqa: BLE001 - no key, no reuse: the Spark job lists for itself
+        log.warning("not reusing the last extraction: listing %s failed: %s", location, error)
+        key = None
+    if key is not None and not reparse:
+        kept = parse_cache.restore(folder, key, ctx.run_dir)
+        if kept is not None:
+            log.info("nothing under %s changed since the last extraction: reused it", location)
+            return {**kept, "parse_reused": True}
+    counts = dict(run_extract(ctx.settings, ctx.source, str(ctx.run_dir), ctx.config_path, ds))
+    if key is not None:
+        parse_cache.keep(
+            folder,
+            key,
+            ctx.run_dir,
+            {k: v for k, v in counts.items() if not k.endswith("_seconds")},
+        )
+    return {**counts, "parse_reused": False}
+
+
 class SensitiveDataFound(RuntimeError):
     """The sensitive-data gate found data under policy `fail`; the run stops after extract."""
 
@@ -398,43 +442,105 @@ def plan_documents(
     full_resync: bool = False,
     allow_mass_delete: bool = False,
 ) -> dict[str, Any]:
-    """Diff parsed documents against the store -> to_chunk and vanished doc ids."""
+    """Diff parsed documents against the store -> to_chunk and vanished doc ids.
+
+    The diff runs one bucket of document ids at a time (rag_ingest.buckets),
+    so its memory stays flat as the corpus grows.
+    """
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
-    documents = pq.read_table(ctx.path("documents"), columns=["doc_id", "content_hash"])
-    quarantined = pq.read_table(ctx.path("quarantine"), columns=["doc_id", "uri"])
     # One scan of the store per run: plan_chunks reads this staged copy.
-    inventory = open_store(ctx.settings).inventory(source_name)
-    Path(ctx.path("plan")).mkdir(parents=True, exist_ok=True)
-    pq.write_table(inventory, ctx.path("plan/inventory.parquet"))
-    plan = sync.plan_documents(
-        dict(
-            zip(documents["doc_id"].to_pylist(), documents["content_hash"].to_pylist(), strict=True)
-        ),
-        quarantined["doc_id"].to_pylist(),
-        _stored_chunks(inventory),
-        chunker_fingerprint=ctx.settings.chunker_fingerprint,
-        model_id=ctx.settings.embedding.model_id,
-        snapshot=ctx.source.mode == "snapshot",
-        full_resync=full_resync,
-        max_delete_share=ctx.source.max_delete_share,
-        allow_mass_delete=allow_mass_delete,
-        quarantined_files=quarantined["uri"].to_pylist(),
-        scope=_partition_scope(ctx),
+    inventory_path = ctx.path("plan/inventory.parquet")
+    Path(inventory_path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(open_store(ctx.settings).inventory(source_name), inventory_path)
+    width = buckets.prefix_width(max(_rows_in(ctx.path("documents")), _rows_in(inventory_path)))
+    work = ctx.path("plan/buckets")
+    documents = buckets.Buckets(
+        ctx.path("documents"), ["doc_id", "content_hash"], "doc_id", width, f"{work}/documents"
     )
-    _write_ids(ctx.path("plan/to_chunk.parquet"), "doc_id", plan.to_chunk)
-    _write_ids(ctx.path("plan/vanished.parquet"), "doc_id", plan.vanished)
+    quarantined = buckets.Buckets(
+        ctx.path("quarantine"), ["doc_id"], "doc_id", width, f"{work}/quarantine"
+    )
+    stored = buckets.Buckets(
+        inventory_path, INVENTORY_COLUMNS, "doc_id", width, f"{work}/inventory"
+    )
+    # Files that could not be read at all: few, and their stored uris match in any bucket.
+    unreadable = _distinct(ctx.path("quarantine"), "uri")
+    scope = _partition_scope(ctx)
+    counts = dict.fromkeys(("new", "changed", "unchanged", "vanished", "candidates", "seen"), 0)
+    with (
+        _IdWriter(ctx.path("plan/to_chunk.parquet"), "doc_id") as to_chunk,
+        _IdWriter(ctx.path("plan/vanished.parquet"), "doc_id") as vanished,
+    ):
+        for prefix in documents.prefixes:
+            listed = documents.get(prefix)
+            plan = sync.plan_documents(
+                dict(
+                    zip(
+                        listed["doc_id"].to_pylist(),
+                        listed["content_hash"].to_pylist(),
+                        strict=True,
+                    )
+                ),
+                quarantined.get(prefix)["doc_id"].to_pylist(),
+                _stored_chunks(stored.get(prefix)),
+                chunker_fingerprint=ctx.settings.chunker_fingerprint,
+                model_id=ctx.settings.embedding.model_id,
+                snapshot=ctx.source.mode == "snapshot",
+                full_resync=full_resync,
+                allow_mass_delete=True,  # checked once below, over every bucket
+                quarantined_files=unreadable,
+                scope=scope,
+            )
+            to_chunk.write(plan.to_chunk)
+            vanished.write(plan.vanished)
+            counts["seen"] += listed.num_rows
+            counts["candidates"] += plan.candidates
+            for name in ("new", "changed", "unchanged", "vanished"):
+                counts[name] += len(getattr(plan, name))
+    shutil.rmtree(work, ignore_errors=True)
+    if not allow_mass_delete:
+        sync.check_mass_delete(
+            counts["vanished"], counts["candidates"], ctx.source.max_delete_share
+        )
     return ctx.record_stage(
         "plan_documents",
         started,
         {
-            "documents_seen": documents.num_rows,
-            "documents_new": len(plan.new),
-            "documents_changed": len(plan.changed),
-            "documents_unchanged": len(plan.unchanged),
-            "documents_vanished": len(plan.vanished),
+            "documents_seen": counts["seen"],
+            "documents_new": counts["new"],
+            "documents_changed": counts["changed"],
+            "documents_unchanged": counts["unchanged"],
+            "documents_vanished": counts["vanished"],
         },
     )
+
+
+def _distinct(path: str, column: str) -> list[str]:
+    return [str(v) for v in pc.unique(pq.read_table(path, columns=[column])[column]).to_pylist()]
+
+
+class _IdWriter:
+    """One id column written to Parquet as it is produced (never held whole)."""
+
+    def __init__(self, path: str, column: str, extra: Sequence[str] = ()) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.schema = pa.schema([pa.field(name, pa.string()) for name in (column, *extra)])
+        self.writer = pq.ParquetWriter(path, self.schema)
+        self.rows = 0
+
+    def write(self, *columns: Sequence[str]) -> None:
+        if columns and len(columns[0]):
+            self.writer.write_table(
+                pa.table([pa.array(list(c), pa.string()) for c in columns], schema=self.schema)
+            )
+            self.rows += len(columns[0])
+
+    def __enter__(self) -> _IdWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer.close()
 
 
 def _partition_scope(ctx: RunContext) -> str | None:
@@ -476,73 +582,191 @@ def plan_chunks(
     Each distinct text is embedded once per model: a text the store already
     holds lends its vector (copied here, before anything is deleted), and a
     text repeated within the run is computed once and copied at the upsert.
+
+    Memory stays flat as the corpus grows: the diff runs one bucket of ids at
+    a time (by document for which chunks to keep, embed or delete; by text
+    hash for which vector each gets), and the chunks' text is read once,
+    batch by batch, into the shards.
     """
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
-    chunks_dir = Path(ctx.path("chunks"))
-    chunks = _readable_by_spark(pq.read_table(chunks_dir)) if chunks_dir.exists() else None
-    pairs = (
-        zip(chunks["doc_id"].to_pylist(), chunks["chunk_id"].to_pylist(), strict=True)
-        if chunks is not None
-        else iter(())
-    )
-    inventory = _stored_chunks(pq.read_table(ctx.path("plan/inventory.parquet")))
+    chunks_dir = ctx.path("chunks")
+    inventory_path = ctx.path("plan/inventory.parquet")
     model_id = ctx.settings.embedding.model_id
     # What an earlier attempt of this plan left must not be embedded or written.
-    for leftover in ("to_embed", "embeddings"):
+    for leftover in ("to_embed", "embeddings", "plan/buckets"):
         shutil.rmtree(ctx.path(leftover), ignore_errors=True)
     for leftover_file in ("plan/reused.parquet", "plan/duplicates.parquet"):
         Path(ctx.path(leftover_file)).unlink(missing_ok=True)
     for stage_file in (ctx.run_dir / "stages").glob("embed-*.json"):
         stage_file.unlink()
-    plan = sync.plan_chunks(pairs, inventory, model_id=model_id, full_resync=full_resync)
-    _write_ids(ctx.path("plan/stale_chunks.parquet"), "chunk_id", plan.stale)
-    shards: list[str] = []
-    from_store = from_run = 0
-    if chunks is not None and plan.to_embed:
+    chunked = Path(chunks_dir).exists() and _rows_in(chunks_dir) > 0
+    work = ctx.path("plan/buckets")
+    width = buckets.prefix_width(
+        max(_rows_in(chunks_dir) if chunked else 0, _rows_in(inventory_path))
+    )
+    stored = buckets.Buckets(inventory_path, INVENTORY_COLUMNS, "doc_id", width, f"{work}/inv")
+    kept = stale = 0
+    with (
+        _IdWriter(ctx.path("plan/stale_chunks.parquet"), "chunk_id") as stale_ids,
+        _IdWriter(ctx.path("plan/kept.parquet"), "chunk_id") as kept_ids,
+        _IdWriter(ctx.path("plan/needs_vector.parquet"), "chunk_id", ["text_hash"]) as needed,
+    ):
+        if chunked:
+            new = buckets.Buckets(
+                chunks_dir, ["doc_id", "chunk_id", "text_hash"], "doc_id", width, f"{work}/chunks"
+            )
+            for prefix in new.prefixes:
+                rows = new.get(prefix)
+                plan = sync.plan_chunks(
+                    zip(rows["doc_id"].to_pylist(), rows["chunk_id"].to_pylist(), strict=True),
+                    _stored_chunks(stored.get(prefix)),
+                    model_id=model_id,
+                    full_resync=full_resync,
+                )
+                stale_ids.write(plan.stale)
+                kept_ids.write(plan.kept)
+                todo = _rows(rows, plan.to_embed)
+                needed.write(todo["chunk_id"].to_pylist(), todo["text_hash"].to_pylist())
+        stale, kept, to_embed = stale_ids.rows, kept_ids.rows, needed.rows
+    work_done = _EmbeddingWork()
+    if to_embed:
         store = open_store(ctx.settings)
         _check_dimension(ctx.settings, store.vector_dimension())
-        todo = chunks.filter(pc.is_in(chunks["chunk_id"], pa.array(plan.to_embed)))
-        embedding_plan = sync.plan_embeddings(
-            zip(todo["chunk_id"].to_pylist(), todo["text_hash"].to_pylist(), strict=True),
-            inventory,
-            model_id=model_id,
-            reuse_stored=not full_resync,
-        )
-        compute = set(embedding_plan.compute)
-        if embedding_plan.from_store:
-            reused, unavailable = _with_stored_vectors(
-                store, _rows(todo, embedding_plan.from_store), embedding_plan.from_store
-            )
-            pq.write_table(reused, ctx.path("plan/reused.parquet"))
-            from_store = reused.num_rows
-            compute |= unavailable  # gone from the store since the inventory: embed them
-        if embedding_plan.from_run:
-            duplicates = _rows(todo, embedding_plan.from_run)
-            duplicates = duplicates.append_column(
-                "vector_from",
-                pa.array([embedding_plan.from_run[c] for c in duplicates["chunk_id"].to_pylist()]),
-            )
-            pq.write_table(duplicates, ctx.path("plan/duplicates.parquet"))
-            from_run = duplicates.num_rows
-        shards = _write_shards(
-            todo.filter(pc.is_in(todo["chunk_id"], pa.array(sorted(compute), pa.string()))),
-            Path(ctx.path("to_embed")),
-            ctx.settings.embedding.shard_size,
-            ctx.settings.embedding.window,
-        )
+        from_store, from_run = _vector_sources(ctx, full_resync, f"{work}/texts")
+        work_done = _write_embedding_work(ctx, store, from_store, from_run)
+    shutil.rmtree(work, ignore_errors=True)
     return ctx.record_stage(
         "plan_chunks",
         started,
         {
-            "chunks_to_embed": len(plan.to_embed) - from_store - from_run,
-            "chunks_vector_from_store": from_store,
-            "chunks_vector_from_run": from_run,
-            "chunks_kept": len(plan.kept),
-            "chunks_stale": len(plan.stale),
-            "shards": shards,
+            "chunks_to_embed": work_done.to_embed,
+            "chunks_vector_from_store": work_done.from_store,
+            "chunks_vector_from_run": work_done.from_run,
+            "chunks_kept": kept,
+            "chunks_stale": stale,
+            "shards": work_done.shards,
         },
     )
+
+
+@dataclass
+class _EmbeddingWork:
+    """What plan_chunks staged: chunks to embed (in shards) and chunks copying a vector."""
+
+    to_embed: int = 0
+    from_store: int = 0
+    from_run: int = 0
+    shards: list[str] = field(default_factory=list)
+
+
+def _vector_sources(
+    ctx: RunContext, full_resync: bool, work: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """For chunks needing a vector: which copy a stored one, which one computed this run.
+
+    Bucketed by text hash; the maps returned hold only the chunks that copy
+    a vector (a repeated or already stored text), not the ones to compute.
+    """
+    model_id = ctx.settings.embedding.model_id
+    needed_path, inventory_path = (
+        ctx.path("plan/needs_vector.parquet"),
+        ctx.path("plan/inventory.parquet"),
+    )
+    width = buckets.prefix_width(max(_rows_in(needed_path), _rows_in(inventory_path)))
+    needed = buckets.Buckets(
+        needed_path, ["chunk_id", "text_hash"], "text_hash", width, f"{work}/needed"
+    )
+    stored = buckets.Buckets(
+        inventory_path,
+        INVENTORY_COLUMNS,
+        "text_hash",
+        width,
+        f"{work}/inv",
+        keep=pc.field("model_id") == model_id,
+    )
+    from_store: dict[str, str] = {}
+    from_run: dict[str, str] = {}
+    for prefix in needed.prefixes:
+        rows = needed.get(prefix)
+        plan = sync.plan_embeddings(
+            zip(rows["chunk_id"].to_pylist(), rows["text_hash"].to_pylist(), strict=True),
+            _stored_chunks(stored.get(prefix)) if not full_resync else [],
+            model_id=model_id,
+            reuse_stored=not full_resync,
+        )
+        from_store.update(plan.from_store)
+        from_run.update(plan.from_run)
+    return from_store, from_run
+
+
+def _write_embedding_work(
+    ctx: RunContext, store: ChunkStore, from_store: dict[str, str], from_run: dict[str, str]
+) -> _EmbeddingWork:
+    """One pass over the chunks' rows: shards to embed, reused vectors, duplicates.
+
+    The chunks staged are those to embed plus those kept as stored; only the
+    kept and the copying ones are looked up by id (usually few).
+    """
+    kept = pq.read_table(ctx.path("plan/kept.parquet"))["chunk_id"]
+    copying_ids = pa.array([*from_store, *from_run], pa.string())
+    shards = _ShardWriter(
+        Path(ctx.path("to_embed")), ctx.settings.embedding.shard_size, ctx.settings.embedding.window
+    )
+    reused = _LazyWriter(ctx.path("plan/reused.parquet"))
+    duplicates = _LazyWriter(ctx.path("plan/duplicates.parquet"))
+    try:
+        for batch in _batches(ctx.path("chunks")):
+            rows = _readable_by_spark(pa.Table.from_batches([batch]))
+            rows = rows.filter(pc.invert(pc.is_in(rows["chunk_id"], kept)))
+            copying = pc.is_in(rows["chunk_id"], copying_ids)
+            compute, copies = rows.filter(pc.invert(copying)), rows.filter(copying)
+            ids = copies["chunk_id"].to_pylist()
+            lent = {c: from_store[c] for c in ids if c in from_store}
+            if lent:
+                with_vectors, unavailable = _with_stored_vectors(store, _rows(copies, lent), lent)
+                reused.write(with_vectors)
+                if unavailable:  # gone from the store since the inventory: embed them
+                    compute = pa.concat_tables([compute, _rows(copies, unavailable)])
+            repeated = _rows(copies, {c: from_run[c] for c in ids if c in from_run})
+            duplicates.write(
+                repeated.append_column(
+                    "vector_from",
+                    pa.array([from_run[c] for c in repeated["chunk_id"].to_pylist()], pa.string()),
+                )
+            )
+            shards.write(compute)
+    finally:
+        reused.close()
+        duplicates.close()
+        shards.close()
+    return _EmbeddingWork(shards.rows, reused.rows, duplicates.rows, shards.paths)
+
+
+class _LazyWriter:
+    """A Parquet file created at its first non-empty table (absent if none comes)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer = self._writer or pq.ParquetWriter(self.path, table.schema)
+            self._writer.write_table(table)
+            self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _batches(path: str) -> Iterator[pa.RecordBatch]:
+    """A Parquet file or folder, every column, a bounded batch at a time."""
+    import pyarrow.dataset as ds
+
+    yield from ds.dataset(path, format="parquet").to_batches(batch_size=_STREAM_BATCH)
 
 
 def _readable_by_spark(table: pa.Table) -> pa.Table:
@@ -573,7 +797,8 @@ def _check_dimension(settings: Settings, store_dimension: int | None) -> None:
         )
 
 
-def _rows(table: pa.Table, ids: dict[str, str]) -> pa.Table:
+def _rows(table: pa.Table, ids: Iterable[str]) -> pa.Table:
+    """The rows of `table` whose chunk id is one of `ids`, in table order."""
     return table.filter(pc.is_in(table["chunk_id"], pa.array(list(ids), pa.string())))
 
 
@@ -600,19 +825,41 @@ def _with_stored_vectors(
     return _with_vectors(rows, [source_of[c] for c in ids], vectors), unavailable
 
 
-def _write_shards(table: pa.Table, shard_dir: Path, size: int, window: int) -> list[str]:
+class _ShardWriter:
     """Equal-sized shards of the chunks to embed, each one mapped embed task.
 
-    Row groups of `window` rows let the embed task read one window at a time
-    (Parquet is read a row group at a time).
+    Rows arrive batch by batch; a shard is closed at `size` rows. Row groups
+    of `window` rows let the embed task read one window at a time (Parquet is
+    read a row group at a time).
     """
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    shards = []
-    for number, offset in enumerate(range(0, table.num_rows, size)):
-        shard = str(shard_dir / f"shard-{number:05d}.parquet")
-        pq.write_table(table.slice(offset, size), shard, row_group_size=window)
-        shards.append(shard)
-    return shards
+
+    def __init__(self, shard_dir: Path, size: int, window: int) -> None:
+        self.shard_dir, self.size, self.window = shard_dir, size, window
+        self.paths: list[str] = []
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._in_shard = 0
+
+    def write(self, table: pa.Table) -> None:
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None:
+                self.shard_dir.mkdir(parents=True, exist_ok=True)
+                self.paths.append(str(self.shard_dir / f"shard-{len(self.paths):05d}.parquet"))
+                self._writer = pq.ParquetWriter(self.paths[-1], table.schema)
+                self._in_shard = 0
+            take = min(self.size - self._in_shard, table.num_rows - offset)
+            self._writer.write_table(table.slice(offset, take), row_group_size=self.window)
+            offset += take
+            self._in_shard += take
+            self.rows += take
+            if self._in_shard == self.size:
+                self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def embed_shard(config_path: str | None, shard_path: str) -> dict[str, Any]:
@@ -828,8 +1075,18 @@ class _StoreWriter:
             self.written += self.store.upsert(table.slice(offset, _UPSERT_BATCH))
 
 
-def report(config_path: str | None, source_name: str, run_id: str, dag_id: str) -> dict[str, Any]:
-    """Write the run report (JSON and HTML); returns its path, counts and status."""
+def report(
+    config_path: str | None,
+    source_name: str,
+    run_id: str,
+    dag_id: str,
+    run_started: datetime | None = None,
+) -> dict[str, Any]:
+    """Write the run report (JSON and HTML); returns its path, counts and status.
+
+    `run_started` (the DAG run's start) lets the report count the time before
+    the first task and between tasks too.
+    """
     ctx = RunContext.load(config_path, source_name, run_id)
     # A run that failed because the store is down still gets its report.
     try:
@@ -844,6 +1101,7 @@ def report(config_path: str | None, source_name: str, run_id: str, dag_id: str) 
         dag_id=dag_id,
         store=stats,
         evaluation_expected=ctx.source.evaluation is not None,
+        run_started=run_started,
     )
     # The run is over, whatever happened: the next run of the source may start.
     lease.release(ctx.settings.staging_dir, source_name, run_id)

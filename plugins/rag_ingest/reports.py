@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from rag_ingest import timing
 from rag_ingest.stores.base import StoreStats
 
 # Stages every completed run has a result for (embed only when there was work).
@@ -74,6 +75,7 @@ def build_run_report(
     dag_id: str,
     store: StoreStats | str,
     evaluation_expected: bool = False,
+    run_started: datetime | None = None,
 ) -> dict[str, Any]:
     results = _stage_results(run_dir)
     stages: dict[str, dict[str, Any]] = {}
@@ -142,15 +144,17 @@ def build_run_report(
             warnings.append(verdict)
     else:
         status, reason = "success", ""
+    now = datetime.now(UTC)
     return {
         "source": source,
         "dag_id": dag_id,
         "run_id": run_id,
         "status": status,
         "reason": reason,
-        "finished_at": datetime.now(UTC).isoformat(),
+        "finished_at": now.isoformat(),
         "counts": counts,
         "stages": stages,
+        "timing": timing.summarise(timing.task_records(run_dir), stages, run_started, now),
         "gates": gates,
         "evaluation": evaluation,
         "warnings": warnings,
@@ -170,8 +174,11 @@ def write_run_report(
     dag_id: str,
     store: StoreStats | str,
     evaluation_expected: bool = False,
+    run_started: datetime | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    report = build_run_report(run_dir, source, run_id, dag_id, store, evaluation_expected)
+    report = build_run_report(
+        run_dir, source, run_id, dag_id, store, evaluation_expected, run_started
+    )
     target = reports_dir / source / f"{run_dir.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(target, json.dumps(report, indent=2, default=str))

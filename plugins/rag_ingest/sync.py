@@ -32,6 +32,8 @@ class DocumentPlan:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
+    # Stored documents the deletion rule looked at (the mass-delete share's base).
+    candidates: int = 0
 
     @property
     def to_chunk(self) -> list[str]:
@@ -106,20 +108,30 @@ def plan_documents(
             unchanged.append(doc_id)
 
     vanished: list[str] = []
+    considered = 0
     if snapshot or scope is not None:
         still_there = set(listed) | protected
         candidates = stored_by_doc.keys() if scope is None else in_scope
         vanished = sorted(doc for doc in candidates if doc not in still_there)
-        if candidates and not allow_mass_delete:
-            share = len(vanished) / len(candidates)
-            if share > max_delete_share:
-                raise MassDeleteRefused(
-                    f"{len(vanished)} of {len(candidates)} stored documents "
-                    f"({share:.0%}) are gone from the source listing, more than the "
-                    f"allowed {max_delete_share:.0%}; nothing was written. If the source "
-                    "really shrank, re-run with the 'allow_mass_delete' param."
-                )
-    return DocumentPlan(new=new, changed=changed, unchanged=unchanged, vanished=vanished)
+        considered = len(candidates)
+        if not allow_mass_delete:
+            check_mass_delete(len(vanished), considered, max_delete_share)
+    return DocumentPlan(
+        new=new, changed=changed, unchanged=unchanged, vanished=vanished, candidates=considered
+    )
+
+
+def check_mass_delete(vanished: int, candidates: int, max_delete_share: float) -> None:
+    """Refuse a run that would delete more than `max_delete_share` of the stored documents."""
+    if not candidates:
+        return
+    share = vanished / candidates
+    if share > max_delete_share:
+        raise MassDeleteRefused(
+            f"{vanished} of {candidates} stored documents ({share:.0%}) are gone from the "
+            f"source listing, more than the allowed {max_delete_share:.0%}; nothing was "
+            "written. If the source really shrank, re-run with the 'allow_mass_delete' param."
+        )
 
 
 def plan_chunks(

@@ -76,6 +76,16 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
     assert report["counts"]["quarantined"] == 1
     assert report["quarantine"][0]["reason"] == "binary_content"
     assert report["counts"]["chunks_written"] == chunks.num_rows
+    # where the run's time went: every task, Spark's and the model's start-up, model time
+    timing = report["timing"]
+    shards = [t for t in timing["tasks"] if t.startswith("embed-shard-")]
+    assert {"extract", "plan_documents", "chunk", "plan_chunks", "upsert"} <= set(timing["tasks"])
+    assert len(shards) == report["stages"]["embed"]["shards"] >= 1
+    # (Spark's start-up is near 0 here: this test process already runs a session)
+    assert report["stages"]["extract"]["spark_startup_seconds"] >= 0
+    assert timing["model_load_seconds"] > 0
+    assert 0 < timing["model_seconds"] < timing["in_tasks_seconds"] <= timing["wall_seconds"]
+    assert report["stages"]["extract"]["parse_reused"] is False
 
     # re-running on the unchanged corpus leaves the store identical
     before = store.fetch("docs")
@@ -89,10 +99,22 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
     assert rerun["counts"]["documents_unchanged"] == len(pages)
     assert rerun["counts"]["chunks_embedded"] == 0
     assert rerun["counts"]["chunks_written"] == 0
+    # nothing under the source changed: the last parse was reused and Spark never started
+    assert rerun["stages"]["extract"]["parse_reused"] is True
+    assert rerun["timing"]["spark_startup_seconds"] == 0
+    assert (
+        rerun["counts"]["quarantined"] == 1 and rerun["quarantine"][0]["reason"] == "binary_content"
+    )
 
-    # deleting a page deletes exactly its chunks
+    # deleting a page deletes exactly its chunks (a changed listing: parsed afresh)
     (docs_corpus / "index.md").unlink()
     run_dag(config, monkeypatch)
+    assert (
+        latest_run_report(Path(settings.reports_dir), "docs")["stages"]["extract"][  # type: ignore[index]
+            "parse_reused"
+        ]
+        is False
+    )
     remaining = store.fetch("docs")
     assert "index.md" not in {Path(u).name for u in remaining["uri"].to_pylist()}
     kept = set(

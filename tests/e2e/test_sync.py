@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from rag_ingest import buckets
 from rag_ingest.config import load_settings
 from rag_ingest.stores import open_store
 from rag_ingest.sync import MassDeleteRefused
@@ -30,6 +31,12 @@ LONG_DOC = "# Long page\n\n" + "\n\n".join(
     f"what it writes for stage {n + 1}, and which setting number {n} changes it."
     for n in range(40)
 )
+
+
+@pytest.fixture
+def small_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans split into hundreds of buckets: each bucket's plan must add up to the whole."""
+    monkeypatch.setattr(buckets, "BUCKET_ROWS", 2)
 
 
 @pytest.fixture
@@ -57,7 +64,7 @@ def test_unchanged_rerun_embeds_and_writes_nothing(corpus: Path, tmp_path: Path)
 
 
 def test_editing_one_paragraph_reembeds_only_the_changed_chunks(
-    corpus: Path, tmp_path: Path
+    corpus: Path, tmp_path: Path, small_buckets: None
 ) -> None:
     config = write_config(tmp_path, corpus)
     run(config, "first")
@@ -92,7 +99,7 @@ def test_editing_one_paragraph_reembeds_only_the_changed_chunks(
 
 
 def test_mass_delete_guard_refuses_and_leaves_the_store_untouched(
-    corpus: Path, tmp_path: Path
+    corpus: Path, tmp_path: Path, small_buckets: None
 ) -> None:
     config = write_config(tmp_path, corpus)
     run(config, "first")
@@ -149,7 +156,7 @@ def _vectors_by_text(table: pa.Table) -> dict[str, list[list[float]]]:
 
 
 def test_identical_text_is_embedded_once_and_reused_after_a_move(
-    corpus: Path, tmp_path: Path
+    corpus: Path, tmp_path: Path, small_buckets: None
 ) -> None:
     config = write_config(tmp_path, corpus)
     (corpus / "long-copy.md").write_text(LONG_DOC)  # the same page twice
