@@ -95,11 +95,11 @@ def _stored_chunks(table: pa.Table) -> list[sync.StoredChunk]:
 
 def _facts(path: str | Path, columns: list[str], derive: Any) -> pd.DataFrame:
     """Per-row facts derived batch by batch from a Parquet file or folder (no text kept)."""
-    import pyarrow.dataset as ds
-
     parts = [
         derive(pa.Table.from_batches([batch]))
-        for batch in ds.dataset(str(path), format="parquet").to_batches(columns=columns)
+        for batch in buckets.parquet_dataset(path).to_batches(
+            columns=columns, **buckets.SCAN_OPTIONS
+        )
     ]
     parts = [part for part in parts if part.num_rows]
     return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
@@ -764,9 +764,10 @@ class _LazyWriter:
 
 def _batches(path: str) -> Iterator[pa.RecordBatch]:
     """A Parquet file or folder, every column, a bounded batch at a time."""
-    import pyarrow.dataset as ds
 
-    yield from ds.dataset(path, format="parquet").to_batches(batch_size=_STREAM_BATCH)
+    yield from buckets.parquet_dataset(path).to_batches(
+        batch_size=_STREAM_BATCH, **buckets.SCAN_OPTIONS
+    )
 
 
 def _readable_by_spark(table: pa.Table) -> pa.Table:
