@@ -13,35 +13,40 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 # About this many rows per bucket: a few tens of MB of Python objects at most.
 BUCKET_ROWS = 50_000
 _MAX_WIDTH = 3  # 4,096 buckets: 200M rows at BUCKET_ROWS
-# Spilled to disk by the first hex digit only: Arrow's dataset writer holds
-# buffers per open partition (measured: +100 MB at 16 partitions, +470 MB and
-# 8x the time at 256), so finer buckets are cut from a loaded partition.
+# Spilled to disk by the first hex digit only (16 files; with Arrow's
+# dataset writer, 256 partitions took +470 MB and 8x the time of 16): finer
+# buckets are cut from a loaded partition.
 _SPILL_WIDTH = 1
-_PARTITION = "bucket"
-# Scans read one batch and one file ahead, not Arrow's default 16 and 4.
-SCAN_OPTIONS: dict[str, int] = {"batch_readahead": 1, "fragment_readahead": 1}
 
 
-def parquet_dataset(path: str | Path, **options: Any) -> ds.Dataset:
-    """A Parquet file or folder to stream: memory of one batch, not of a whole file.
+def stream(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    keep: pc.Expression | None = None,
+    batch_size: int = 65_536,
+) -> Iterator[pa.Table]:
+    """A Parquet file or folder, a batch at a time, one file after another.
 
-    Arrow's default pre-buffering caches every column chunk of a file until
-    the file is done (measured: 134 MB held scanning one 1M-row file of two
-    hash columns, 5 MB without it).
+    Synchronous on purpose: Arrow's dataset scanner reads ahead in the
+    background, and when the consumer writes as it goes (slower than
+    reading) the batches read ahead pile up (measured: 230 MB held
+    streaming 1M chunks into shards; 2 MB this way). Column chunks are not
+    pre-buffered either, which would hold a whole file's until it is done.
     """
-    parquet = ds.ParquetFileFormat(
-        default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False)
-    )
-    return ds.dataset(str(path), format=parquet, **options)
+    for file in sorted(ds.dataset(str(path), format="parquet").files):
+        reader = pq.ParquetFile(file, pre_buffer=False)
+        for batch in reader.iter_batches(batch_size=batch_size, columns=columns):
+            table = pa.Table.from_batches([batch])
+            yield table if keep is None else table.filter(keep)
 
 
 def prefix_width(rows: int, bucket_rows: int | None = None) -> int:
@@ -62,8 +67,8 @@ class Buckets:
     """The `columns` of a Parquet file or folder, bucket by bucket of `key`'s prefix.
 
     With width 0 a bucket is the whole table, read from where it is.
-    Otherwise the columns are first copied once, streaming, into a folder
-    under `work_dir` partitioned by the key's first hex digit; a bucket is
+    Otherwise the columns are first copied once, streaming, into one file
+    per leading hex digit of the key under `work_dir`; a bucket is
     cut from its partition, which is loaded once for all the buckets in it
     (ask for buckets in `prefixes` order). Rows whose key is null belong to
     no bucket.
@@ -81,36 +86,37 @@ class Buckets:
         if key not in columns:
             raise ValueError(f"the bucket key {key!r} must be one of the columns read")
         self.columns, self.key, self.width = list(columns), key, width
-        source = parquet_dataset(path)
-        self.schema = pa.schema([source.schema.field(name) for name in self.columns])
+        self._path = path
+        self.schema = (
+            pq.read_schema(next(iter(ds.dataset(str(path), format="parquet").files), str(path)))
+            .empty_table()
+            .select(self.columns)
+            .schema
+        )
         has_key = pc.field(key).is_valid()
         keep = has_key if keep is None else keep & has_key
         self._spill = min(width, _SPILL_WIDTH)
         self._loaded: tuple[str, pa.Table] | None = None
         if self._spill == 0:
-            self._dataset, self._filter = source, keep
+            self._filter = keep
             return
-        folder = Path(work_dir)
-        schema = self.schema.append(pa.field(_PARTITION, pa.string()))
-
-        def with_partition() -> Iterator[pa.RecordBatch]:
-            for batch in source.to_batches(columns=self.columns, filter=keep, **SCAN_OPTIONS):
-                part = pc.utf8_slice_codeunits(batch.column(key), 0, self._spill)
-                yield pa.RecordBatch.from_arrays([*batch.columns, part], schema=schema)
-
-        # Explicit string type: read back, "1" must not become the integer 1.
-        partitioning = ds.partitioning(pa.schema([schema.field(_PARTITION)]), flavor="hive")
-        ds.write_dataset(
-            with_partition(),
-            str(folder),
-            schema=schema,
-            format="parquet",
-            partitioning=partitioning,
-            existing_data_behavior="delete_matching",
-        )
-        folder.mkdir(parents=True, exist_ok=True)  # no rows: no files written, still a dataset
-        self._dataset = parquet_dataset(folder, schema=schema, partitioning=partitioning)
-        self._filter = None
+        # One Parquet file per leading hex digit, written as the rows stream by.
+        self._folder = Path(work_dir)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        writers: dict[str, pq.ParquetWriter] = {}
+        try:
+            for table in stream(path, self.columns, keep):
+                part = pc.utf8_slice_codeunits(table[key], 0, self._spill)
+                for digit in pc.unique(part).to_pylist():
+                    rows = table.filter(pc.equal(part, digit))
+                    if digit not in writers:
+                        writers[digit] = pq.ParquetWriter(
+                            self._folder / f"{digit}.parquet", self.schema
+                        )
+                    writers[digit].write_table(rows)
+        finally:
+            for writer in writers.values():
+                writer.close()
 
     @property
     def prefixes(self) -> list[str]:
@@ -119,11 +125,13 @@ class Buckets:
     def get(self, prefix: str) -> pa.Table:
         """The rows whose key starts with `prefix` (one of `prefixes`)."""
         if self._spill == 0:
-            return self._dataset.to_table(columns=self.columns, filter=self._filter)
+            parts = list(stream(self._path, self.columns, self._filter))
+            return pa.concat_tables(parts) if parts else self.schema.empty_table()
         part = prefix[: self._spill]
         if self._loaded is None or self._loaded[0] != part:
             self._loaded = None  # let the last partition go before the next is read
-            rows = self._dataset.to_table(columns=self.columns, filter=pc.field(_PARTITION) == part)
+            file = self._folder / f"{part}.parquet"
+            rows = pq.read_table(file) if file.exists() else self.schema.empty_table()
             self._loaded = (part, rows)
         rows = self._loaded[1]
         if len(prefix) == self._spill:

@@ -95,12 +95,7 @@ def _stored_chunks(table: pa.Table) -> list[sync.StoredChunk]:
 
 def _facts(path: str | Path, columns: list[str], derive: Any) -> pd.DataFrame:
     """Per-row facts derived batch by batch from a Parquet file or folder (no text kept)."""
-    parts = [
-        derive(pa.Table.from_batches([batch]))
-        for batch in buckets.parquet_dataset(path).to_batches(
-            columns=columns, **buckets.SCAN_OPTIONS
-        )
-    ]
+    parts = [derive(batch) for batch in buckets.stream(path, columns)]
     parts = [part for part in parts if part.num_rows]
     return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
 
@@ -716,8 +711,8 @@ def _write_embedding_work(
     reused = _LazyWriter(ctx.path("plan/reused.parquet"))
     duplicates = _LazyWriter(ctx.path("plan/duplicates.parquet"))
     try:
-        for batch in _batches(ctx.path("chunks")):
-            rows = _readable_by_spark(pa.Table.from_batches([batch]))
+        for batch in buckets.stream(ctx.path("chunks"), batch_size=_STREAM_BATCH):
+            rows = _readable_by_spark(batch)
             rows = rows.filter(pc.invert(pc.is_in(rows["chunk_id"], kept)))
             copying = pc.is_in(rows["chunk_id"], copying_ids)
             compute, copies = rows.filter(pc.invert(copying)), rows.filter(copying)
@@ -760,14 +755,6 @@ class _LazyWriter:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-
-
-def _batches(path: str) -> Iterator[pa.RecordBatch]:
-    """A Parquet file or folder, every column, a bounded batch at a time."""
-
-    yield from buckets.parquet_dataset(path).to_batches(
-        batch_size=_STREAM_BATCH, **buckets.SCAN_OPTIONS
-    )
 
 
 def _readable_by_spark(table: pa.Table) -> pa.Table:
