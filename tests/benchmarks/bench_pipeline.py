@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from rag_ingest.dag_runner import DagTestRunner
-from tests.benchmarks.common import SCIFACT, parser_for, scifact_present
+from tests.benchmarks.common import parser_for, scifact_present, scifact_source
 
 PROJECT = Path(__file__).resolve().parents[2]
 SWEEP = (16, 32, 64, 128)
@@ -85,16 +85,7 @@ def main() -> int:
     if not scifact_present():
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    corpus = workdir / "scifact-corpus"
-    corpus.mkdir()
-    shutil.copy(SCIFACT / "corpus.jsonl", corpus / "corpus.jsonl")
-    config = workdir / "rag_ingest.yaml"
-    config.write_text(
-        f"sources:\n  - name: scifact\n    location: {corpus}\n    glob: corpus.jsonl\n"
-        f"chunking:\n  max_tokens: {args.max_tokens}\n  overlap_tokens: {args.overlap}\n"
-        f"store:\n  path: {workdir / 'lancedb'}\n"
-        f"paths:\n  staging: {workdir / 'staging'}\n  reports: {workdir / 'reports'}\n"
-    )
+    config = scifact_source(workdir, args.max_tokens, args.overlap)
     try:
         runner = DagTestRunner(config, workdir / "airflow", PROJECT / "dags")
         runner.migrate()
@@ -109,7 +100,7 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     results = summarise(first, bare, rerun)
-    print_results(results, first["report"])
+    print_results(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
@@ -140,7 +131,7 @@ def summarise(first: dict[str, Any], bare: dict[str, Any], rerun: dict[str, Any]
     }
 
 
-def print_results(r: dict[str, Any], report: dict[str, Any]) -> None:
+def print_results(r: dict[str, Any]) -> None:
     print(f"first run (airflow dags test): {r['first_run_seconds']} s wall")
     print(f"  chunks embedded {r['chunks_embedded']}, model time {r['model_seconds']} s")
     print(
@@ -154,31 +145,24 @@ def print_results(r: dict[str, Any], report: dict[str, Any]) -> None:
             f"  not model time: {rest:.1f} s = {rest / r['bare_encode_seconds']:.1%} of bare encode"
             " (the pipeline's encoder is faster than bare encode; see docs/benchmarks.md)"
         )
-    print("first run, from its report's timing section (s):")
-    for name, seconds in r["timing"].items():
-        print(f"  {name:<22}{seconds}")
-    print("first run, per stage (s):")
-    for name, seconds in r["stages"].items():
-        print(f"  {name:<22}{seconds}")
-    if r["tasks"]:
-        print("first run, per task (s):")
-        for name, seconds in r["tasks"].items():
-            print(f"  {name:<22}{seconds}")
+    section("first run, from its report's timing section (s):", r["timing"])
+    section("first run, per stage (s):", r["stages"])
+    section("first run, per task (s):", r["tasks"])
     print(
         f"unchanged re-run: {r['rerun_seconds']} s wall = {r['rerun_share']:.1%} of the first run "
         f"(target: at most 5%), embeddings {r['rerun_embeddings']}, "
         f"store writes {r['rerun_store_writes']}"
     )
-    print("re-run, from its report's timing section (s):")
-    for name, seconds in r["rerun_timing"].items():
-        print(f"  {name:<22}{seconds}")
-    print("re-run, per stage (s):")
-    for name, seconds in r["rerun_stages"].items():
-        print(f"  {name:<22}{seconds}")
-    if r["rerun_tasks"]:
-        print("re-run, per task (s):")
-        for name, seconds in r["rerun_tasks"].items():
-            print(f"  {name:<22}{seconds}")
+    section("re-run, from its report's timing section (s):", r["rerun_timing"])
+    section("re-run, per stage (s):", r["rerun_stages"])
+    section("re-run, per task (s):", r["rerun_tasks"])
+
+
+def section(title: str, seconds: dict[str, Any]) -> None:
+    if seconds:
+        print(title)
+        for name, value in seconds.items():
+            print(f"  {name:<22}{value}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_ingest.dag_runner import DagTestRunner
-from tests.benchmarks.common import SCIFACT, parser_for, scifact_present
+from tests.benchmarks.common import SCIFACT, parser_for, scifact_present, scifact_source
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -41,16 +41,7 @@ def rag_ingest_run(runner: DagTestRunner, reports: Path, log_name: str) -> dict[
 
 
 def run_rag_ingest(workdir: Path, max_tokens: int, overlap: int) -> list[dict[str, Any]]:
-    corpus = workdir / "scifact-corpus"
-    corpus.mkdir()
-    shutil.copy(SCIFACT / "corpus.jsonl", corpus / "corpus.jsonl")
-    config = workdir / "rag_ingest.yaml"
-    config.write_text(
-        f"sources:\n  - name: scifact\n    location: {corpus}\n    glob: corpus.jsonl\n"
-        f"chunking:\n  max_tokens: {max_tokens}\n  overlap_tokens: {overlap}\n"
-        f"store:\n  path: {workdir / 'lancedb'}\n"
-        f"paths:\n  staging: {workdir / 'staging'}\n  reports: {workdir / 'reports'}\n"
-    )
+    config = scifact_source(workdir, max_tokens, overlap)
     runner = DagTestRunner(config, workdir / "airflow", PROJECT / "dags")
     runner.migrate()
     return [rag_ingest_run(runner, workdir / "reports", f"run-{n}.log") for n in (1, 2)]

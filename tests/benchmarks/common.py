@@ -17,6 +17,23 @@ def parser_for(doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def scifact_source(workdir: Path, max_tokens: int, overlap: int) -> Path:
+    """A rag-ingest configuration in `workdir` with SciFact's corpus.jsonl as a record source."""
+    import shutil
+
+    corpus = workdir / "scifact-corpus"
+    corpus.mkdir()
+    shutil.copy(SCIFACT / "corpus.jsonl", corpus / "corpus.jsonl")
+    config = workdir / "rag_ingest.yaml"
+    config.write_text(
+        f"sources:\n  - name: scifact\n    location: {corpus}\n    glob: corpus.jsonl\n"
+        f"chunking:\n  max_tokens: {max_tokens}\n  overlap_tokens: {overlap}\n"
+        f"store:\n  path: {workdir / 'lancedb'}\n"
+        f"paths:\n  staging: {workdir / 'staging'}\n  reports: {workdir / 'reports'}\n"
+    )
+    return config
+
+
 def scifact_present() -> bool:
     if (SCIFACT / "corpus.jsonl").exists():
         return True
