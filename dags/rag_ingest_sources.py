@@ -21,6 +21,7 @@ from rag_ingest.config import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_NAME,
     EmbeddingConfig,
+    RetriesConfig,
     SourceConfig,
     load_settings,
 )
@@ -29,12 +30,6 @@ CONFIG_PATH = os.environ.get(CONFIG_ENV_VAR) or str(
     Path(__file__).resolve().parent.parent / DEFAULT_CONFIG_NAME
 )
 
-DEFAULT_ARGS = {
-    "owner": "rag-ingest",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-}
 
 PARAMS = {
     "full_resync": Param(
@@ -65,8 +60,8 @@ def final_failures() -> Iterator[None]:
 
     try:
         yield
-    # Not SourceBusy: a run that finds its source busy is retried (30 s, then
-    # 60 s later), so it waits its turn behind a short run instead of failing.
+    # Not SourceBusy: a run that finds its source busy is retried (by default
+    # 30 s, then 60 s later), so it waits its turn behind a short run.
     except (
         GateFailed,
         ConfigError,
@@ -77,7 +72,10 @@ def final_failures() -> Iterator[None]:
         raise AirflowFailException(str(error)) from error
 
 
-def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
+def build_dag(
+    source: SourceConfig, embedding: EmbeddingConfig, retries: RetriesConfig | None = None
+) -> DAG:
+    retries = retries or RetriesConfig()
     with DAG(
         dag_id=source.dag_id,
         description=f"Ingest source '{source.name}' into the vector store",
@@ -85,7 +83,12 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,  # one active run per source: runs never race on the store
-        default_args=DEFAULT_ARGS,
+        default_args={
+            "owner": "rag-ingest",
+            "retries": retries.retries,
+            "retry_delay": timedelta(seconds=retries.retry_delay_seconds),
+            "retry_exponential_backoff": True,
+        },
         params=PARAMS,
         tags=["rag-ingest", f"source:{source.name}"],
         doc_md=__doc__,
@@ -221,4 +224,4 @@ def build_dag(source: SourceConfig, embedding: EmbeddingConfig) -> DAG:
 
 _settings = load_settings(CONFIG_PATH)
 for _source in _settings.sources:
-    globals()[_source.dag_id] = build_dag(_source, _settings.embedding)
+    globals()[_source.dag_id] = build_dag(_source, _settings.embedding, _settings.retries)

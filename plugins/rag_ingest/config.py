@@ -263,6 +263,15 @@ class SparkConfig(_Strict):
     shuffle_partitions: int = Field(4, gt=0)
 
 
+class RetriesConfig(_Strict):
+    """How Airflow retries a failed task of an ingestion DAG (not a final failure
+    such as a failed quality gate, which is never retried)."""
+
+    retries: int = Field(2, ge=0)
+    # Doubled after each try (Airflow's exponential backoff).
+    retry_delay_seconds: float = Field(30.0, gt=0)
+
+
 class Settings(_Strict):
     sources: tuple[SourceConfig, ...]
     chunking: ChunkingConfig = ChunkingConfig()
@@ -273,6 +282,7 @@ class Settings(_Strict):
     quality: QualityConfig = QualityConfig()
     sensitive_data: SensitiveDataConfig = SensitiveDataConfig()
     freshness: FreshnessConfig = FreshnessConfig()
+    retries: RetriesConfig = RetriesConfig()
     # Folder the file was loaded from; relative paths resolve against it.
     base_dir: Path = Path(".")
 

@@ -813,6 +813,16 @@ def _with_stored_vectors(
     return _with_vectors(rows, [source_of[c] for c in ids], vectors), unavailable
 
 
+def write_shards(table: pa.Table, shard_dir: Path, size: int, window: int) -> list[str]:
+    """`table` as embedding shards of `size` rows, as plan_chunks writes them."""
+    writer = _ShardWriter(shard_dir, size, window)
+    try:
+        writer.write(table)
+    finally:
+        writer.close()
+    return writer.paths
+
+
 class _ShardWriter:
     """Equal-sized shards of the chunks to embed, each one mapped embed task.
 

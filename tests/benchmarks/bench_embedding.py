@@ -154,7 +154,7 @@ def child_stage(workdir: Path, backend: str, batch_size: int) -> dict[str, Any]:
     )
     chunks = pq.read_table(workdir / "chunks.parquet")
     embedding = EmbeddingConfig.model_validate({"backend": backend})
-    (shard,) = pipeline._write_shards(
+    (shard,) = pipeline.write_shards(
         chunks, run_dir / "to_embed", chunks.num_rows, embedding.window
     )
     if backend != "torch":

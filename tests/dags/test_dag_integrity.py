@@ -88,7 +88,7 @@ def test_embed_tasks_take_their_pool_queue_and_concurrency_from_the_config(
 ) -> None:
     import importlib.util
 
-    from rag_ingest.config import EmbeddingConfig, SourceConfig
+    from rag_ingest.config import EmbeddingConfig, RetriesConfig, SourceConfig
 
     shipped = dagbag.dags["rag_ingest__docs"].get_task("embed")
     assert shipped.pool == "rag_ingest_embedding"  # rag_ingest.yaml; `make airflow` creates it
@@ -107,6 +107,12 @@ def test_embed_tasks_take_their_pool_queue_and_concurrency_from_the_config(
     )
     default = module.build_dag(source, EmbeddingConfig()).get_task("embed")
     assert (default.pool, default.queue) == ("default_pool", "default")
+    assert (default.retries, default.retry_delay.total_seconds()) == (2, 30)
+    patient = module.build_dag(
+        source, EmbeddingConfig(), RetriesConfig(retries=5, retry_delay_seconds=2)
+    ).get_task("extract")
+    assert (patient.retries, patient.retry_delay.total_seconds()) == (5, 2)
+    assert patient.retry_exponential_backoff
 
 
 def test_freshness_runs_hourly_and_after_any_source_is_ingested(dagbag) -> None:  # type: ignore[no-untyped-def]

@@ -82,9 +82,7 @@ def test_embed_shard_stamps_model_id_revision_and_dimension_on_every_vector(
 ) -> None:
     config = write_embed_config(tmp_path, window=16, batch_size=8)
     texts = sample_texts(50)
-    (shard_path,) = pipeline._write_shards(
-        chunk_rows(texts), tmp_path / "run" / "to_embed", 100, 16
-    )
+    (shard_path,) = pipeline.write_shards(chunk_rows(texts), tmp_path / "run" / "to_embed", 100, 16)
     shard = Path(shard_path)
     result = pipeline.embed_shard(str(config), str(shard))
     out = embedded(shard)
@@ -105,8 +103,8 @@ def test_sharded_embedding_gives_the_vectors_of_one_unsharded_pass(tmp_path: Pat
     texts = sample_texts(120)
     rows = chunk_rows(texts)
     config = write_embed_config(tmp_path, window=32, batch_size=16)
-    sharded = pipeline._write_shards(rows, tmp_path / "sharded" / "to_embed", 25, 32)
-    whole = pipeline._write_shards(rows, tmp_path / "whole" / "to_embed", 1000, 32)
+    sharded = pipeline.write_shards(rows, tmp_path / "sharded" / "to_embed", 25, 32)
+    whole = pipeline.write_shards(rows, tmp_path / "whole" / "to_embed", 1000, 32)
     assert (len(sharded), len(whole)) == (5, 1)
     for shard in sharded + whole:
         pipeline.embed_shard(str(config), shard)
@@ -165,7 +163,7 @@ def _peak_mib(tmp_path: Path, name: str, rows: int, window: int) -> int:
     config = write_embed_config(folder, window=window, batch_size=64)
     texts = [f"Item {i} was checked at station {i % 97} on shift {i % 3}." for i in range(rows)]
     # Record sources carry metadata; 16 KiB a row makes loading a shard whole show.
-    (shard,) = pipeline._write_shards(
+    (shard,) = pipeline.write_shards(
         chunk_rows(texts, 16384), folder / "run" / "to_embed", rows, window
     )
     output = subprocess.run(

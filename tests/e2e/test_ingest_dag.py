@@ -17,6 +17,9 @@ from tests.conftest import PROJECT_ROOT, write_config
 
 pytestmark = pytest.mark.slow
 
+# The DAG's retries, as configured, but not 30 s and then 60 s apart.
+FAST_RETRIES = "retries:\n  retry_delay_seconds: 1\n"
+
 
 def run_dag(
     config: Path, monkeypatch: pytest.MonkeyPatch, expect: str = "success", **params: object
@@ -219,13 +222,15 @@ def test_the_evaluation_gate_fails_a_run_whose_golden_queries_lose_their_documen
 def test_airflow_retries_only_the_failed_shard_and_a_half_written_upsert_leaves_no_duplicates(
     airflow_db: Path, docs_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Transient faults, retried by Airflow itself (the DAG's retries, 30 s apart)."""
+    """Transient faults, retried by Airflow itself (the DAG's retries; 1 s apart here)."""
     from collections import Counter
 
     from rag_ingest import pipeline
     from rag_ingest.stores.lancedb_store import LanceDBStore
 
-    config = write_config(tmp_path, docs_corpus, extra="embedding:\n  shard_size: 25\n")
+    config = write_config(
+        tmp_path, docs_corpus, extra="embedding:\n  shard_size: 25\n" + FAST_RETRIES
+    )
     calls: Counter[str] = Counter()
 
     real_embed = pipeline.embed_shard
@@ -272,7 +277,7 @@ def test_a_lease_left_by_a_finished_run_is_broken_and_a_live_one_is_respected(
     """The extract task asks Airflow whether the lease's run is still running."""
     from rag_ingest import lease
 
-    config = write_config(tmp_path, docs_corpus)
+    config = write_config(tmp_path, docs_corpus, extra=FAST_RETRIES)
     staging = load_settings(config).staging_dir
     first = run_dag(config, monkeypatch)
     assert lease.holder(staging, "docs") is None  # the report gave it back
