@@ -58,3 +58,35 @@ def test_summary_splits_wall_time_into_model_tasks_and_between() -> None:
     # Without the DAG run's start, the run starts at its first task.
     assert summarise(records, stages, run_started=None, now=at(50))["wall_seconds"] == 48.0
     json.dumps(summary)  # the report is JSON
+
+
+def test_the_run_report_page_shows_where_the_time_went(tmp_path: Path) -> None:
+    from rag_ingest.reports import build_run_report, render_html
+
+    run_dir = tmp_path / "staging" / "docs" / "run"
+    (run_dir / "stages").mkdir(parents=True)
+    stages = {
+        "extract": {"seconds": 9.5, "spark_startup_seconds": 6.0, "documents": 3},
+        "embed-shard-00000": {
+            "stage": "embed",
+            "chunks": 10,
+            "model_seconds": 25.0,
+            "model_load_seconds": 3.0,
+            "seconds": 29.0,
+            "device": "cpu",
+        },
+    }
+    for name, result in stages.items():
+        (run_dir / "stages" / f"{name}.json").write_text(json.dumps({"stage": name, **result}))
+    for task, start, end in (("extract", 2, 12), ("embed-shard-00000", 15, 45)):
+        with task_timing(run_dir, task):
+            pass
+        stored = json.loads((run_dir / "tasks" / f"{task}.json").read_text())
+        stored.update(record(task, start, end))
+        (run_dir / "tasks" / f"{task}.json").write_text(json.dumps(stored))
+    report = build_run_report(run_dir, "docs", "run", "rag_ingest__docs", "n/a", run_started=T0)
+    assert report["timing"]["model_seconds"] == 25.0
+    assert report["timing"]["tasks"] == {"extract": 10.0, "embed-shard-00000": 30.0}
+    page = render_html(report, tmp_path / "reports")
+    assert "<h2>Time</h2>" in page and "embed-shard-00000" in page
+    assert "between tasks" in page and ">25.0 s<" in page
