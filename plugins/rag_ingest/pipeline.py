@@ -410,19 +410,30 @@ def _extract_or_reuse(
     except Exception as error:  # noqa: BLE001 - no key, no reuse: the Spark job lists for itself
         log.warning("not reusing the last extraction: listing %s failed: %s", location, error)
         key = None
+    # The kept extraction only ever saves time: failing to read or keep it
+    # never fails the run, which then parses (or just does not keep).
     if key is not None and not reparse:
-        kept = parse_cache.restore(folder, key, ctx.run_dir)
+        try:
+            kept = parse_cache.restore(folder, key, ctx.run_dir)
+        except OSError as error:
+            log.warning("not reusing the last extraction in %s: %s", folder, error)
+            kept = None
         if kept is not None:
             log.info("nothing under %s changed since the last extraction: reused it", location)
             return {**kept, "parse_reused": True}
+        for name in parse_cache.OUTPUTS:  # whatever a failed restore linked in
+            shutil.rmtree(ctx.run_dir / name, ignore_errors=True)
     counts = dict(run_extract(ctx.settings, ctx.source, str(ctx.run_dir), ctx.config_path, ds))
     if key is not None:
-        parse_cache.keep(
-            folder,
-            key,
-            ctx.run_dir,
-            {k: v for k, v in counts.items() if not k.endswith("_seconds")},
-        )
+        try:
+            parse_cache.keep(
+                folder,
+                key,
+                ctx.run_dir,
+                {k: v for k, v in counts.items() if not k.endswith("_seconds")},
+            )
+        except OSError as error:
+            log.warning("could not keep this extraction for the next run: %s", error)
     return {**counts, "parse_reused": False}
 
 
