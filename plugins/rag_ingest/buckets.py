@@ -42,11 +42,16 @@ def stream(
     streaming 1M chunks into shards; 2 MB this way). Column chunks are not
     pre-buffered either, which would hold a whole file's until it is done.
     """
-    for file in sorted(ds.dataset(str(path), format="parquet").files):
+    for file in _parquet_files(path):
         reader = pq.ParquetFile(file, pre_buffer=False)
         for batch in reader.iter_batches(batch_size=batch_size, columns=columns):
             table = pa.Table.from_batches([batch])
             yield table if keep is None else table.filter(keep)
+
+
+def _parquet_files(path: str | Path) -> list[str]:
+    """The data files of a Parquet file or folder (Spark's _SUCCESS and dot files skipped)."""
+    return sorted(ds.dataset(str(path), format="parquet").files)
 
 
 def prefix_width(rows: int, bucket_rows: int | None = None) -> int:
@@ -87,12 +92,9 @@ class Buckets:
             raise ValueError(f"the bucket key {key!r} must be one of the columns read")
         self.columns, self.key, self.width = list(columns), key, width
         self._path = path
-        self.schema = (
-            pq.read_schema(next(iter(ds.dataset(str(path), format="parquet").files), str(path)))
-            .empty_table()
-            .select(self.columns)
-            .schema
-        )
+        files = _parquet_files(path)
+        found = pq.read_schema(files[0] if files else str(path))
+        self.schema = pa.schema([found.field(name) for name in self.columns])
         has_key = pc.field(key).is_valid()
         keep = has_key if keep is None else keep & has_key
         self._spill = min(width, _SPILL_WIDTH)

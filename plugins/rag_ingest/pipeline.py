@@ -606,19 +606,19 @@ def plan_chunks(
         Path(ctx.path(leftover_file)).unlink(missing_ok=True)
     for stage_file in (ctx.run_dir / "stages").glob("embed-*.json"):
         stage_file.unlink()
-    chunked = Path(chunks_dir).exists() and _rows_in(chunks_dir) > 0
+    chunk_rows = _rows_in(chunks_dir) if Path(chunks_dir).exists() else 0
     work = ctx.path("plan/buckets")
-    width = buckets.prefix_width(
-        max(_rows_in(chunks_dir) if chunked else 0, _rows_in(inventory_path))
-    )
-    stored = buckets.Buckets(inventory_path, INVENTORY_COLUMNS, "doc_id", width, f"{work}/inv")
-    kept = stale = 0
     with (
         _IdWriter(ctx.path("plan/stale_chunks.parquet"), "chunk_id") as stale_ids,
         _IdWriter(ctx.path("plan/kept.parquet"), "chunk_id") as kept_ids,
         _IdWriter(ctx.path("plan/needs_vector.parquet"), "chunk_id", ["text_hash"]) as needed,
     ):
-        if chunked:
+        # Nothing chunked (an unchanged run): nothing to diff, the store is not split.
+        if chunk_rows:
+            width = buckets.prefix_width(max(chunk_rows, _rows_in(inventory_path)))
+            stored = buckets.Buckets(
+                inventory_path, INVENTORY_COLUMNS, "doc_id", width, f"{work}/inv"
+            )
             new = buckets.Buckets(
                 chunks_dir, ["doc_id", "chunk_id", "text_hash"], "doc_id", width, f"{work}/chunks"
             )
@@ -683,13 +683,18 @@ def _vector_sources(
     needed = buckets.Buckets(
         needed_path, ["chunk_id", "text_hash"], "text_hash", width, f"{work}/needed"
     )
-    stored = buckets.Buckets(
-        inventory_path,
-        INVENTORY_COLUMNS,
-        "text_hash",
-        width,
-        f"{work}/inv",
-        keep=pc.field("model_id") == model_id,
+    # A full re-sync lends no stored vector: the store is not split for it.
+    stored = (
+        None
+        if full_resync
+        else buckets.Buckets(
+            inventory_path,
+            INVENTORY_COLUMNS,
+            "text_hash",
+            width,
+            f"{work}/inv",
+            keep=pc.field("model_id") == model_id,
+        )
     )
     from_store: dict[str, str] = {}
     from_run: dict[str, str] = {}
@@ -697,7 +702,7 @@ def _vector_sources(
         rows = needed.get(prefix)
         plan = sync.plan_embeddings(
             zip(rows["chunk_id"].to_pylist(), rows["text_hash"].to_pylist(), strict=True),
-            _stored_chunks(stored.get(prefix)) if not full_resync else [],
+            _stored_chunks(stored.get(prefix)) if stored is not None else [],
             model_id=model_id,
             reuse_stored=not full_resync,
         )
