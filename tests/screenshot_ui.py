@@ -50,13 +50,13 @@ def main() -> int:
     except GateFailed:
         from rag_ingest import pipeline
 
-        pipeline.report(
+        pipeline.report.run(
             str(config), "docs", "manual__2026-11-30T07:12:00+00:00", "rag_ingest__docs"
         )
-    from rag_ingest import pipeline as stages
+    from rag_ingest import pipeline
 
     (corpus / "index.md").unlink()  # a page gone from the source: a freshness breach to show
-    stages.check_freshness(str(config), "docs")
+    pipeline.freshness.check(str(config), "docs")
     with api_server(config, folder, "viewer", "screenshot-only") as (base, token):
         options = webdriver.ChromeOptions()
         options.binary_location = "/usr/bin/chromium"

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from tokenizers import Tokenizer
 
+    from rag_ingest.config import Settings
+
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 # Separator levels, coarsest first: a span too long at one level is split at the next.
 _LEVELS = (
@@ -377,17 +379,20 @@ def context_title(title: str | None, uri: str) -> str | None:
 CHUNKER_VERSION = 3
 
 
-def chunker_fingerprint(
-    max_tokens: int, overlap_tokens: int, tokenizer_id: str, context_lines: bool = True
-) -> str:
+def chunker_fingerprint(settings: Settings) -> str:
+    """Identifies how chunks were cut; stored on every chunk.
+
+    Made from every field of the chunking settings (a new setting is covered
+    without anyone listing it here), the tokenizer that counts tokens (the
+    embedding model's) and the splitting rules' version. A stored chunk with
+    another fingerprint is re-chunked.
+    """
     from rag_ingest.identity import fingerprint
 
     return fingerprint(
         {
+            **settings.chunking.model_dump(mode="json"),
             "version": CHUNKER_VERSION,
-            "max_tokens": max_tokens,
-            "overlap_tokens": overlap_tokens,
-            "tokenizer": tokenizer_id,
-            "context_lines": context_lines,
+            "tokenizer": settings.embedding.model_id,
         }
     )

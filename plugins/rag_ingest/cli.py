@@ -61,8 +61,9 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
-    from rag_ingest.pipeline import safe_run_key
     from rag_ingest.reports import list_run_reports
+    from rag_ingest.run import safe_run_key
+    from rag_ingest.stage_results import RunCounts
 
     if args.source is not None:
         settings.source(args.source)  # unknown source: clear error
@@ -78,21 +79,16 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{report['source']}  run {report['run_id']}  finished {report['finished_at']}")
     status = report.get("status", "success")
     print(f"status: {status}" + (f" ({report['reason']})" if report.get("reason") else ""))
-    counts = report["counts"]
+    # Counters by attribute: a renamed one is a type error here, not a silent 0.
+    counts = RunCounts.from_report(report["counts"])
     print(
-        "documents: {seen} seen, {new} new, {changed} changed, {unchanged} unchanged, "
-        "{deleted} deleted; {quarantined} quarantined".format(
-            seen=counts.get("documents_seen", 0),
-            new=counts.get("documents_new", 0),
-            changed=counts.get("documents_changed", 0),
-            unchanged=counts.get("documents_unchanged", 0),
-            deleted=counts.get("documents_deleted", 0),
-            quarantined=counts.get("quarantined", 0),
-        )
+        f"documents: {counts.documents_seen} seen, {counts.documents_new} new, "
+        f"{counts.documents_changed} changed, {counts.documents_unchanged} unchanged, "
+        f"{counts.documents_deleted} deleted; {counts.quarantined} quarantined"
     )
     print(
-        f"chunks: {counts.get('chunks', 0)} made, {counts.get('chunks_embedded', 0)} embedded, "
-        f"{counts.get('chunks_written', 0)} written, {counts.get('chunks_deleted', 0)} deleted"
+        f"chunks: {counts.chunks} made, {counts.chunks_embedded} embedded, "
+        f"{counts.chunks_written} written, {counts.chunks_deleted} deleted"
     )
     timings = ", ".join(
         f"{name} {stage.get('seconds', 0)} s" for name, stage in report["stages"].items()
@@ -217,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--work-dir", help="default .rag_ingest/eval/<dataset>")
     evaluate.add_argument("--output", help="result JSON (default <work-dir>/eval.json; .md beside)")
     evaluate.add_argument(
-        "--dags-folder", help="folder of rag_ingest_sources.py (default: this project's dags/)"
+        "--dags-folder",
+        help="folder of rag_ingest_sources.py (default: Airflow's, else one over the package)",
     )
     evaluate.set_defaults(handler=_eval)
     return parser

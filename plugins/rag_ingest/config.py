@@ -198,19 +198,33 @@ class QualityConfig(_Strict):
     """Great Expectations gates after each stage (suites: JSON in `suites_dir`)."""
 
     enabled: bool = True
-    suites_dir: str = "expectations"
+    # A folder of suites to use instead of the packaged ones (rag_ingest/quality/expectations).
+    suites_dir: str | None = None
     # Chunks: at most this share may repeat another chunk's text.
     max_duplicate_text_share: float = Field(0.25, ge=0.0, le=1.0)
     # Embeddings: |norm - 1| allowed (fp16 on a GPU is about 1e-3 off).
     norm_tolerance: float = Field(1e-3, gt=0.0)
     # Documents: modified times up to this far ahead of the clock pass (skew).
     clock_skew_seconds: float = Field(300.0, ge=0.0)
-    allowed_formats: tuple[str, ...] = ("markdown", "text", "rst", "html", "pdf", "record")
+    # Formats the documents gate lets through; none: every format the parsers read.
+    allowed_formats: tuple[str, ...] | None = None
     # From this many rows a gate validates a Spark DataFrame (GE's Spark engine)
     # instead of pandas, so its memory does not grow with the run.
     spark_min_rows: int = Field(1_000_000, gt=0)
     # Expectation name -> kwargs, for every source (see SourceConfig.quality_overrides).
     overrides: dict[str, dict[str, Any]] = {}
+
+    @field_validator("allowed_formats")
+    @classmethod
+    def _formats_are_parsed(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from rag_ingest.parsing import FORMAT_NAMES
+
+        unknown = sorted(set(value or ()) - set(FORMAT_NAMES))
+        if unknown:
+            raise ValueError(
+                f"no parser makes format {', '.join(unknown)}; formats: {', '.join(FORMAT_NAMES)}"
+            )
+        return value
 
 
 class FreshnessConfig(_Strict):
@@ -334,18 +348,6 @@ class Settings(_Strict):
         return self.resolve(prefix.rsplit("/", 1)[0] if "/" in prefix else ".")
 
     @property
-    def chunker_fingerprint(self) -> str:
-        """Identifies the chunking settings stored on every chunk."""
-        from rag_ingest.chunking import chunker_fingerprint
-
-        return chunker_fingerprint(
-            self.chunking.max_tokens,
-            self.chunking.overlap_tokens,
-            self.embedding.model_id,
-            self.chunking.context_lines,
-        )
-
-    @property
     def staging_dir(self) -> str:
         return self.resolve(self.paths.staging)
 
@@ -355,11 +357,22 @@ class Settings(_Strict):
 
     @property
     def suites_dir(self) -> Path:
-        """The suites folder: relative to the configuration file, else the packaged one."""
+        """The quality suites: `quality.suites_dir` (relative to this file), else the packaged."""
+        if self.quality.suites_dir is None:
+            from rag_ingest.quality.suites import PACKAGED_SUITES
+
+            return PACKAGED_SUITES
         configured = Path(self.resolve(self.quality.suites_dir))
-        if configured.is_dir():
-            return configured
-        return Path(__file__).resolve().parents[2] / "expectations"
+        if not configured.is_dir():
+            raise ConfigError(f"quality.suites_dir: folder {str(configured)!r} does not exist")
+        return configured
+
+    @property
+    def allowed_formats(self) -> tuple[str, ...]:
+        """What the documents gate lets through: `quality.allowed_formats`, else every format."""
+        from rag_ingest.parsing import FORMAT_NAMES
+
+        return self.quality.allowed_formats or FORMAT_NAMES
 
     def sensitive_data_for(self, source: SourceConfig) -> SensitiveDataConfig:
         return source.sensitive_data or self.sensitive_data

@@ -1,9 +1,11 @@
 """Run an ingestion DAG once with `airflow dags test`, in its own Airflow home.
 
 Evaluation and benchmarks ingest through the very DAG users schedule, not a
-shortcut around it: a private Airflow home (SQLite metadata), this project's
-DAG folder, and a generated rag-ingest configuration. Airflow runs in a child
-process, so its logging and state never mix with the caller's.
+shortcut around it: a private Airflow home (SQLite metadata), a DAG folder
+(Airflow's configured one, else one written there that calls the installed
+package's DAG factory), and a generated rag-ingest configuration. Airflow
+runs in a child process, so its logging and state never mix with the
+caller's.
 """
 
 from __future__ import annotations
@@ -18,19 +20,28 @@ from pathlib import Path
 
 from rag_ingest.config import CONFIG_ENV_VAR, ConfigError
 
-_PROJECT_DAGS = Path(__file__).resolve().parents[2] / "dags"
+# What a DAG folder needs to hold the ingestion DAGs: one file over the package.
+DAG_FILE_NAME = "rag_ingest_sources.py"
+_DAG_FILE = """\
+# Written by rag-ingest's DAG test runner for Airflow: the installed package's ingestion DAGs.
+from rag_ingest.dag_factory import config_path_beside, ingestion_dags
+
+globals().update(ingestion_dags(config_path_beside(__file__)))
+"""
 # "package.module.SomeError: message", as a traceback ends.
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Failed|Refused)\w*: ")
 
 
-def default_dags_folder() -> Path:
-    """The DAG folder Airflow is told to use, else this project's own `dags/`."""
+def default_dags_folder() -> Path | None:
+    """The DAG folder Airflow is told to use; None: the runner writes its own."""
     configured = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
-    folder = Path(configured) if configured else _PROJECT_DAGS
-    if not (folder / "rag_ingest_sources.py").is_file():
+    if not configured:
+        return None
+    folder = Path(configured)
+    if not (folder / DAG_FILE_NAME).is_file():
         raise ConfigError(
-            f"no rag-ingest DAG file (rag_ingest_sources.py) in {folder}: "
-            "pass --dags-folder or set AIRFLOW__CORE__DAGS_FOLDER"
+            f"no rag-ingest DAG file ({DAG_FILE_NAME}) in {folder}: "
+            "pass --dags-folder or unset AIRFLOW__CORE__DAGS_FOLDER"
         )
     return folder
 
@@ -59,8 +70,14 @@ class DagTestRun:
 class DagTestRunner:
     """`airflow dags test` against one configuration, in a private Airflow home."""
 
-    def __init__(self, config_path: Path, airflow_home: Path, dags_folder: Path) -> None:
+    def __init__(
+        self, config_path: Path, airflow_home: Path, dags_folder: Path | None = None
+    ) -> None:
         self.airflow_home = airflow_home
+        if dags_folder is None:  # no checkout needed: a folder over the installed package
+            dags_folder = airflow_home / "dags"
+            dags_folder.mkdir(parents=True, exist_ok=True)
+            (dags_folder / DAG_FILE_NAME).write_text(_DAG_FILE)
         bin_dir = Path(sys.executable).parent
         self.airflow = str(bin_dir / "airflow")
         self.env = {

@@ -269,6 +269,36 @@ def data_drift(
     ]
 
 
+def drift_findings(
+    source: str,
+    centroid: list[float],
+    stored: Sequence[Mapping[str, Any]],
+    last_good_run: str | None,
+    now: datetime,
+    baseline_path: Path,
+    max_length_psi: float,
+    min_centroid_cosine: float,
+) -> list[Finding]:
+    """Drift of chunk lengths and of the embedding centroid against the baseline.
+
+    The first check after a successful run accepts the store as it is as the
+    baseline (saved to `baseline_path`); nothing is compared before that.
+    """
+    if not stored:
+        return []
+    histogram = length_histogram(int(c["token_count"] or 0) for c in stored)
+    baseline = Baseline.load(baseline_path)
+    if baseline is None:
+        if last_good_run is None:
+            return []
+        Baseline(histogram, centroid, len(stored), now.isoformat(), last_good_run).save(
+            baseline_path
+        )
+        detail = f"baseline accepted from the store after run {last_good_run}"
+        return [Finding(source, "drift_baseline", True, len(stored), None, detail)]
+    return data_drift(source, baseline, histogram, centroid, max_length_psi, min_centroid_cosine)
+
+
 @dataclass(frozen=True)
 class FreshnessReport:
     source: str

@@ -22,12 +22,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from rag_ingest.run import RunLayout
 from rag_ingest.sources import SourceFile
 
 log = logging.getLogger(__name__)
 
 # What an extraction writes into its run folder.
-OUTPUTS = ("documents", "quarantine", "sensitive")
+OUTPUTS = RunLayout.EXTRACT_OUTPUTS
 _KEY_FILE = "key.json"
 _PACKAGE = Path(__file__).resolve().parent
 # The code that decides what a file parses to.

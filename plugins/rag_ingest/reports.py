@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,54 +11,56 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from rag_ingest import timing
+from rag_ingest.run import RunLayout
+from rag_ingest.stage_results import (
+    ChunkResult,
+    EmbedShardResult,
+    EvaluationResult,
+    ExtractResult,
+    PlanChunksResult,
+    PlanDocumentsResult,
+    RefusedResult,
+    RunResults,
+    UpsertResult,
+)
 from rag_ingest.stores.base import StoreStats
 
 # Stages every completed run has a result for (embed only when there was work).
-PIPELINE_STAGES = ("extract", "plan_documents", "chunk", "plan_chunks", "upsert")
-
-# Counters copied from stage results into the report's flat `counts`.
-_COUNTERS = (
-    "files_listed",
-    "documents",
-    "quarantined",
-    "documents_seen",
-    "documents_new",
-    "documents_changed",
-    "documents_unchanged",
-    "documents_vanished",
-    "documents_with_sensitive_data",
-    "documents_chunked",
-    "chunks",
-    "chunks_to_embed",
-    "chunks_vector_from_store",
-    "chunks_vector_from_run",
-    "chunks_kept",
-    "chunks_stale",
-    "chunks_written",
-    "chunks_deleted",
-    "documents_deleted",
-    "store_writes",
+PIPELINE_STAGES = (
+    ExtractResult.NAME,
+    PlanDocumentsResult.NAME,
+    ChunkResult.NAME,
+    PlanChunksResult.NAME,
+    UpsertResult.NAME,
 )
+# The order the gates run in.
+_GATE_ORDER = ("documents", "chunks", "embeddings")
 
 
-def _stage_results(run_dir: Path) -> list[dict[str, Any]]:
-    stages_dir = run_dir / "stages"
-    if not stages_dir.is_dir():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(stages_dir.glob("*.json"))]
+@dataclass(frozen=True)
+class ReportSummary:
+    """What the report task hands back: where the report is, the verdict, the counts."""
+
+    report: str
+    status: str  # success | failed
+    reason: str
+    counts: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def _quarantine(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "quarantine"
+def _quarantine(layout: RunLayout) -> list[dict[str, Any]]:
+    path = layout.quarantine
     if not path.exists():
         return []
     rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
     return sorted(rows, key=lambda r: str(r["uri"]))
 
 
-def _sensitive(run_dir: Path) -> list[dict[str, Any]]:
+def _sensitive(layout: RunLayout) -> list[dict[str, Any]]:
     """Documents the sensitive-data gate flagged: uri and counts per kind, no text."""
-    path = run_dir / "sensitive"
+    path = layout.sensitive
     if not path.exists():
         return []
     rows = pq.read_table(path).to_pylist()
@@ -68,8 +70,52 @@ def _sensitive(run_dir: Path) -> list[dict[str, Any]]:
     )
 
 
+def _embed_summary(shards: list[EmbedShardResult]) -> dict[str, Any]:
+    return {
+        "shards": len(shards),
+        "chunks_embedded": sum(r.chunks for r in shards),
+        "model_seconds": round(sum(r.model_seconds for r in shards), 3),
+        "model_load_seconds": round(sum(r.model_load_seconds for r in shards), 3),
+        "seconds": round(sum(r.seconds for r in shards), 3),
+        "devices": sorted({r.device for r in shards}),
+        "backends": sorted({f"{r.backend} {r.precision}" for r in shards}),
+    }
+
+
+def _verdict(
+    results: RunResults, evaluation_expected: bool, warnings: list[str]
+) -> tuple[str, str]:
+    """(status, reason) of the run, from the first thing that stopped it."""
+    refused = results.get(RefusedResult)
+    extract = results.get(ExtractResult)
+    evaluation = results.get(EvaluationResult)
+    failed_gates = [g for g in _GATE_ORDER if g in results.gates and not results.gates[g].success]
+    expected = PIPELINE_STAGES + ((EvaluationResult.NAME,) if evaluation_expected else ())
+    missing = [name for name in expected if name not in results.stages]
+    if refused is not None and extract is None:
+        return "failed", refused.reason
+    if extract and extract.sensitive_policy == "fail" and extract.documents_with_sensitive_data:
+        return "failed", (
+            f"sensitive-data gate: {extract.documents_with_sensitive_data} document(s) hold "
+            "sensitive data (policy fail); nothing was written"
+        )
+    if failed_gates:
+        return "failed", f"quality gate {failed_gates[0]} failed; nothing was written"
+    if missing:
+        return "failed", f"stopped before {missing[0]}"
+    if evaluation is not None and not evaluation.success:
+        verdict = (
+            f"evaluation gate: recall@{evaluation.k} {evaluation.recall} "
+            f"below {evaluation.min_recall}"
+        )
+        if evaluation.on_failure == "fail":
+            return "failed", f"{verdict}; this run's writes are in the store"
+        warnings.append(verdict)
+    return "success", ""
+
+
 def build_run_report(
-    run_dir: Path,
+    layout: RunLayout,
     source: str,
     run_id: str,
     dag_id: str,
@@ -77,73 +123,20 @@ def build_run_report(
     evaluation_expected: bool = False,
     run_started: datetime | None = None,
 ) -> dict[str, Any]:
-    results = _stage_results(run_dir)
-    stages: dict[str, dict[str, Any]] = {}
-    order = ("documents", "chunks", "embeddings")  # the order the gates run in
-    gate_results = [r for r in results if str(r.get("stage", "")).startswith("gate_")]
-    gate_results.sort(key=lambda r: order.index(r["stage"].removeprefix("gate_")))
-    gates = {
-        r["stage"].removeprefix("gate_"): {k: v for k, v in r.items() if k != "stage"}
-        for r in gate_results
+    results = RunResults.read(layout.stages)
+    stages: dict[str, dict[str, Any]] = {
+        name: {k: v for k, v in asdict(result).items() if k != "shards"}
+        for name, result in results.stages.items()
+        if name != EvaluationResult.NAME
     }
-    results = [r for r in results if not str(r.get("stage", "")).startswith("gate_")]
-    embed_shards = [r for r in results if r.get("stage") == "embed"]
-    for result in results:
-        if result.get("stage") != "embed":
-            stages[result["stage"]] = {
-                k: v for k, v in result.items() if k not in ("stage", "shards")
-            }
-    if embed_shards:
-        stages["embed"] = {
-            "shards": len(embed_shards),
-            "chunks_embedded": sum(r["chunks"] for r in embed_shards),
-            "model_seconds": round(sum(r["model_seconds"] for r in embed_shards), 3),
-            "model_load_seconds": round(
-                sum(r.get("model_load_seconds", 0.0) for r in embed_shards), 3
-            ),
-            "seconds": round(sum(r["seconds"] for r in embed_shards), 3),
-            "devices": sorted({r["device"] for r in embed_shards}),
-            "backends": sorted({f"{r.get('backend')} {r.get('precision')}" for r in embed_shards}),
-        }
-    counts: dict[str, int] = {}
-    for stage in stages.values():
-        for name in _COUNTERS:
-            if name in stage:
-                counts[name] = int(stage[name])
-    counts["chunks_embedded"] = int(stages.get("embed", {}).get("chunks_embedded", 0))
+    if results.embed:
+        stages["embed"] = _embed_summary(results.embed)
     # The evaluation gate runs after the upsert: its details get their own section.
-    evaluation = stages.pop("evaluation", None)
+    evaluation = results.get(EvaluationResult)
     if evaluation is not None:
-        stages["evaluation"] = {"seconds": evaluation["seconds"]}
+        stages[EvaluationResult.NAME] = {"seconds": evaluation.seconds}
     warnings: list[str] = []
-    failed_gates = [name for name, gate in gates.items() if not gate.get("success")]
-    expected = PIPELINE_STAGES + (("evaluation",) if evaluation_expected else ())
-    missing = [name for name in expected if name not in stages]
-    extract = stages.get("extract", {})
-    if "refused" in stages and "extract" not in stages:
-        status, reason = "failed", str(stages["refused"]["reason"])
-    elif extract.get("sensitive_policy") == "fail" and extract.get("documents_with_sensitive_data"):
-        status, reason = (
-            "failed",
-            f"sensitive-data gate: {extract['documents_with_sensitive_data']} document(s) hold "
-            "sensitive data (policy fail); nothing was written",
-        )
-    elif failed_gates:
-        status, reason = "failed", f"quality gate {failed_gates[0]} failed; nothing was written"
-    elif missing:
-        status, reason = "failed", f"stopped before {missing[0]}"
-    elif evaluation is not None and not evaluation["success"]:
-        verdict = (
-            f"evaluation gate: recall@{evaluation['k']} {evaluation['recall']} "
-            f"below {evaluation['min_recall']}"
-        )
-        if evaluation["on_failure"] == "fail":
-            status, reason = "failed", f"{verdict}; this run's writes are in the store"
-        else:
-            status, reason = "success", ""
-            warnings.append(verdict)
-    else:
-        status, reason = "success", ""
+    status, reason = _verdict(results, evaluation_expected, warnings)
     now = datetime.now(UTC)
     return {
         "source": source,
@@ -152,22 +145,22 @@ def build_run_report(
         "status": status,
         "reason": reason,
         "finished_at": now.isoformat(),
-        "counts": counts,
+        "counts": results.counts(),
         "stages": stages,
-        "timing": timing.summarise(timing.task_records(run_dir), stages, run_started, now),
-        "gates": gates,
-        "evaluation": evaluation,
+        "timing": timing.summarise(timing.task_records(layout.root), stages, run_started, now),
+        "gates": {g: results.gates[g].for_report() for g in _GATE_ORDER if g in results.gates},
+        "evaluation": asdict(evaluation) if evaluation is not None else None,
         "warnings": warnings,
         # Chunks held after the run, or why the store could not say.
         "store": asdict(store) if isinstance(store, StoreStats) else {"error": store},
-        "quarantine": _quarantine(run_dir),
-        "sensitive": _sensitive(run_dir),
-        "staging": str(run_dir),
+        "quarantine": _quarantine(layout),
+        "sensitive": _sensitive(layout),
+        "staging": str(layout.root),
     }
 
 
 def write_run_report(
-    run_dir: Path,
+    layout: RunLayout,
     reports_dir: Path,
     source: str,
     run_id: str,
@@ -175,15 +168,15 @@ def write_run_report(
     store: StoreStats | str,
     evaluation_expected: bool = False,
     run_started: datetime | None = None,
-) -> tuple[Path, dict[str, Any]]:
+) -> ReportSummary:
     report = build_run_report(
-        run_dir, source, run_id, dag_id, store, evaluation_expected, run_started
+        layout, source, run_id, dag_id, store, evaluation_expected, run_started
     )
-    target = reports_dir / source / f"{run_dir.name}.json"
+    target = reports_dir / source / f"{layout.root.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(target, json.dumps(report, indent=2, default=str))
     _write_atomically(target.with_suffix(".html"), render_html(report, reports_dir))
-    return target, {**report["counts"], "status": report["status"], "reason": report["reason"]}
+    return ReportSummary(str(target), report["status"], report["reason"], report["counts"])
 
 
 def _write_atomically(target: Path, text: str) -> None:

@@ -31,6 +31,7 @@ from rag_ingest.evaluation import (
     score_rankings,
 )
 from rag_ingest.reports import latest_run_report
+from rag_ingest.stage_results import RunCounts
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def eval_settings_document(settings: Settings, plan: EvalPlan, corpus_dir: Path)
 
 
 def run_evaluation(
-    settings: Settings, plan: EvalPlan, dags_folder: Path, say: Any = print
+    settings: Settings, plan: EvalPlan, dags_folder: Path | None, say: Any = print
 ) -> dict[str, Any]:
     """Ingest the corpus through the DAG, search every judged query, score."""
     from rag_ingest.embedding import Embedder
@@ -129,7 +130,7 @@ def run_evaluation(
         raise RuntimeError(
             f"the ingestion run of {dag_id} failed ({reason}): {cause}; log {run.log}"
         )
-    counts, stages = report["counts"], report["stages"]
+    counts, stages = RunCounts.from_report(report["counts"]), report["stages"]
     embed = stages.get("embed", {})
 
     say(f"eval: ingested in {run.seconds:.1f} s; searching {len(dataset.queries)} queries")
@@ -151,7 +152,7 @@ def run_evaluation(
             "precision": embedder.precision,
         }
     search_seconds = time.perf_counter() - started
-    chunks = int(counts.get("chunks", 0))
+    chunks = counts.chunks
     return {
         "dataset": dataset.name,
         "folder": str(dataset.folder),
@@ -165,10 +166,10 @@ def run_evaluation(
             "wall_seconds": round(run.seconds, 1),
             "chunks": chunks,
             "chunks_per_second": round(chunks / run.seconds, 1),
-            "chunks_embedded": int(counts.get("chunks_embedded", 0)),
+            "chunks_embedded": counts.chunks_embedded,
             "model_seconds": embed.get("model_seconds"),
             "stage_seconds": {name: stage.get("seconds") for name, stage in stages.items()},
-            "quarantined": int(counts.get("quarantined", 0)),
+            "quarantined": counts.quarantined,
             "log": str(run.log),
         },
         "search_seconds": round(search_seconds, 1),

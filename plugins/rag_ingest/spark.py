@@ -15,12 +15,14 @@ import sys
 import time
 from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag_ingest.chunking import CHUNKS_SCHEMA, chunk_documents
+from rag_ingest.chunking import CHUNKS_SCHEMA, chunk_documents, chunker_fingerprint
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
 from rag_ingest.extract import LISTING_SCHEMA, PARSED_SCHEMA, SensitiveGate, parse_files
 from rag_ingest.parsing import RecordFields
+from rag_ingest.run import RunLayout
 from rag_ingest.sources import list_files
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ def extract_job(
     documents/ and quarantine/ Parquet."""
     from pyspark.sql import functions as F
 
+    layout = RunLayout(Path(run_dir))
     location = settings.source_location(source, ds)
     files = list_files(location, source.glob, with_refused=True)
     log.info("listed %d files under %s matching %r", len(files), location, source.glob)
@@ -109,12 +112,12 @@ def extract_job(
     parsed = parsed.persist()
     ok = F.col("error_reason").isNull()
     documents = parsed.filter(ok).drop("error_reason", "error_detail")
-    documents.write.mode("overwrite").parquet(f"{run_dir}/documents")
+    documents.write.mode("overwrite").parquet(str(layout.documents))
     # What the sensitive-data gate found, per document: kinds and counts, never the text.
     findings = parsed.filter(ok & F.col("sensitive").isNotNull()).select(
         "uri", "doc_id", F.col("sensitive").alias("findings")
     )
-    findings.coalesce(1).write.mode("overwrite").parquet(f"{run_dir}/sensitive")
+    findings.coalesce(1).write.mode("overwrite").parquet(str(layout.sensitive))
     quarantine = parsed.filter(~ok).select(
         "uri",
         "doc_id",
@@ -122,7 +125,7 @@ def extract_job(
         F.col("error_reason").alias("reason"),
         F.col("error_detail").alias("detail"),
     )
-    quarantine.coalesce(1).write.mode("overwrite").parquet(f"{run_dir}/quarantine")
+    quarantine.coalesce(1).write.mode("overwrite").parquet(str(layout.quarantine))
     counts = parsed.groupBy(ok.alias("ok")).count().collect()
     parsed.unpersist()
     by_status = {row["ok"]: row["count"] for row in counts}
@@ -130,7 +133,7 @@ def extract_job(
         "files_listed": len(files),
         "documents": int(by_status.get(True, 0)),
         "quarantined": int(by_status.get(False, 0)),
-        "documents_with_sensitive_data": spark.read.parquet(f"{run_dir}/sensitive").count(),
+        "documents_with_sensitive_data": spark.read.parquet(str(layout.sensitive)).count(),
     }
 
 
@@ -143,8 +146,9 @@ def sensitive_gate(settings: Settings, source: SourceConfig) -> SensitiveGate | 
 
 def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str, int]:
     """Chunk run_dir/documents whose ids are in run_dir/plan/to_chunk.parquet -> chunks/."""
-    documents = spark.read.parquet(f"{run_dir}/documents")
-    wanted = spark.read.parquet(f"{run_dir}/plan/to_chunk.parquet")
+    layout = RunLayout(Path(run_dir))
+    documents = spark.read.parquet(str(layout.documents))
+    wanted = spark.read.parquet(str(layout.to_chunk))
     # Spread documents over every core: one small input file would otherwise
     # be one partition, chunked by a single Python worker.
     partitions = max(2, spark.sparkContext.defaultParallelism * 2)
@@ -155,7 +159,7 @@ def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str
             model_path=settings.embedding.model_path,
             max_tokens=settings.chunking.max_tokens,
             overlap_tokens=settings.chunking.overlap_tokens,
-            chunker_fingerprint=settings.chunker_fingerprint,
+            chunker_fingerprint=chunker_fingerprint(settings),
             context_lines=settings.chunking.context_lines,
         ),
         CHUNKS_SCHEMA,
@@ -163,20 +167,16 @@ def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str
     # Files of at most one embedding shard each, so shards map onto whole files.
     chunks.write.mode("overwrite").option(
         "maxRecordsPerFile", settings.embedding.shard_size
-    ).parquet(f"{run_dir}/chunks")
-    written = spark.read.parquet(f"{run_dir}/chunks")
+    ).parquet(str(layout.chunks))
+    written = spark.read.parquet(str(layout.chunks))
     return {"chunks": written.count()}
-
-
-def job_result_path(run_dir: str, job: str) -> str:
-    return f"{run_dir}/jobs/{job}.json"
 
 
 def write_job_result(run_dir: str, job: str, counts: dict[str, int]) -> None:
     """What a spark-submit job hands back to the task that submitted it."""
-    path = job_result_path(run_dir, job)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
+    path = RunLayout(Path(run_dir)).job_result(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
         json.dump(counts, handle)
 
 
@@ -203,7 +203,7 @@ def submit_job(settings: Settings, job: str, args: list[str], run_dir: str) -> d
         env_vars={"PYSPARK_PYTHON": sys.executable},
     )
     hook.submit(application=application)
-    with open(job_result_path(run_dir, job), encoding="utf-8") as handle:
+    with RunLayout(Path(run_dir)).job_result(job).open(encoding="utf-8") as handle:
         counts: dict[str, int] = json.load(handle)
     return counts
 

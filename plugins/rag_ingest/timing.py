@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-TASKS_DIR = "tasks"
+from rag_ingest.run import RunLayout
 
 
 @contextmanager
@@ -32,7 +32,7 @@ def task_timing(run_dir: Path, task: str) -> Iterator[None]:
         yield
         succeeded = True
     finally:
-        folder = run_dir / TASKS_DIR
+        folder = RunLayout(run_dir).tasks
         folder.mkdir(parents=True, exist_ok=True)
         record = {
             "task": task,
@@ -45,7 +45,7 @@ def task_timing(run_dir: Path, task: str) -> Iterator[None]:
 
 
 def task_records(run_dir: Path) -> list[dict[str, Any]]:
-    folder = run_dir / TASKS_DIR
+    folder = RunLayout(run_dir).tasks
     if not folder.is_dir():
         return []
     records = [json.loads(p.read_text()) for p in folder.glob("*.json")]

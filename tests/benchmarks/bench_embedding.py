@@ -137,9 +137,10 @@ def child_bare(workdir: Path, batch_size: int) -> dict[str, Any]:
 
 
 def child_stage(workdir: Path, backend: str, batch_size: int) -> dict[str, Any]:
-    from rag_ingest import pipeline
+    from rag_ingest import parquet_io, pipeline
     from rag_ingest.config import EmbeddingConfig
     from rag_ingest.embedding import Embedder
+    from rag_ingest.run import RunLayout
 
     run_dir = workdir / f"stage-{backend}"
     config = workdir / f"{backend}.yaml"
@@ -154,16 +155,16 @@ def child_stage(workdir: Path, backend: str, batch_size: int) -> dict[str, Any]:
     )
     chunks = pq.read_table(workdir / "chunks.parquet")
     embedding = EmbeddingConfig.model_validate({"backend": backend})
-    (shard,) = pipeline.write_shards(
+    (shard,) = parquet_io.write_shards(
         chunks, run_dir / "to_embed", chunks.num_rows, embedding.window
     )
     if backend != "torch":
         Embedder(embedding, workdir / "models").close()  # one-off export, not timed
     started = time.perf_counter()
-    result = pipeline.embed_shard(str(config), shard)
+    result = pipeline.embed.shard(str(config), shard)
     seconds = time.perf_counter() - started
     peak = peak_rss_mib()
-    out = pq.read_table(run_dir / "embeddings" / Path(shard).name)
+    out = pq.read_table(RunLayout.of_shard(shard).embedded(shard))
     np.save(workdir / f"{backend}.npy", np.array(out["vector"].to_pylist(), dtype=np.float32))
     queries = json.loads((workdir / "queries.json").read_text())
     with Embedder(embedding, workdir / "models") as embedder:
@@ -172,7 +173,7 @@ def child_stage(workdir: Path, backend: str, batch_size: int) -> dict[str, Any]:
         "variant": f"stage {backend}",
         "batch_size": batch_size,
         "seconds": round(seconds, 2),
-        "model_load_seconds": result["model_load_seconds"],
+        "model_load_seconds": result.model_load_seconds,
         "chunks_per_second": round(chunks.num_rows / seconds, 2),
         "peak_mib": peak,
     }

@@ -68,20 +68,22 @@ def generate(folder: Path, size: int) -> None:
 def embed_from_pool(config: str, shard: str, vectors: np.ndarray) -> int:
     """The embed stage's output for one shard, with pool vectors instead of the model's."""
     from rag_ingest.embedding import ModelInfo
-    from rag_ingest.pipeline import _stamp
+    from rag_ingest.pipeline.embed import stamp
+    from rag_ingest.run import RunLayout
 
     info = ModelInfo("sentence-transformers/all-MiniLM-L6-v2", "pool", vectors.shape[1], 256)
-    out_path = Path(shard).parent.parent / "embeddings" / Path(shard).name
+    out_path = RunLayout.of_shard(shard).embedded(shard)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     table = pq.read_table(shard)
     picks = np.array([int(h[:8], 16) % len(vectors) for h in table["text_hash"].to_pylist()])
-    pq.write_table(_stamp(table, vectors[picks], info), out_path)
+    pq.write_table(stamp(table, vectors[picks], info), out_path)
     return table.num_rows
 
 
 def one_size(size: int, workdir: Path) -> dict[str, Any]:
     """Runs in its own process: its peak memory is this size's alone."""
     from rag_ingest import pipeline
+    from rag_ingest.quality import gates
 
     corpus = workdir / "corpus"
     generate(corpus, size)
@@ -111,14 +113,14 @@ def one_size(size: int, workdir: Path) -> dict[str, Any]:
         )
         return result
 
-    timed("extract", lambda: pipeline.extract(cfg, "scale", run_id))
-    timed("documents gate", lambda: pipeline.validate_documents(cfg, "scale", run_id))
-    timed("plan_documents", lambda: pipeline.plan_documents(cfg, "scale", run_id))
-    timed("chunk", lambda: pipeline.chunk(cfg, "scale", run_id))
-    timed("chunks gate", lambda: pipeline.validate_chunks(cfg, "scale", run_id))
-    shards = timed("plan_chunks", lambda: pipeline.plan_chunks(cfg, "scale", run_id))["shards"]
+    timed("extract", lambda: pipeline.extract.run(cfg, "scale", run_id))
+    timed("documents gate", lambda: gates.validate_documents(cfg, "scale", run_id))
+    timed("plan_documents", lambda: pipeline.plan.documents(cfg, "scale", run_id))
+    timed("chunk", lambda: pipeline.chunk.run(cfg, "scale", run_id))
+    timed("chunks gate", lambda: gates.validate_chunks(cfg, "scale", run_id))
+    shards = timed("plan_chunks", lambda: pipeline.plan.chunks(cfg, "scale", run_id)).shards
     chunks = timed("embed (pool)", lambda: sum(embed_from_pool(cfg, s, vectors) for s in shards))
-    written = timed("upsert", lambda: pipeline.upsert(cfg, "scale", run_id))["chunks_written"]
+    written = timed("upsert", lambda: pipeline.upsert.run(cfg, "scale", run_id)).chunks_written
     total = sum(seconds.values())
     return {
         "documents": size,

@@ -86,16 +86,11 @@ def test_parsing_the_dag_file_loads_no_heavy_module() -> None:
 def test_embed_tasks_take_their_pool_queue_and_concurrency_from_the_config(
     dagbag,  # type: ignore[no-untyped-def]
 ) -> None:
-    import importlib.util
-
+    from rag_ingest import dag_factory as module
     from rag_ingest.config import EmbeddingConfig, RetriesConfig, SourceConfig
 
     shipped = dagbag.dags["rag_ingest__docs"].get_task("embed")
     assert shipped.pool == "rag_ingest_embedding"  # rag_ingest.yaml; `make airflow` creates it
-    spec = importlib.util.spec_from_file_location("dag_file", DAGS_DIR / "rag_ingest_sources.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     source = SourceConfig(name="gpu_docs", location="docs")
     routed = module.build_dag(
         source, EmbeddingConfig(pool="gpu_embedding", queue="gpu", max_active_tasks=8)

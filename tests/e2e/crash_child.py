@@ -25,7 +25,7 @@ STORE_CALLS = ("upsert", "delete_chunks", "delete_documents")
 
 def main() -> None:
     config, run_id, mode, point = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    pipeline._UPSERT_BATCH = int(os.environ.get("CRASH_BATCH", "5"))
+    pipeline.upsert.UPSERT_BATCH = int(os.environ.get("CRASH_BATCH", "5"))
     calls = 0
 
     def counted(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +44,7 @@ def main() -> None:
 
     for name in STORE_CALLS:
         setattr(LanceDBStore, name, counted(getattr(LanceDBStore, name)))
-    pipeline.upsert(config, "docs", run_id)
+    pipeline.upsert.run(config, "docs", run_id)
     print(f"upsert finished after {calls} store calls", flush=True)
 
 

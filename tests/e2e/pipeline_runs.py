@@ -9,33 +9,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag_ingest import pipeline
+from rag_ingest.quality import gates
+from rag_ingest.reports import ReportSummary
 
 
 def run_until_upsert(config: Path, run_id: str, **params: bool) -> list[str]:
     """Every stage before the upsert; returns the embedding shards."""
     cfg = str(config)
-    pipeline.extract(cfg, "docs", run_id)
-    pipeline.validate_documents(cfg, "docs", run_id)
-    pipeline.plan_documents(
+    pipeline.extract.run(cfg, "docs", run_id)
+    gates.validate_documents(cfg, "docs", run_id)
+    pipeline.plan.documents(
         cfg,
         "docs",
         run_id,
         full_resync=params.get("full_resync", False),
         allow_mass_delete=params.get("allow_mass_delete", False),
     )
-    pipeline.chunk(cfg, "docs", run_id)
-    pipeline.validate_chunks(cfg, "docs", run_id)
-    shards: list[str] = pipeline.plan_chunks(cfg, "docs", run_id, params.get("full_resync", False))[
-        "shards"
-    ]
+    pipeline.chunk.run(cfg, "docs", run_id)
+    gates.validate_chunks(cfg, "docs", run_id)
+    shards = pipeline.plan.chunks(cfg, "docs", run_id, params.get("full_resync", False)).shards
     for shard in shards:
-        pipeline.embed_shard(cfg, shard)
+        pipeline.embed.shard(cfg, shard)
     return shards
 
 
-def report(config: Path, run_id: str) -> dict:
+def report(config: Path, run_id: str) -> ReportSummary:
     """The report task, which the DAG runs whatever happened (ALL_DONE)."""
-    return pipeline.report(str(config), "docs", run_id, "rag_ingest__docs")
+    return pipeline.report.run(str(config), "docs", run_id, "rag_ingest__docs")
 
 
 def run(config: Path, run_id: str, **params: bool) -> dict[str, int]:
@@ -43,7 +43,7 @@ def run(config: Path, run_id: str, **params: bool) -> dict[str, int]:
     report runs even when a stage fails (and gives the source's lease back)."""
     try:
         run_until_upsert(config, run_id, **params)
-        pipeline.upsert(str(config), "docs", run_id)
+        pipeline.upsert.run(str(config), "docs", run_id)
     finally:
         result = report(config, run_id)
-    return {k: v for k, v in result.items() if isinstance(v, int)}
+    return result.counts

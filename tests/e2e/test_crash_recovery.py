@@ -105,7 +105,7 @@ def check_killed_then_retried(staged: dict[str, Any], killed: dict[str, dict[str
     settings = staged["settings"]
     held = {r["doc_id"] for r in killed.values()}
     assert staged["kept_docs"] <= held, "a document lost every chunk in the crash"
-    pipeline.upsert(str(staged["config"]), "docs", RUN_V2)  # the retry
+    pipeline.upsert.run(str(staged["config"]), "docs", RUN_V2)  # the retry
     after = contents(settings)
     reference = staged["reference"]
     assert sorted(after) == sorted(reference), "missing or extra chunks after the retry"

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rag_ingest import pipeline
+from rag_ingest import parquet_io, pipeline
 from rag_ingest.config import EmbeddingConfig
 from rag_ingest.embedding import Embedder, resolve_model_path
 from rag_ingest.identity import content_hash
@@ -82,9 +82,11 @@ def test_embed_shard_stamps_model_id_revision_and_dimension_on_every_vector(
 ) -> None:
     config = write_embed_config(tmp_path, window=16, batch_size=8)
     texts = sample_texts(50)
-    (shard_path,) = pipeline.write_shards(chunk_rows(texts), tmp_path / "run" / "to_embed", 100, 16)
+    (shard_path,) = parquet_io.write_shards(
+        chunk_rows(texts), tmp_path / "run" / "to_embed", 100, 16
+    )
     shard = Path(shard_path)
-    result = pipeline.embed_shard(str(config), str(shard))
+    result = pipeline.embed.shard(str(config), str(shard))
     out = embedded(shard)
     assert out["chunk_id"].to_pylist() == [f"c{i:06d}" for i in range(50)]  # order kept
     assert set(out["model_id"].to_pylist()) == {MODEL_ID}
@@ -94,8 +96,8 @@ def test_embed_shard_stamps_model_id_revision_and_dimension_on_every_vector(
     vectors = np.array(out["vector"].to_pylist(), dtype=np.float32)
     assert np.isfinite(vectors).all()
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert result["chunks"] == 50 and result["device"] == "cpu"
-    assert result["chunks_per_second"] > 0
+    assert result.chunks == 50 and result.device == "cpu"
+    assert result.chunks_per_second is not None and result.chunks_per_second > 0
     assert not list((tmp_path / "run" / "embeddings").glob("*.partial"))
 
 
@@ -103,11 +105,11 @@ def test_sharded_embedding_gives_the_vectors_of_one_unsharded_pass(tmp_path: Pat
     texts = sample_texts(120)
     rows = chunk_rows(texts)
     config = write_embed_config(tmp_path, window=32, batch_size=16)
-    sharded = pipeline.write_shards(rows, tmp_path / "sharded" / "to_embed", 25, 32)
-    whole = pipeline.write_shards(rows, tmp_path / "whole" / "to_embed", 1000, 32)
+    sharded = parquet_io.write_shards(rows, tmp_path / "sharded" / "to_embed", 25, 32)
+    whole = parquet_io.write_shards(rows, tmp_path / "whole" / "to_embed", 1000, 32)
     assert (len(sharded), len(whole)) == (5, 1)
     for shard in sharded + whole:
-        pipeline.embed_shard(str(config), shard)
+        pipeline.embed.shard(str(config), shard)
     from_shards = pa.concat_tables([embedded(Path(s)) for s in sharded])
     from_whole = embedded(Path(whole[0]))
     assert from_shards["chunk_id"].to_pylist() == from_whole["chunk_id"].to_pylist()
@@ -151,7 +153,7 @@ _PEAK_MEMORY_PROBE = textwrap.dedent(
     import sys
     from rag_ingest import pipeline
     from tests.benchmarks.common import peak_rss_mib
-    pipeline.embed_shard(sys.argv[1], sys.argv[2])
+    pipeline.embed.shard(sys.argv[1], sys.argv[2])
     print(peak_rss_mib())
     """
 )
@@ -163,7 +165,7 @@ def _peak_mib(tmp_path: Path, name: str, rows: int, window: int) -> int:
     config = write_embed_config(folder, window=window, batch_size=64)
     texts = [f"Item {i} was checked at station {i % 97} on shift {i % 3}." for i in range(rows)]
     # Record sources carry metadata; 16 KiB a row makes loading a shard whole show.
-    (shard,) = pipeline.write_shards(
+    (shard,) = parquet_io.write_shards(
         chunk_rows(texts, 16384), folder / "run" / "to_embed", rows, window
     )
     output = subprocess.run(

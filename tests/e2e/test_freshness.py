@@ -50,7 +50,7 @@ def findings(result: dict) -> dict[str, dict]:
 
 def test_a_fresh_store_passes_every_check(ingested: Path) -> None:
     config = ingested
-    result = pipeline.check_freshness(str(config), "docs")
+    result = pipeline.freshness.check(str(config), "docs")
     assert result["status"] == "fresh", result["breaches"]
     checks = findings(result)
     assert {
@@ -64,7 +64,7 @@ def test_a_fresh_store_passes_every_check(ingested: Path) -> None:
         "drift_baseline",
     } <= set(checks)
     # The second check compares with the baseline the first one accepted.
-    again = findings(pipeline.check_freshness(str(config), "docs"))
+    again = findings(pipeline.freshness.check(str(config), "docs"))
     assert again["chunk_length_drift_psi"]["observed"] == pytest.approx(0.0, abs=1e-9)
     assert again["embedding_centroid_cosine"]["observed"] == pytest.approx(1.0, abs=1e-6)
     page = Path(result["report"]).with_suffix(".html").read_text()
@@ -75,7 +75,7 @@ def test_each_planted_condition_is_a_breach_that_names_its_check(
     ingested: Path, tmp_path: Path
 ) -> None:
     config = ingested
-    pipeline.check_freshness(str(config), "docs")  # accepts the baseline
+    pipeline.freshness.check(str(config), "docs")  # accepts the baseline
     corpus = tmp_path / "corpus"
     settings = load_settings(config)
     store = open_store(settings)
@@ -111,7 +111,7 @@ def test_each_planted_condition_is_a_breach_that_names_its_check(
         data["finished_at"] = (datetime.now(UTC) - timedelta(days=3)).isoformat()
         report.write_text(json.dumps(data))
 
-    result = pipeline.check_freshness(str(config), "docs")
+    result = pipeline.freshness.check(str(config), "docs")
     assert result["status"] == "breach"
     checks = findings(result)
     expected = {

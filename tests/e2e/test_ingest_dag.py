@@ -233,7 +233,7 @@ def test_airflow_retries_only_the_failed_shard_and_a_half_written_upsert_leaves_
     )
     calls: Counter[str] = Counter()
 
-    real_embed = pipeline.embed_shard
+    real_embed = pipeline.embed.shard
 
     def embed_with_a_lost_worker(config_path: str, shard_path: str) -> dict:
         shard = Path(shard_path).name
@@ -250,9 +250,9 @@ def test_airflow_retries_only_the_failed_shard_and_a_half_written_upsert_leaves_
             raise ConnectionError("transient: the store went away mid-upsert")
         return real_upsert(self, chunks)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "embed_shard", embed_with_a_lost_worker)
+    monkeypatch.setattr(pipeline.embed, "shard", embed_with_a_lost_worker)
     monkeypatch.setattr(LanceDBStore, "upsert", upsert_that_drops_once)
-    monkeypatch.setattr(pipeline, "_UPSERT_BATCH", 10)  # many writes, so one can fail midway
+    monkeypatch.setattr(pipeline.upsert, "UPSERT_BATCH", 10)  # many writes, so one can fail midway
 
     run_dag(config, monkeypatch)
 

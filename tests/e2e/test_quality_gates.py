@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from rag_ingest import cli, pipeline
-from rag_ingest.quality import GateFailed
+from rag_ingest.quality import GateFailed, gates
 from rag_ingest.reports import list_run_reports
+from rag_ingest.run import RunContext
 from tests.conftest import DOCS_DIR, write_config
 from tests.e2e.pipeline_runs import report, run
 from tests.e2e.test_sync import snapshot
@@ -141,22 +142,22 @@ def modified_in_the_future(run_dir: Path) -> None:
 def run_with_defect(config: Path, run_id: str, stage: str, plant: Plant) -> None:
     """A run in DAG order with `plant` applied to the output of `stage` before its gate."""
     cfg = str(config)
-    run_dir = Path(pipeline.RunContext.load(cfg, "docs", run_id).run_dir)
+    run_dir = Path(RunContext.load(cfg, "docs", run_id).run_dir)
     try:
-        pipeline.extract(cfg, "docs", run_id)
+        pipeline.extract.run(cfg, "docs", run_id)
         if stage == "documents":
             plant(run_dir)
-        pipeline.validate_documents(cfg, "docs", run_id)
-        pipeline.plan_documents(cfg, "docs", run_id, full_resync=True)
-        pipeline.chunk(cfg, "docs", run_id)
+        gates.validate_documents(cfg, "docs", run_id)
+        pipeline.plan.documents(cfg, "docs", run_id, full_resync=True)
+        pipeline.chunk.run(cfg, "docs", run_id)
         if stage == "chunks":
             plant(run_dir)
-        pipeline.validate_chunks(cfg, "docs", run_id)
-        for shard in pipeline.plan_chunks(cfg, "docs", run_id, True)["shards"]:
-            pipeline.embed_shard(cfg, shard)
+        gates.validate_chunks(cfg, "docs", run_id)
+        for shard in pipeline.plan.chunks(cfg, "docs", run_id, True).shards:
+            pipeline.embed.shard(cfg, shard)
         if stage == "embeddings":
             plant(run_dir)
-        pipeline.upsert(cfg, "docs", run_id)  # the embeddings gate runs first in here
+        pipeline.upsert.run(cfg, "docs", run_id)  # the embeddings gate runs first in here
     finally:
         report(config, run_id)  # as the DAG's report task: it runs whatever happened
 
@@ -235,7 +236,7 @@ def test_a_planted_defect_fails_its_gate_and_leaves_the_store_unchanged(
         assert pq.read_table(result.failing_rows).num_rows >= 1
     assert snapshot(config).equals(before)  # nothing written, nothing deleted
     # The report of the failed run names the gate and keeps its evidence.
-    pipeline.report(str(config), "docs", "defect", "rag_ingest__docs")
+    pipeline.report.run(str(config), "docs", "defect", "rag_ingest__docs")
     (report,) = [r for r in list_run_reports(folder / "reports", "docs") if r["run_id"] == "defect"]
     assert report["status"] == "failed" and f"quality gate {stage} failed" in report["reason"]
     assert not report["gates"][stage]["success"]

@@ -51,16 +51,16 @@ def test_a_planted_password_is_in_no_log_report_or_error(
     caplog.set_level(logging.DEBUG)
 
     run_id = "manual__planted"
-    pipeline.extract(str(config), "docs", run_id)
+    pipeline.extract.run(str(config), "docs", run_id)
     with pytest.raises(StoreError) as failure:
-        pipeline.plan_documents(str(config), "docs", run_id)
-    result = pipeline.report(str(config), "docs", run_id, "rag_ingest__docs")
+        pipeline.plan.documents(str(config), "docs", run_id)
+    result = pipeline.report.run(str(config), "docs", run_id, "rag_ingest__docs")
 
     message = str(failure.value)
     assert message.startswith("MongoDB kb.chunks: inventory failed after")  # names the store
-    assert result["status"] == "failed"
+    assert result.status == "failed"
     settings = load_settings(config)
-    report = Path(result["report"])
+    report = Path(result.report)
     written = [report, report.with_suffix(".html")]
     written += [p for p in Path(settings.staging_dir).rglob("*") if p.is_file()]
     output = capfd.readouterr()

@@ -102,10 +102,10 @@ def test_quarantine_keeps_the_page_out_and_says_why(corpus: Path, tmp_path: Path
 
 def test_fail_stops_the_run_after_extract_and_writes_nothing(corpus: Path, tmp_path: Path) -> None:
     config = configured(tmp_path, corpus, "fail")
-    with pytest.raises(pipeline.SensitiveDataFound, match="1 document"):
-        pipeline.extract(str(config), "docs", "manual__fail")
-    result = pipeline.report(str(config), "docs", "manual__fail", "rag_ingest__docs")
-    assert result["status"] == "failed"
-    assert result["reason"].startswith("sensitive-data gate: 1 document(s) hold sensitive data")
+    with pytest.raises(pipeline.extract.SensitiveDataFound, match="1 document"):
+        pipeline.extract.run(str(config), "docs", "manual__fail")
+    result = pipeline.report.run(str(config), "docs", "manual__fail", "rag_ingest__docs")
+    assert result.status == "failed"
+    assert result.reason.startswith("sensitive-data gate: 1 document(s) hold sensitive data")
     assert open_store(load_settings(config)).stats("docs").chunks == 0
     assert [p for p in PLANTED if p in everything_written(config)] == []

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rag_ingest import pipeline
+from rag_ingest.run import RunContext
 from tests.conftest import write_config
 
 pytestmark = pytest.mark.slow
@@ -133,10 +134,10 @@ def _mixed_corpus(root: Path) -> Path:
 
 
 def _run_spark_stages(config: Path, run_id: str) -> Path:
-    pipeline.extract(str(config), "docs", run_id)
-    pipeline.plan_documents(str(config), "docs", run_id)
-    pipeline.chunk(str(config), "docs", run_id)
-    ctx = pipeline.RunContext.load(str(config), "docs", run_id)
+    pipeline.extract.run(str(config), "docs", run_id)
+    pipeline.plan.documents(str(config), "docs", run_id)
+    pipeline.chunk.run(str(config), "docs", run_id)
+    ctx = RunContext.load(str(config), "docs", run_id)
     return ctx.run_dir
 
 

@@ -199,15 +199,15 @@ def test_a_second_run_of_the_source_waits_its_turn_and_corrupts_nothing(
     (corpus / "long.md").write_text(LONG_DOC.replace("Paragraph 3 ", "Paragraph three "))
     run_until_upsert(config, "manual__a")  # run A has planned against the store...
     with pytest.raises(SourceBusy, match="being ingested by run manual__a"):
-        pipeline.extract(str(config), "docs", "backfill__b", is_running=lambda r: True)
+        pipeline.extract.run(str(config), "docs", "backfill__b", is_running=lambda r: True)
     # ...B stopped before reading anything: no staging of its own, and A finishes.
     settings = load_settings(config)
     staged = Path(settings.staging_dir) / "docs" / "backfill__b"
     assert [p.name for p in staged.rglob("*") if p.is_file()] == ["refused.json"]
-    refused = pipeline.report(str(config), "docs", "backfill__b", "rag_ingest__docs")
-    assert refused["status"] == "failed" and "being ingested by run manual__a" in refused["reason"]
-    pipeline.upsert(str(config), "docs", "manual__a")
-    pipeline.report(str(config), "docs", "manual__a", "rag_ingest__docs")
+    refused = pipeline.report.run(str(config), "docs", "backfill__b", "rag_ingest__docs")
+    assert refused.status == "failed" and "being ingested by run manual__a" in refused.reason
+    pipeline.upsert.run(str(config), "docs", "manual__a")
+    pipeline.report.run(str(config), "docs", "manual__a", "rag_ingest__docs")
     after_a = snapshot(config)
     assert run(config, "backfill__b")["chunks_written"] == 0  # B now sees A's result
     assert (

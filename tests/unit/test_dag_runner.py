@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag_ingest.config import ConfigError
-from rag_ingest.dag_runner import DagTestRun, default_dags_folder
+from rag_ingest.dag_runner import DAG_FILE_NAME, DagTestRun, DagTestRunner, default_dags_folder
 from tests.conftest import PROJECT_ROOT
 
 LOG = """\
@@ -34,11 +34,18 @@ def test_the_first_failed_tasks_exception_is_the_cause(tmp_path: Path) -> None:
     assert run.first_error() is None
 
 
-def test_the_dags_folder_is_airflows_or_this_projects(
+def test_the_dags_folder_is_airflows_or_one_the_runner_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
     assert default_dags_folder() == PROJECT_ROOT / "dags"
+    monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER")
+    assert default_dags_folder() is None
+    runner = DagTestRunner(tmp_path / "rag_ingest.yaml", tmp_path / "airflow")
+    dags_folder = Path(runner.env["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert dags_folder == tmp_path / "airflow" / "dags"
+    written = (dags_folder / DAG_FILE_NAME).read_text()
+    assert "rag_ingest.dag_factory" in written and "airflow" in written.lower()
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
     with pytest.raises(ConfigError, match="no rag-ingest DAG file"):
         default_dags_folder()

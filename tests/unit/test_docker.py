@@ -102,7 +102,8 @@ def test_the_configuration_names_only_what_compose_provides(compose: dict[str, A
         assert settings.spark.mode == "submit"
         assert settings.embedding.pool == "rag_ingest_embedding"
         assert "airflow pools set rag_ingest_embedding" in services["airflow-init"]["command"][-1]
-        assert Path(settings.quality.suites_dir).name == "expectations"
+        assert settings.quality.suites_dir is None  # the suites the package ships
+        assert (settings.suites_dir / "documents.json").is_file()
     # The Spark worker sees the same staging as the Airflow workers.
     assert services["spark-worker"]["volumes"] == services["airflow-worker"]["volumes"]
 
@@ -158,7 +159,7 @@ def test_the_image_installs_this_package_on_the_pinned_airflow() -> None:
     assert f"ARG AIRFLOW_VERSION={version}" in dockerfile
     assert re.search(r"^FROM apache/airflow:\$\{AIRFLOW_VERSION\}", dockerfile, re.MULTILINE)
     assert '"/opt/rag-ingest[onnx]"' in dockerfile  # this project, installed
-    for folder in ("plugins", "dags", "spark_jobs", "expectations"):
+    for folder in ("plugins", "dags", "spark_jobs"):
         assert f"COPY --chown=airflow:root {folder} ./{folder}" in dockerfile
         assert (PROJECT / folder).is_dir()
     assert "openjdk-17-jre-headless" in dockerfile  # Spark 4 needs Java 17

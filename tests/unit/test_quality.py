@@ -8,9 +8,16 @@ import pandas as pd
 import pytest
 
 from rag_ingest.config import Settings
-from rag_ingest.quality import STAGES, GateFailed, apply_overrides, load_suite, run_gate
+from rag_ingest.quality import (
+    PACKAGED_SUITES,
+    STAGES,
+    GateFailed,
+    apply_overrides,
+    load_suite,
+    run_gate,
+)
 
-SUITES = Path(__file__).resolve().parents[2] / "expectations"
+SUITES = PACKAGED_SUITES
 
 
 def test_every_stage_has_a_readable_suite_with_named_expectations() -> None:

@@ -62,29 +62,33 @@ def test_summary_splits_wall_time_into_model_tasks_and_between() -> None:
 
 def test_the_run_report_page_shows_where_the_time_went(tmp_path: Path) -> None:
     from rag_ingest.reports import build_run_report, render_html
+    from rag_ingest.run import RunLayout, write_stage_result
+    from rag_ingest.stage_results import EmbedShardResult, ExtractResult
 
-    run_dir = tmp_path / "staging" / "docs" / "run"
-    (run_dir / "stages").mkdir(parents=True)
-    stages = {
-        "extract": {"seconds": 9.5, "spark_startup_seconds": 6.0, "documents": 3},
-        "embed-shard-00000": {
-            "stage": "embed",
-            "chunks": 10,
-            "model_seconds": 25.0,
-            "model_load_seconds": 3.0,
-            "seconds": 29.0,
-            "device": "cpu",
-        },
-    }
-    for name, result in stages.items():
-        (run_dir / "stages" / f"{name}.json").write_text(json.dumps({"stage": name, **result}))
+    layout = RunLayout(tmp_path / "staging" / "docs" / "run")
+    run_dir = layout.root
+    write_stage_result(layout, ExtractResult(seconds=9.5, spark_startup_seconds=6.0, documents=3))
+    write_stage_result(
+        layout,
+        EmbedShardResult(
+            shard="shard-00000.parquet",
+            chunks=10,
+            device="cpu",
+            backend="torch",
+            precision="fp32",
+            model_seconds=25.0,
+            model_load_seconds=3.0,
+            chunks_per_second=0.4,
+            seconds=29.0,
+        ),
+    )
     for task, start, end in (("extract", 2, 12), ("embed-shard-00000", 15, 45)):
         with task_timing(run_dir, task):
             pass
         stored = json.loads((run_dir / "tasks" / f"{task}.json").read_text())
         stored.update(record(task, start, end))
         (run_dir / "tasks" / f"{task}.json").write_text(json.dumps(stored))
-    report = build_run_report(run_dir, "docs", "run", "rag_ingest__docs", "n/a", run_started=T0)
+    report = build_run_report(layout, "docs", "run", "rag_ingest__docs", "n/a", run_started=T0)
     assert report["timing"]["model_seconds"] == 25.0
     assert report["timing"]["tasks"] == {"extract": 10.0, "embed-shard-00000": 30.0}
     page = render_html(report, tmp_path / "reports")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from rag_ingest.parsing.base import ParsedDocument, ParseError, normalise_text
 from rag_ingest.parsing.html import parse_html
@@ -18,18 +19,29 @@ from rag_ingest.parsing.records import RecordFields, RecordProblem, parse_record
 from rag_ingest.parsing.rst import parse_rst
 from rag_ingest.parsing.text import parse_markdown, parse_plain_text
 
-_FILE_PARSERS: dict[str, Callable[[str, bytes], ParsedDocument]] = {
-    ".md": parse_markdown,
-    ".markdown": parse_markdown,
-    ".txt": parse_plain_text,
-    ".text": parse_plain_text,
-    ".rst": parse_rst,
-    ".html": parse_html,
-    ".htm": parse_html,
-    ".pdf": parse_pdf,
-}
-RECORD_SUFFIXES = (".jsonl", ".ndjson", ".parquet")
-SUPPORTED_SUFFIXES = tuple(_FILE_PARSERS) + RECORD_SUFFIXES
+
+@dataclass(frozen=True)
+class Format:
+    """One format the parsers read: the one place a format is added."""
+
+    name: str  # the documents' `format` value, which the documents gate checks
+    suffixes: tuple[str, ...]
+    # bytes -> one document; None for record files, split by `parse_records`.
+    parse: Callable[[str, bytes], ParsedDocument] | None
+
+
+REGISTRY: tuple[Format, ...] = (
+    Format("markdown", (".md", ".markdown"), parse_markdown),
+    Format("text", (".txt", ".text"), parse_plain_text),
+    Format("rst", (".rst",), parse_rst),
+    Format("html", (".html", ".htm"), parse_html),
+    Format("pdf", (".pdf",), parse_pdf),
+    Format("record", (".jsonl", ".ndjson", ".parquet"), None),
+)
+FORMAT_NAMES = tuple(f.name for f in REGISTRY)
+_BY_SUFFIX = {suffix: f for f in REGISTRY for suffix in f.suffixes}
+RECORD_SUFFIXES = tuple(s for f in REGISTRY if f.parse is None for s in f.suffixes)
+SUPPORTED_SUFFIXES = tuple(_BY_SUFFIX)
 
 
 def suffix_of(relative_path: str) -> str:
@@ -42,8 +54,9 @@ def is_record_file(relative_path: str) -> bool:
 
 def parse_file(relative_path: str, data: bytes) -> ParsedDocument:
     suffix = suffix_of(relative_path)
-    parser = _FILE_PARSERS.get(suffix)
-    if parser is None:
+    found = _BY_SUFFIX.get(suffix)
+    parser = found.parse if found else None
+    if found is None or parser is None:
         supported = ", ".join(SUPPORTED_SUFFIXES)
         raise ParseError(
             "unsupported_type",
@@ -54,12 +67,15 @@ def parse_file(relative_path: str, data: bytes) -> ParsedDocument:
     document = parser(relative_path, data)
     if not document.text.strip():
         raise ParseError("empty_text", "no text left after parsing")
-    return document
+    return replace(document, format=found.name)
 
 
 __all__ = [
+    "FORMAT_NAMES",
+    "REGISTRY",
     "RECORD_SUFFIXES",
     "SUPPORTED_SUFFIXES",
+    "Format",
     "ParseError",
     "ParsedDocument",
     "RecordFields",

@@ -1,6 +1,7 @@
-"""Quality gates: Great Expectations suites run on each stage's output.
+"""The quality suites and running them with Great Expectations.
 
-The suites are JSON files in the `expectations/` folder (one per stage),
+The suites are JSON files in the package's `quality/expectations/` folder
+(one per gate; `quality.suites_dir` may name another folder),
 readable and editable by a person. Each expectation carries a `meta.name`;
 the configuration can override its keyword arguments (`mostly`, bounds) for
 all sources (`quality.overrides`) or one (`sources[].quality_overrides`).
@@ -21,69 +22,19 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag_ingest.quality.results import ExpectationOutcome, GateFailed, GateResult
+
 log = logging.getLogger(__name__)
 
+# The gates, in the order a run reaches them.
 STAGES = ("documents", "chunks", "embeddings")
+PACKAGED_SUITES = Path(__file__).resolve().parent / "expectations"
 # The column GE reports failing rows by: the frame's own row number.
 _ROW = "row"
 _SITE = "rag_ingest"
-
-
-class GateFailed(RuntimeError):
-    """A stage's output broke its expectations; nothing was written to the store."""
-
-    def __init__(self, result: GateResult) -> None:
-        self.result = result
-        failed = [e for e in result.expectations if not e.success]
-        lines = [f"quality gate '{result.stage}' failed {len(failed)} of "]
-        lines[0] += f"{len(result.expectations)} expectations on {result.rows} rows:"
-        lines += [f"  - {e.describe()}" for e in failed]
-        if result.data_docs:
-            lines.append(f"  Data Docs: {result.data_docs}")
-        if result.failing_rows:
-            lines.append(f"  failing rows: {result.failing_rows}")
-        super().__init__("\n".join(lines))
-
-
-@dataclass(frozen=True)
-class ExpectationOutcome:
-    name: str
-    type: str
-    column: str | None
-    success: bool
-    observed: Any = None
-    unexpected_count: int | None = None
-    examples: list[Any] = field(default_factory=list)
-
-    def describe(self) -> str:
-        where = f" on {self.column}" if self.column else ""
-        seen = []
-        if self.unexpected_count is not None:
-            seen.append(f"{self.unexpected_count} unexpected")
-        if self.examples:
-            seen.append(f"e.g. {self.examples[:5]}")
-        if self.observed is not None:
-            seen.append(f"observed {self.observed}")
-        return f"{self.name} ({self.type}{where}): " + (", ".join(seen) or "failed")
-
-
-@dataclass(frozen=True)
-class GateResult:
-    stage: str
-    success: bool
-    rows: int
-    expectations: list[ExpectationOutcome]
-    seconds: float
-    engine: str = "pandas"  # or "spark", for large runs
-    data_docs: str | None = None  # the validation's HTML page
-    failing_rows: str | None = None  # Parquet of the rows that failed, in staging
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def load_suite(suites_dir: Path, stage: str) -> dict[str, Any]:

@@ -1,0 +1,207 @@
+"""What the DAGs need from Airflow, and what Airflow needs from the library.
+
+One function per task: each takes the task's Airflow context, calls the
+library, times the task for the run report, and turns the library's errors
+into Airflow's verdicts. The policy lives here, typed and tested, so the DAG
+factory (rag_ingest.dag_factory) stays wiring:
+
+- final failures: a failure a retry cannot mend (a failed quality gate, a bad
+  setting, a refused mass delete, a failed evaluation or sensitive-data gate)
+  ends the task at once instead of being retried. A busy source is not one:
+  its run is retried (by default 30 s, then 60 s later), so it waits its turn.
+- lease liveness: whether the run holding a source's lease is still active,
+  asked of Airflow through the task instance.
+- report status: a run whose report says it failed fails its report task, so
+  the DAG run ends failed too.
+
+Airflow is imported only inside these functions: the library stays usable
+(and unit-testable) without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rag_ingest import timing
+from rag_ingest.config import ConfigError
+from rag_ingest.run import RunLayout
+
+# What a task receives from Airflow: run_id, ds, params, ti, dag_run, ...
+TaskContext = Mapping[str, Any]
+# Airflow DAG run states in which a run still holds its source.
+ACTIVE_RUN_STATES = ("queued", "running")
+
+
+def final_error_types() -> tuple[type[BaseException], ...]:
+    """The library's errors that no retry can mend."""
+    from rag_ingest.pipeline.evaluate import EvaluationFailed
+    from rag_ingest.pipeline.extract import SensitiveDataFound
+    from rag_ingest.quality.results import GateFailed
+    from rag_ingest.sync import MassDeleteRefused
+
+    return (GateFailed, ConfigError, MassDeleteRefused, EvaluationFailed, SensitiveDataFound)
+
+
+@contextmanager
+def final_failures() -> Iterator[None]:
+    """Final failures end the task at once (AirflowFailException: no retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except final_error_types() as error:
+        raise AirflowFailException(str(error)) from error
+
+
+def lease_liveness(ti: Any, dag_id: str) -> Callable[[str], bool]:
+    """`is_running(run_id)` for rag_ingest.lease, asked of Airflow through `ti`."""
+
+    def is_running(other_run_id: str) -> bool:
+        try:
+            state = ti.get_dagrun_state(dag_id=dag_id, run_id=other_run_id)
+        except Exception:  # noqa: BLE001 - unknown counts as active: never break blindly
+            return True
+        return str(getattr(state, "value", state)) in ACTIVE_RUN_STATES
+
+    return is_running
+
+
+def fail_unless_succeeded(summary: Mapping[str, Any]) -> None:
+    """A run whose report says it failed fails the report task (and so the run)."""
+    if summary["status"] != "success":
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"run failed: {summary['reason']}; see {summary['report']}")
+
+
+def _flag(context: TaskContext, name: str) -> bool:
+    """A boolean run param (the trigger form's Full re-sync, Allow mass delete)."""
+    return bool(context["params"][name])
+
+
+@contextmanager
+def _timed(config_path: str, source: str, context: TaskContext, task: str) -> Iterator[str]:
+    """The task's wall time for the run report (rag_ingest.timing); yields the run id."""
+    from rag_ingest.config import load_settings
+
+    run_id = str(context["run_id"])
+    layout = RunLayout.of(load_settings(config_path).staging_dir, source, run_id)
+    with timing.task_timing(layout.root, task):
+        yield run_id
+
+
+def extract(config_path: str, source: str, dag_id: str, context: TaskContext) -> dict[str, Any]:
+    """Lease, list and parse; then the documents gate."""
+    from rag_ingest.pipeline import extract as stage
+    from rag_ingest.quality.gates import validate_documents
+
+    # The logical date's partition, for a templated location (backfill).
+    ds = str(context["ds"]) if context.get("ds") else None
+    with _timed(config_path, source, context, "extract") as run_id, final_failures():
+        result = stage.run(
+            config_path,
+            source,
+            run_id,
+            ds,
+            lease_liveness(context["ti"], dag_id),
+            full_resync=_flag(context, "full_resync"),
+        )
+        validate_documents(config_path, source, run_id)
+    return result.to_dict()
+
+
+def plan_documents(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
+    from rag_ingest.pipeline import plan
+
+    with _timed(config_path, source, context, "plan_documents") as run_id, final_failures():
+        return plan.documents(
+            config_path,
+            source,
+            run_id,
+            full_resync=_flag(context, "full_resync"),
+            allow_mass_delete=_flag(context, "allow_mass_delete"),
+        ).to_dict()
+
+
+def chunk(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
+    """Chunk what changed; then the chunks gate."""
+    from rag_ingest.pipeline import chunk as stage
+    from rag_ingest.quality.gates import validate_chunks
+
+    with _timed(config_path, source, context, "chunk") as run_id, final_failures():
+        result = stage.run(config_path, source, run_id)
+        validate_chunks(config_path, source, run_id)
+    return result.to_dict()
+
+
+def plan_chunks(config_path: str, source: str, context: TaskContext) -> list[str]:
+    """The embedding shards, which the embed task is mapped over."""
+    from rag_ingest.pipeline import plan
+
+    with _timed(config_path, source, context, "plan_chunks") as run_id, final_failures():
+        return plan.chunks(config_path, source, run_id, _flag(context, "full_resync")).shards
+
+
+def embed(config_path: str, source: str, shard_path: str, context: TaskContext) -> dict[str, Any]:
+    from rag_ingest.pipeline import embed as stage
+
+    with _timed(config_path, source, context, f"embed-{Path(shard_path).stem}"):
+        return stage.shard(config_path, shard_path).to_dict()
+
+
+def upsert(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
+    """The embeddings gate, then the writes and deletes."""
+    from rag_ingest.pipeline import upsert as stage
+
+    with _timed(config_path, source, context, "upsert") as run_id, final_failures():
+        return stage.run(config_path, source, run_id).to_dict()
+
+
+def evaluate(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
+    from rag_ingest.pipeline import evaluate as stage
+
+    with _timed(config_path, source, context, "evaluate") as run_id, final_failures():
+        return stage.run(config_path, source, run_id).to_dict()
+
+
+def report(config_path: str, source: str, dag_id: str, context: TaskContext) -> dict[str, Any]:
+    """The run report, whatever happened; fails when the run did."""
+    from rag_ingest.pipeline import report as stage
+
+    dag_run: Any = context["dag_run"]
+    summary = stage.run(config_path, source, str(context["run_id"]), dag_id, dag_run.start_date)
+    result = summary.to_dict()
+    fail_unless_succeeded(result)
+    return result
+
+
+def measure_freshness(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
+    """Every freshness check of one source; a breach calls the configured notifier."""
+    from rag_ingest.config import load_settings
+    from rag_ingest.notifiers import build_notifier
+    from rag_ingest.pipeline import freshness
+
+    result = freshness.check(config_path, source)
+    if result["status"] == "breach":
+        config = load_settings(config_path).freshness
+        notifier = build_notifier(
+            config.notifier,
+            config.notifier_kwargs,
+            f"{result['summary']}\nreport: {result['report']}",
+        )
+        notifier(context)
+    return {k: result[k] for k in ("source", "status", "breaches", "report")}
+
+
+def check_freshness(config_path: str, measured: Mapping[str, Any]) -> dict[str, Any]:
+    """A breach fails the check (not retried), unless `freshness.warn_only`."""
+    from rag_ingest.config import load_settings
+
+    if measured["status"] == "breach" and not load_settings(config_path).freshness.warn_only:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("; ".join(measured["breaches"]))
+    return dict(measured)

@@ -1,0 +1,207 @@
+"""The DAGs, built from the configuration: wiring only.
+
+`ingestion_dags` makes one DAG per configured source, `rag_ingest__<source>`;
+`freshness_dag` makes `rag_freshness`. Every task is one call into
+rag_ingest.airflow_glue. Building them reads the small YAML configuration
+and nothing else: no Spark, model, store or network when a DAG file is
+parsed. A DAG folder holds only files that call these (see dags/), so the
+installed package is all a deployment needs.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import (
+    DAG,
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    TriggerRule,
+    task,
+)
+
+from rag_ingest import airflow_glue as glue
+from rag_ingest.assets import source_asset
+from rag_ingest.config import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_NAME,
+    EmbeddingConfig,
+    RetriesConfig,
+    SourceConfig,
+    load_settings,
+)
+
+START_DATE = datetime(2026, 1, 1)
+INGESTION_DOC = """Ingest one source into the vector store: extract and parse (Spark), plan,
+chunk (Spark), embed only what is new or changed, write, delete what went stale,
+report. Quality gates after extract, chunk and embed stop the run before the store
+is touched. The trigger form offers Full re-sync and Allow mass delete."""
+FRESHNESS_DOC = """Freshness, consistency and drift of every source's knowledge. Runs on
+`freshness.schedule` and whenever an ingestion DAG updates its source's asset. Per
+source, `measure__<source>` runs every check, writes the freshness report and calls
+the configured notifier on a breach; `check__<source>` then fails on a breach
+(unless `freshness.warn_only`); with `freshness.trigger_ingestion`, a breach also
+triggers the source's ingestion."""
+
+PARAMS = {
+    "full_resync": Param(
+        False,
+        type="boolean",
+        title="Full re-sync",
+        description="Re-chunk and re-embed every document, even unchanged ones.",
+    ),
+    "allow_mass_delete": Param(
+        False,
+        type="boolean",
+        title="Allow mass delete",
+        description="Let this run delete more documents than the source's max_delete_share.",
+    ),
+}
+
+
+def config_path_beside(dag_file: str) -> str:
+    """`RAG_INGEST_CONFIG`, else rag_ingest.yaml in the folder above the DAG folder."""
+    return os.environ.get(CONFIG_ENV_VAR) or str(
+        Path(dag_file).resolve().parent.parent / DEFAULT_CONFIG_NAME
+    )
+
+
+def build_dag(
+    source: SourceConfig,
+    embedding: EmbeddingConfig,
+    retries: RetriesConfig | None = None,
+    config_path: str | None = None,
+) -> DAG:
+    """The ingestion DAG of one source."""
+    retries = retries or RetriesConfig()
+    path = config_path or config_path_beside(__file__)
+    name, dag_id = source.name, source.dag_id
+    with DAG(
+        dag_id=dag_id,
+        description=f"Ingest source '{name}' into the vector store",
+        schedule=source.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,  # one active run per source: runs never race on the store
+        default_args={
+            "owner": "rag-ingest",
+            "retries": retries.retries,
+            "retry_delay": timedelta(seconds=retries.retry_delay_seconds),
+            "retry_exponential_backoff": True,
+        },
+        params=PARAMS,
+        tags=["rag-ingest", f"source:{name}"],
+        doc_md=INGESTION_DOC,
+    ) as dag:
+
+        @task
+        def extract(**context: Any) -> dict[str, Any]:
+            return glue.extract(path, name, dag_id, context)
+
+        @task
+        def plan_documents(**context: Any) -> dict[str, Any]:
+            return glue.plan_documents(path, name, context)
+
+        @task
+        def chunk(**context: Any) -> dict[str, Any]:
+            return glue.chunk(path, name, context)
+
+        @task
+        def plan_chunks(**context: Any) -> list[str]:
+            return glue.plan_chunks(path, name, context)
+
+        # Embedding tasks can be routed to GPU workers (a queue) and capped (a pool).
+        routing: dict[str, Any] = {"max_active_tis_per_dagrun": embedding.max_active_tasks}
+        if embedding.pool:
+            routing["pool"] = embedding.pool
+        if embedding.queue:
+            routing["queue"] = embedding.queue
+
+        @task(**routing)
+        def embed(shard_path: str, **context: Any) -> dict[str, Any]:
+            return glue.embed(path, name, shard_path, context)
+
+        @task(trigger_rule=TriggerRule.NONE_FAILED)
+        def upsert(**context: Any) -> dict[str, Any]:
+            return glue.upsert(path, name, context)
+
+        # Only for a source with a golden set: its queries must still find their
+        # documents in the store this run wrote.
+        @task
+        def evaluate(**context: Any) -> dict[str, Any]:
+            return glue.evaluate(path, name, context)
+
+        # ALL_DONE: a failed run gets its report too (the gate that failed, its
+        # evidence); the task then fails, so the run still ends failed.
+        @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[source_asset(name)])
+        def report(**context: Any) -> dict[str, Any]:
+            return glue.report(path, name, dag_id, context)
+
+        shards = plan_chunks()
+        extract() >> plan_documents() >> chunk() >> shards
+        written: Any = embed.expand(shard_path=shards) >> upsert()
+        if source.evaluation is not None:
+            written = written >> evaluate()
+        written >> report()
+    return dag
+
+
+def ingestion_dags(config_path: str) -> dict[str, DAG]:
+    """One ingestion DAG per configured source, by DAG id."""
+    settings = load_settings(config_path)
+    return {
+        source.dag_id: build_dag(source, settings.embedding, settings.retries, config_path)
+        for source in settings.sources
+    }
+
+
+def freshness_dag(config_path: str) -> DAG:
+    """`rag_freshness`: checks every source on a schedule and after each ingestion."""
+    settings = load_settings(config_path)
+    # Any one source's ingestion is reason to check (a plain list would wait for all).
+    assets = AssetAny(*(source_asset(source.name) for source in settings.sources))
+    cron = settings.freshness.schedule
+    with DAG(
+        dag_id="rag_freshness",
+        description="Freshness, consistency and drift of every source's knowledge",
+        schedule=(
+            AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=assets)
+            if cron
+            else assets
+        ),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "rag-ingest", "retries": 1, "retry_delay": timedelta(seconds=30)},
+        tags=["rag-ingest", "freshness"],
+        doc_md=FRESHNESS_DOC,
+    ) as dag:
+        for source in settings.sources:
+
+            @task(task_id=f"measure__{source.name}")
+            def measure(source_name: str = source.name, **context: Any) -> dict[str, Any]:
+                return glue.measure_freshness(config_path, source_name, context)
+
+            @task(task_id=f"check__{source.name}")  # a breach fails it, not retried
+            def check(measured: dict[str, Any]) -> dict[str, Any]:
+                return glue.check_freshness(config_path, measured)
+
+            measured: Any = measure()
+            check(measured)
+            if settings.freshness.trigger_ingestion:
+
+                @task.short_circuit(task_id=f"breached__{source.name}")
+                def breached(result: dict[str, Any]) -> bool:
+                    return bool(result["status"] == "breach")
+
+                breach: Any = breached(measured)
+                breach >> TriggerDagRunOperator(
+                    task_id=f"ingest__{source.name}", trigger_dag_id=source.dag_id
+                )
+    return dag

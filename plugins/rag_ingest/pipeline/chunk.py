@@ -1,0 +1,44 @@
+"""The chunk task: chunk the new and changed documents with Spark -> chunks/.
+
+The chunks gate runs on them next (rag_ingest.quality.gates.validate_chunks).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pyarrow.parquet as pq
+
+from rag_ingest.config import ConfigError
+from rag_ingest.run import RunContext
+from rag_ingest.stage_results import ChunkResult
+
+
+def run(config_path: str | None, source_name: str, run_id: str) -> ChunkResult:
+    """Chunk the documents plan_documents chose; Spark is not started when there are none."""
+    started = time.perf_counter()
+    ctx = RunContext.load(config_path, source_name, run_id)
+    layout = ctx.layout
+    shutil.rmtree(layout.chunks, ignore_errors=True)  # this attempt's chunks only
+    documents_chunked = pq.read_metadata(layout.to_chunk).num_rows
+    if documents_chunked == 0:
+        return ctx.record(ChunkResult(seconds=round(time.perf_counter() - started, 3)))
+    from rag_ingest.embedding import model_token_limit
+    from rag_ingest.spark import run_chunk
+
+    limit = model_token_limit(ctx.settings.embedding.model_path)
+    if ctx.settings.chunking.max_tokens > limit:
+        raise ConfigError(
+            f"chunking.max_tokens ({ctx.settings.chunking.max_tokens}) is more than the "
+            f"model reads ({limit} tokens); lower it to at most {limit}"
+        )
+    counts = run_chunk(ctx.settings, str(layout.root), ctx.config_path)
+    return ctx.record(
+        ChunkResult(
+            documents_chunked=documents_chunked,
+            chunks=int(counts["chunks"]),
+            spark_startup_seconds=float(counts.get("spark_startup_seconds", 0.0)),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+    )

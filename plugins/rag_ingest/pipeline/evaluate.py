@@ -1,0 +1,73 @@
+"""The evaluate task: golden queries against the store this run just wrote."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from rag_ingest.config import ConfigError
+from rag_ingest.run import RunContext
+from rag_ingest.stage_results import EvaluationResult
+from rag_ingest.stores import open_store
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationFailed(RuntimeError):
+    """The golden queries no longer find their documents (the evaluation gate)."""
+
+
+def run(config_path: str | None, source_name: str, run_id: str) -> EvaluationResult:
+    """The evaluation gate.
+
+    Each query is embedded with the run's model and searched in the source;
+    recall@k is the share of its expected documents among the top k. Below
+    `min_recall` the run fails (on_failure: fail) or is only reported (warn).
+    """
+    from rag_ingest.embedding import Embedder
+    from rag_ingest.evaluation import golden_missing, load_golden_set, ranked_documents
+
+    started = time.perf_counter()
+    ctx = RunContext.load(config_path, source_name, run_id)
+    gate = ctx.source.evaluation
+    if gate is None:
+        raise ConfigError(f"source {source_name!r} has no `evaluation` golden set configured")
+    golden_path = Path(ctx.settings.resolve(gate.golden_set))
+    try:
+        golden = load_golden_set(golden_path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"sources[{source_name}].evaluation.golden_set: {error}") from error
+    store = open_store(ctx.settings)
+    with Embedder(ctx.settings.embedding, ctx.settings.models_dir, allow_pool=False) as embedder:
+        vectors = embedder.encode([g.query for g in golden])
+    recalls, misses = [], []
+    for item, vector in zip(golden, vectors, strict=True):
+        ranked = ranked_documents(store, vector.tolist(), source_name, gate.k, key=lambda u: u)
+        missing = golden_missing(ranked, item.expected, gate.k)
+        recalls.append(1.0 - len(missing) / len(set(item.expected)))
+        if missing:
+            misses.append({"query": item.query, "missing": missing, "top": ranked[:3]})
+    recall = sum(recalls) / len(recalls)
+    result = ctx.record(
+        EvaluationResult(
+            queries=len(golden),
+            k=gate.k,
+            recall=round(recall, 4),
+            min_recall=gate.min_recall,
+            on_failure=gate.on_failure,
+            success=recall >= gate.min_recall,
+            misses=misses,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+    )
+    if not result.success:
+        message = (
+            f"evaluation gate: mean recall@{gate.k} {recall:.3f} of {len(golden)} golden "
+            f"queries is below {gate.min_recall}; "
+            + "; ".join(f"{m['query']!r} missed {', '.join(m['missing'])}" for m in misses[:3])
+        )
+        if gate.on_failure == "fail":
+            raise EvaluationFailed(message)
+        log.warning("%s (on_failure: warn, the run goes on)", message)
+    return result

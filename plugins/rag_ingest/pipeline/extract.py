@@ -1,0 +1,119 @@
+"""The extract task: take the source's lease, then list and parse it with Spark.
+
+Writes documents/, quarantine/ and sensitive/ (RunLayout); the documents gate
+runs on them next (rag_ingest.quality.gates.validate_documents).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rag_ingest import lease
+from rag_ingest.run import RunContext, write_stage_result
+from rag_ingest.stage_results import ExtractResult, RefusedResult
+
+log = logging.getLogger(__name__)
+
+
+class SensitiveDataFound(RuntimeError):
+    """The sensitive-data gate found data under policy `fail`; the run stops after extract."""
+
+
+def run(
+    config_path: str | None,
+    source_name: str,
+    run_id: str,
+    ds: str | None = None,
+    is_running: Callable[[str], bool] | None = None,
+    full_resync: bool = False,
+) -> ExtractResult:
+    """Take the source's lease, then list and parse it with Spark -> documents/, quarantine/.
+
+    `ds` is the run's logical date (YYYY-MM-DD): a templated location lists
+    that partition only. `is_running(run_id)` says whether the run holding
+    the source's lease is still active (see rag_ingest.lease). When nothing
+    the last extraction read has changed, its output is reused and Spark is
+    not started (rag_ingest.parse_cache); `full_resync` always parses.
+    """
+    started = time.perf_counter()
+    ctx = RunContext.load(config_path, source_name, run_id)
+    try:
+        lease.acquire(ctx.settings.staging_dir, source_name, run_id, is_running)
+    except lease.SourceBusy as busy:  # the run report says why this run did nothing
+        write_stage_result(ctx.layout, RefusedResult(reason=str(busy)))
+        raise
+    ctx.settings.check_sources_exist()
+    location = ctx.settings.source_location(ctx.source, ds)
+    # A run starts here: files of an earlier run with the same id (a backfill
+    # re-processing a date) must not leak into this one.
+    shutil.rmtree(ctx.run_dir, ignore_errors=True)
+    counts = _extract_or_reuse(ctx, location, ds, reparse=full_resync)
+    policy = ctx.settings.sensitive_data_for(ctx.source).policy
+    result = ctx.record(
+        ExtractResult(
+            **counts,
+            location=location,
+            sensitive_policy=policy,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+    )
+    if policy == "fail" and result.documents_with_sensitive_data:
+        raise SensitiveDataFound(
+            f"sensitive-data gate: {result.documents_with_sensitive_data} document(s) of "
+            f"source {source_name!r} hold sensitive data and the policy is `fail`; nothing "
+            "was written. The run report lists each document and what kind of data it holds."
+        )
+    return result
+
+
+def _extract_or_reuse(
+    ctx: RunContext, location: str, ds: str | None, reparse: bool
+) -> dict[str, Any]:
+    """The Spark extract job, or the last extraction when nothing it read has changed."""
+    from rag_ingest import parse_cache
+    from rag_ingest.sources import list_files
+    from rag_ingest.spark import run_extract
+
+    layout = ctx.layout
+    folder = parse_cache.cache_dir(ctx.settings.staging_dir, ctx.source.name, location)
+    settings = {
+        "location": location,
+        "source": ctx.source.model_dump(mode="json"),
+        "sensitive": ctx.settings.sensitive_data_for(ctx.source).model_dump(mode="json"),
+    }
+    try:
+        key: str | None = parse_cache.cache_key(
+            list_files(location, ctx.source.glob, with_refused=True), settings
+        )
+    except Exception as error:  # noqa: BLE001 - no key, no reuse: the Spark job lists for itself
+        log.warning("not reusing the last extraction: listing %s failed: %s", location, error)
+        key = None
+    # The kept extraction only ever saves time: failing to read or keep it
+    # never fails the run, which then parses (or just does not keep).
+    if key is not None and not reparse:
+        try:
+            kept = parse_cache.restore(folder, key, layout.root)
+        except OSError as error:
+            log.warning("not reusing the last extraction in %s: %s", folder, error)
+            kept = None
+        if kept is not None:
+            log.info("nothing under %s changed since the last extraction: reused it", location)
+            return {**kept, "parse_reused": True}
+        for name in layout.EXTRACT_OUTPUTS:  # whatever a failed restore linked in
+            shutil.rmtree(layout.root / name, ignore_errors=True)
+    counts = dict(run_extract(ctx.settings, ctx.source, str(layout.root), ctx.config_path, ds))
+    if key is not None:
+        try:
+            parse_cache.keep(
+                folder,
+                key,
+                layout.root,
+                {k: v for k, v in counts.items() if not k.endswith("_seconds")},
+            )
+        except OSError as error:
+            log.warning("could not keep this extraction for the next run: %s", error)
+    return {**counts, "parse_reused": False}

@@ -1,0 +1,44 @@
+"""The report task: the run report (JSON and HTML), then the source's lease back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from rag_ingest import lease, reports
+from rag_ingest.run import RunContext
+from rag_ingest.stores import open_store
+from rag_ingest.stores.base import StoreStats
+
+
+def run(
+    config_path: str | None,
+    source_name: str,
+    run_id: str,
+    dag_id: str,
+    run_started: datetime | None = None,
+) -> reports.ReportSummary:
+    """Write the run report; returns its path, counts and status.
+
+    `run_started` (the DAG run's start) lets the report count the time before
+    the first task and between tasks too.
+    """
+    ctx = RunContext.load(config_path, source_name, run_id)
+    # A run that failed because the store is down still gets its report.
+    try:
+        stats: StoreStats | str = open_store(ctx.settings).stats(source_name)
+    except Exception as error:  # noqa: BLE001 - any store failure: report it, do not mask the run's
+        stats = f"unknown: {error}"
+    summary = reports.write_run_report(
+        layout=ctx.layout,
+        reports_dir=Path(ctx.settings.reports_dir),
+        source=source_name,
+        run_id=run_id,
+        dag_id=dag_id,
+        store=stats,
+        evaluation_expected=ctx.source.evaluation is not None,
+        run_started=run_started,
+    )
+    # The run is over, whatever happened: the next run of the source may start.
+    lease.release(ctx.settings.staging_dir, source_name, run_id)
+    return summary

@@ -1,0 +1,139 @@
+"""When each quality gate runs, on which facts, with which run-time parameters.
+
+- documents: in the extract task, right after parsing (rag_ingest.pipeline.extract).
+- chunks: in the chunk task, right after chunking.
+- embeddings: in the upsert task, before anything is written to the store.
+
+Each gate validates the facts `rag_ingest.quality.facts` derives from the
+stage's staged output against the suite of the same name
+(`rag_ingest.quality.suites`), writes its `GateRecord` to
+`stages/gate-<name>.json` (passed, failed or skipped, and why), and raises
+`GateFailed` when it fails, so the run stops before the store is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rag_ingest import parquet_io
+from rag_ingest.quality import facts
+from rag_ingest.quality.results import GateFailed, GateResult
+from rag_ingest.run import RunContext, safe_run_key
+from rag_ingest.stage_results import GateRecord, PlanChunksResult
+
+
+def _record(gate: str, result: GateResult) -> GateRecord:
+    outcome = result.to_dict()
+    return GateRecord(
+        gate=gate,
+        success=result.success,
+        seconds=result.seconds,
+        rows=result.rows,
+        expectations=outcome["expectations"],
+        engine=result.engine,
+        data_docs=result.data_docs,
+        failing_rows=result.failing_rows,
+    )
+
+
+def _is_empty(frame: Any) -> bool:
+    return bool(frame.isEmpty()) if hasattr(frame, "isEmpty") else bool(frame.empty)
+
+
+def _spark_if_large(ctx: RunContext, rows: int) -> Any | None:
+    """A Spark session for a large run's gate (worth its start-up only there)."""
+    if rows < ctx.settings.quality.spark_min_rows:
+        return None
+    from rag_ingest.spark import get_session
+
+    return get_session(ctx.settings.spark, "rag-ingest-quality-gate")
+
+
+def check(ctx: RunContext, gate: str, frame: Any, parameters: Mapping[str, Any]) -> GateRecord:
+    """Run the gate's suite on `frame`; its record goes to stages/gate-<gate>.json."""
+    from rag_ingest.quality import suites
+
+    if not ctx.settings.quality.enabled:
+        record = GateRecord(gate=gate, success=True, skipped="quality.enabled is false")
+    elif _is_empty(frame):
+        record = GateRecord(gate=gate, success=True, skipped="nothing to check")
+    else:
+        try:
+            result = suites.run_gate(
+                gate,
+                frame,
+                suites_dir=ctx.settings.suites_dir,
+                parameters=parameters,
+                overrides=ctx.settings.quality_overrides(ctx.source),
+                data_docs_dir=ctx.source_reports / "data_docs",
+                results_dir=ctx.source_reports / "gx",
+                evidence_dir=ctx.layout.gate_evidence,
+                run_name=safe_run_key(ctx.run_id),
+            )
+        except GateFailed as failure:
+            ctx.record(_record(gate, failure.result))
+            raise
+        record = _record(gate, result)
+    ctx.record(record)
+    return record
+
+
+def validate_documents(config_path: str | None, source_name: str, run_id: str) -> GateRecord:
+    """Gate: the parsed documents (ids, text, format, size, modified time)."""
+    ctx = RunContext.load(config_path, source_name, run_id)
+    layout = ctx.layout
+    spark = _spark_if_large(ctx, parquet_io.rows_in(layout.documents))
+    quality = ctx.settings.quality
+    return check(
+        ctx,
+        "documents",
+        facts.documents(layout, spark),
+        {
+            "allowed_formats": list(ctx.settings.allowed_formats),
+            "max_file_bytes": ctx.source.max_file_bytes,
+            "latest_modified_epoch": time.time() + quality.clock_skew_seconds,
+        },
+    )
+
+
+def validate_chunks(config_path: str | None, source_name: str, run_id: str) -> GateRecord:
+    """Gate: this run's chunks against the documents planned for chunking."""
+    from rag_ingest.embedding import model_token_limit
+
+    ctx = RunContext.load(config_path, source_name, run_id)
+    layout = ctx.layout
+    rows = parquet_io.rows_in(layout.chunks) if layout.chunks.exists() else 0
+    return check(
+        ctx,
+        "chunks",
+        facts.chunks(layout, _spark_if_large(ctx, rows)),
+        {
+            "max_tokens": model_token_limit(ctx.settings.embedding.model_path),
+            "min_unique_text_share": 1.0 - ctx.settings.quality.max_duplicate_text_share,
+        },
+    )
+
+
+def validate_embeddings(ctx: RunContext, shards: list[Path]) -> GateRecord:
+    """Gate: every vector about to be written (computed, reused and copied)."""
+    from rag_ingest.embedding import model_dimension
+
+    layout = ctx.layout
+    rows = sum(parquet_io.rows_in(f) for f in facts.vector_files(layout, shards))
+    planned = ctx.result(PlanChunksResult)
+    tolerance = ctx.settings.quality.norm_tolerance
+    return check(
+        ctx,
+        "embeddings",
+        facts.embeddings(layout, shards, _spark_if_large(ctx, rows)),
+        {
+            "dimensions": [model_dimension(ctx.settings.embedding.model_path)],
+            "model_ids": [ctx.settings.embedding.model_id],
+            "min_norm": 1.0 - tolerance,
+            "max_norm": 1.0 + tolerance,
+            "chunks_to_embed": planned.vectors_to_write,
+        },
+    )
