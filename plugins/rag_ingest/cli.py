@@ -123,10 +123,21 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _validate(settings: Settings, args: argparse.Namespace) -> int:
+    from rag_ingest.quality import STAGES, apply_overrides, load_suite
+
     settings.check_sources_exist()
+    # The suites, and every source's overrides of them, fail here rather than mid-run.
+    for stage in STAGES:
+        suite = load_suite(settings.suites_dir, stage)
+        for source in settings.sources:
+            try:
+                apply_overrides(suite, settings.quality_overrides(source))
+            except ValueError as error:
+                raise ConfigError(f"sources[{source.name}].quality_overrides: {error}") from None
     names = ", ".join(s.name for s in settings.sources)
     print(
         f"configuration OK: {len(settings.sources)} source(s): {names}; store {settings.store.kind}"
+        f"; quality suites in {settings.suites_dir}"
     )
     return 0
 

@@ -145,7 +145,7 @@ def sensitive_gate(settings: Settings, source: SourceConfig) -> SensitiveGate | 
 
 
 def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str, int]:
-    """Chunk run_dir/documents whose ids are in run_dir/plan/to_chunk.parquet -> chunks/."""
+    """Chunk the documents plan_documents chose (RunLayout.to_chunk) -> chunks/."""
     layout = RunLayout(Path(run_dir))
     documents = spark.read.parquet(str(layout.documents))
     wanted = spark.read.parquet(str(layout.to_chunk))

@@ -63,24 +63,14 @@ def test_summary_splits_wall_time_into_model_tasks_and_between() -> None:
 def test_the_run_report_page_shows_where_the_time_went(tmp_path: Path) -> None:
     from rag_ingest.reports import build_run_report, render_html
     from rag_ingest.run import RunLayout, write_stage_result
-    from rag_ingest.stage_results import EmbedShardResult, ExtractResult
+    from rag_ingest.stage_results import ExtractResult
+    from tests.unit.test_run_contract import shard_result
 
     layout = RunLayout(tmp_path / "staging" / "docs" / "run")
     run_dir = layout.root
     write_stage_result(layout, ExtractResult(seconds=9.5, spark_startup_seconds=6.0, documents=3))
     write_stage_result(
-        layout,
-        EmbedShardResult(
-            shard="shard-00000.parquet",
-            chunks=10,
-            device="cpu",
-            backend="torch",
-            precision="fp32",
-            model_seconds=25.0,
-            model_load_seconds=3.0,
-            chunks_per_second=0.4,
-            seconds=29.0,
-        ),
+        layout, shard_result(chunks=10, model_seconds=25.0, model_load_seconds=3.0, seconds=29.0)
     )
     for task, start, end in (("extract", 2, 12), ("embed-shard-00000", 15, 45)):
         with task_timing(run_dir, task):

