@@ -108,7 +108,9 @@ def _same(pandas_frame: pd.DataFrame, spark_frame: Any, key: list[str]) -> None:
     assert len(from_spark) == len(pandas_frame) > 0
 
     def ordered(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame.sort_values(key, na_position="first").reset_index(drop=True)
+        frame = frame.sort_values(key, na_position="first").reset_index(drop=True)
+        # A missing value is missing, whether an engine says NaN or None.
+        return frame.astype(object).where(frame.notna(), None)
 
     pd.testing.assert_frame_equal(
         ordered(pandas_frame), ordered(from_spark), check_dtype=False, rtol=1e-9

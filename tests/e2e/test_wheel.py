@@ -102,7 +102,7 @@ def test_the_installed_wheel_validates_a_config_and_builds_the_dags_outside_the_
             python,
             "-c",
             "import sys; from airflow.dag_processing.dagbag import DagBag; "
-            "bag = DagBag(dag_folder=sys.argv[1], include_examples=False); "
+            "bag = DagBag(dag_folder=sys.argv[1]); "
             "print(bag.import_errors or 'no errors'); print(sorted(bag.dag_ids)); "
             "import importlib.resources as r; "
             "print(r.files('rag_ingest').joinpath('templates/run_report.html').is_file())",
