@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from rag_ingest.config import PACKAGED_MODEL, parse_settings
 from rag_ingest.embedding import resolve_model_path
 from rag_ingest.identity import content_hash, doc_id
-from tests.benchmarks.common import SCIFACT, parser_for, scifact_present
+from tests.benchmarks.common import SCIFACT, parser_for, save_json, scifact_present
 
 
 def scifact_documents() -> list[tuple[str, str]]:
@@ -210,8 +210,7 @@ def main() -> int:
         results.append(run(f"generated-{args.generated_mb:g}mb", generated, settings, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    save_json(args.json, results)
     return 0
 
 

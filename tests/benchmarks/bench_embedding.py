@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.benchmarks.common import SCIFACT, parser_for, peak_rss_mib, scifact_present
+from tests.benchmarks.common import SCIFACT, parser_for, peak_rss_mib, save_json, scifact_present
 
 PROJECT = Path(__file__).resolve().parents[2]
 BATCH_SIZES = (16, 32, 64, 128)
@@ -272,9 +272,7 @@ def main() -> int:
         "\nstage times include model load and Parquet in/out; bare times only encode. "
         "Targets: stage torch >= 0.95 x bare; an ONNX stage > 1.0 x bare."
     )
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"subset": subset, "results": results}, indent=2))
+    save_json(args.json, {"subset": subset, "results": results})
     return 0
 
 

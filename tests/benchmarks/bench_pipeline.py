@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from rag_ingest.dag_runner import DagTestRunner
-from tests.benchmarks.common import parser_for, scifact_present, scifact_source
+from tests.benchmarks.common import parser_for, save_json, scifact_present, scifact_source
 
 PROJECT = Path(__file__).resolve().parents[2]
 SWEEP = (16, 32, 64, 128)
@@ -101,8 +101,7 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     results = summarise(first, bare, rerun)
     print_results(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    save_json(args.json, results)
     return 0
 
 

@@ -14,7 +14,6 @@ Three measurements in one run, same model (all-MiniLM-L6-v2, torch, CPU):
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from rag_ingest.config import load_settings
 from rag_ingest.dag_runner import default_dags_folder
 from rag_ingest.evaluation import BeirDataset
 from rag_ingest.retrieval_eval import EvalPlan, run_evaluation, whole_document_baseline
-from tests.benchmarks.common import SCIFACT, parser_for, scifact_present
+from tests.benchmarks.common import SCIFACT, parser_for, save_json, scifact_present
 
 PROJECT = Path(__file__).resolve().parents[2]
 KS = (10, 100)
@@ -71,8 +70,7 @@ def main() -> None:
             f"| {label} | {row.get('chunks', '-')} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} "
             f"| {m['recall@100']:.4f} | {m['mrr@10']:.4f} | {row['seconds']} |"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    save_json(args.json, rows)
 
 
 if __name__ == "__main__":

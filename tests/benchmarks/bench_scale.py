@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from tests.benchmarks.common import SCIFACT, peak_rss_mib
+from tests.benchmarks.common import SCIFACT, peak_rss_mib, save_json
 
 PROJECT = Path(__file__).resolve().parents[2]
 POOL_SIZE = 4096
@@ -159,8 +159,7 @@ def main() -> None:
             check=True,
         )
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        if output:
-            Path(output).write_text(json.dumps(results, indent=2) + "\n")
+        save_json(output, results)  # after each size: a long run keeps what it measured
     stages = list(results[0]["seconds"])
     print(
         "| documents | chunks | "

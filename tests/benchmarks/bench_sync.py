@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_ingest.dag_runner import DagTestRunner
-from tests.benchmarks.common import SCIFACT, parser_for, scifact_present, scifact_source
+from tests.benchmarks.common import SCIFACT, parser_for, save_json, scifact_present, scifact_source
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -135,8 +135,7 @@ def main() -> int:
         print(f"{name}: unchanged re-run took {share:.1%} of the first run")
     ratio = ours[1]["seconds"] / theirs[1]["seconds"]
     print(f"rag-ingest re-run vs langchain re-run: {ratio:.2f}x the time")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rag_ingest": ours, "langchain": theirs}, indent=2))
+    save_json(args.json, {"rag_ingest": ours, "langchain": theirs})
     return 0
 
 

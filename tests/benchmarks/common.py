@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
@@ -52,3 +53,10 @@ def peak_rss_mib() -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) // 1024
     raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def save_json(path: str | None, results: object) -> None:
+    """The benchmark's figures as JSON at `path` (its folder made), when one is given."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2) + "\n")
