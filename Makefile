@@ -20,13 +20,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 EVAL_DATASET ?= $(CURDIR)/../shared/data/beir/scifact
 
-.PHONY: help venv demo test test-fast lint airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench eval screenshot
+.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench eval screenshot
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
 	@echo "make test      set up and run the whole test suite"
 	@echo "make test-fast the tests without the slow end-to-end ones"
 	@echo "make lint      ruff, and mypy on the library"
+	@echo "make fuzz      the parser fuzz campaign, long form (FUZZ_CASES a family)"
 	@echo "make airflow   start airflow standalone on this project's DAGs"
 	@echo "make bench          SciFact through the DAG: overhead over bare encode, unchanged re-run"
 	@echo "make bench-chunking  Spark chunk job vs LangChain splitter throughput"
@@ -64,6 +65,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
+
+# The parser fuzz campaign's long form (make test runs 60 cases a family).
+FUZZ_CASES ?= 2000
+fuzz: $(STAMP)
+	RAG_INGEST_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/pytest -q -s tests/unit/test_parser_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check plugins dags spark_jobs tests

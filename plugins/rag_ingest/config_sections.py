@@ -81,7 +81,15 @@ class SourceConfig(StrictModel):
     schedule: str | None = None
     access_labels: tuple[str, ...] = ()
     max_delete_share: float = Field(0.5, ge=0.0, le=1.0)
-    max_file_mb: float = Field(50.0, gt=0, description="Larger files are quarantined")
+    max_file_mb: float = Field(
+        50.0, gt=0, allow_inf_nan=False, description="Larger files are quarantined"
+    )
+    # One document's bounds: more parsed text, or a longer parse, is quarantined,
+    # so no single file can hold a worker's memory or time (issue 18).
+    max_document_chars: int = Field(5_000_000, gt=0, description="Parsed characters per document")
+    max_parse_seconds: float = Field(
+        120.0, gt=0, allow_inf_nan=False, description="Seconds to parse one file"
+    )
     records: RecordsConfig = RecordsConfig()
     # Per-source tuning of the quality suites: expectation name -> kwargs,
     # over `quality.overrides` (for example {text_not_empty: {mostly: 0.99}}).

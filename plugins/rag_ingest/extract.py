@@ -4,13 +4,21 @@
 `mapInPandas` runs it on executors and unit tests run it directly. A file or
 record that cannot be parsed becomes a row with `error_reason` set: the
 extract job writes those to the quarantine table and the run goes on.
+
+Whatever a parser does, one file never stops the run: any exception while
+parsing it (a library's own error type, a recursion or memory limit, a
+parse over its time limit) is that file's quarantine reason, and a file
+whose text is over `max_document_chars` is quarantined before it is chunked.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -117,51 +125,174 @@ def _failed(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
     return row
 
 
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one file may cost: its size, its parsed text, its parse time."""
+
+    max_file_bytes: int
+    max_document_chars: int | None = None
+    max_seconds: float | None = None
+
+
+class ParseTimeout(Exception):
+    """A file's parse ran past `max_parse_seconds`."""
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ParseTimeout in the parse after `seconds` (a Unix timer: main thread only;
+    Spark's Python workers run their batches there)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise ParseTimeout(f"parsing took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _crash_reason(error: BaseException) -> str:
+    """A quarantine reason for an exception no parser turned into a ParseError."""
+    if isinstance(error, ParseTimeout):
+        return "parse_timeout"
+    if isinstance(error, RecursionError):
+        return "too_deeply_nested"
+    if isinstance(error, MemoryError):
+        return "out_of_memory"
+    if type(error).__name__ == "LimitReachedError":  # pypdf: a stream that inflates too far
+        return "too_large"
+    return "parse_failed"
+
+
+_TEXT_COLUMNS = ("uri", "relative_path", "title", "text", "metadata", "error_detail")
+
+
+def _encodable(row: dict[str, Any]) -> bool:
+    """Whether Arrow can store the row's text (a lone surrogate cannot be UTF-8)."""
+    try:
+        for column in _TEXT_COLUMNS:
+            if isinstance(row.get(column), str):
+                row[column].encode("utf-8")
+        for label in row.get("acl") or ():
+            label.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable(rows: list[dict[str, Any]], file_row: dict[str, Any]) -> list[dict[str, Any]]:
+    """`rows`, each one that Arrow cannot store replaced by a quarantine row saying why."""
+    kept = []
+    for row in rows:
+        if _encodable(row):
+            kept.append(row)
+            continue
+        safe: dict[str, Any] = dict.fromkeys(PARSED_COLUMNS)
+        safe.update(
+            {k: file_row[k] for k in ("source", "size", "modified_at")},
+            doc_id=row["doc_id"],
+            uri=_printable(row["uri"]),
+            relative_path=_printable(row["relative_path"]),
+        )
+        kept.append(_failed(safe, "invalid_unicode", "holds text that is not valid Unicode"))
+    return kept
+
+
+def _printable(text: str) -> str:
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _over_text_limit(row: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    text = row.get("text")
+    if limit is not None and row.get("error_reason") is None and text and len(text) > limit:
+        row.update(text=None, title=None, page_starts=None, metadata=None, acl=None)
+        return _failed(
+            row, "text_too_long", f"{len(text)} characters parsed, over the limit of {limit}"
+        )
+    return row
+
+
 def parse_source_file(
     source: str,
     uri: str,
     relative_path: str,
     size: int,
     modified_at: Any,
-    max_file_bytes: int,
+    limits: ParseLimits | int,
     fields: RecordFields,
     access_labels: tuple[str, ...] = (),
     refused: str | None = None,
     gate: SensitiveGate | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for one listed file: one document, one per record, or quarantine rows."""
+    """Rows for one listed file: one document, one per record, or quarantine rows.
+
+    Never raises for what the file holds: every failure is a quarantine row.
+    """
+    limits = limits if isinstance(limits, ParseLimits) else ParseLimits(limits)
     file_row = _row(source, uri, relative_path, size, modified_at)
     if refused:
         return [_failed(file_row, "not_followed", refused)]  # never opened
     try:
-        if size > max_file_bytes:
-            raise ParseError("too_large", f"{size} bytes is over the limit of {max_file_bytes}")
-        data = read_bytes(uri)
-        if not is_record_file(relative_path):
-            return [_document_row(file_row, parse_file(relative_path, data), access_labels, gate)]
-        if not data:
-            raise ParseError("empty_file", "the file has zero bytes")
-        rows = []
-        for item in parse_records(relative_path, data, fields):
-            key = item.key or ""
-            # Records are keyed by their id alone, so a record that moves to
-            # another file (a later daily drop) is the same document.
-            row = _row(source, f"{uri}#{key}", f"record:{key}", size, modified_at)
-            if isinstance(item, RecordProblem):
-                rows.append(_failed(row, item.reason, item.detail))
-            else:
-                rows.append(_document_row(row, item, access_labels, gate))
-        return rows
+        with _time_limit(limits.max_seconds):
+            rows = _parse(file_row, uri, relative_path, size, limits, fields, access_labels, gate)
     except ParseError as exc:
-        return [_failed(file_row, exc.reason, exc.detail)]
+        rows = [_failed(file_row, exc.reason, exc.detail)]
     except OSError as exc:
-        return [_failed(file_row, "unreadable", f"{type(exc).__name__}: {exc}")]
+        rows = [_failed(file_row, "unreadable", f"{type(exc).__name__}: {exc}")]
+    except Exception as exc:  # noqa: BLE001 - whatever a parser raises, only its file fails
+        # (RecursionError and MemoryError are Exceptions too; KeyboardInterrupt is not.)
+        rows = [_failed(file_row, _crash_reason(exc), f"{type(exc).__name__}: {exc}")]
+    rows = [_over_text_limit(row, limits.max_document_chars) for row in rows]
+    return _storable(rows, file_row)
+
+
+def _parse(
+    file_row: dict[str, Any],
+    uri: str,
+    relative_path: str,
+    size: int,
+    limits: ParseLimits,
+    fields: RecordFields,
+    access_labels: tuple[str, ...],
+    gate: SensitiveGate | None,
+) -> list[dict[str, Any]]:
+    source, modified_at = file_row["source"], file_row["modified_at"]
+    if size > limits.max_file_bytes:
+        raise ParseError("too_large", f"{size} bytes is over the limit of {limits.max_file_bytes}")
+    data = read_bytes(uri)
+    if not is_record_file(relative_path):
+        return [_document_row(file_row, parse_file(relative_path, data), access_labels, gate)]
+    if not data:
+        raise ParseError("empty_file", "the file has zero bytes")
+    rows = []
+    for item in parse_records(relative_path, data, fields):
+        key = item.key or ""
+        # Records are keyed by their id alone, so a record that moves to
+        # another file (a later daily drop) is the same document.
+        row = _row(source, f"{uri}#{key}", f"record:{key}", size, modified_at)
+        if isinstance(item, RecordProblem):
+            rows.append(_failed(row, item.reason, item.detail))
+            continue
+        try:
+            rows.append(_document_row(row, item, access_labels, gate))
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape: not Unicode
+            rows.append(_failed(row, "invalid_unicode", "holds text that is not valid Unicode"))
+        except Exception as exc:  # noqa: BLE001 - one bad record never costs the rest
+            rows.append(_failed(row, _crash_reason(exc), f"{type(exc).__name__}: {exc}"))
+    return rows
 
 
 def parse_files(
     batches: Iterator[pd.DataFrame],
     source: str,
-    max_file_bytes: int,
+    limits: ParseLimits,
     fields: RecordFields,
     access_labels: tuple[str, ...] = (),
     gate: SensitiveGate | None = None,
@@ -185,7 +316,7 @@ def parse_files(
                     relative_path,
                     int(size),
                     modified_at,
-                    max_file_bytes,
+                    limits,
                     fields,
                     access_labels,
                     refused if isinstance(refused, str) else None,

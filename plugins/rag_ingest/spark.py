@@ -20,13 +20,19 @@ from typing import TYPE_CHECKING
 
 from rag_ingest.chunking import CHUNKS_SCHEMA, chunk_documents, chunker_fingerprint
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
-from rag_ingest.extract import LISTING_SCHEMA, PARSED_SCHEMA, SensitiveGate, parse_files
+from rag_ingest.extract import (
+    LISTING_SCHEMA,
+    PARSED_SCHEMA,
+    ParseLimits,
+    SensitiveGate,
+    parse_files,
+)
 from rag_ingest.parsing import RecordFields
 from rag_ingest.run import RunLayout
 from rag_ingest.sources import list_files
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +108,16 @@ def extract_job(
         partial(
             parse_files,
             source=source.name,
-            max_file_bytes=source.max_file_bytes,
+            limits=ParseLimits(
+                source.max_file_bytes, source.max_document_chars, source.max_parse_seconds
+            ),
             fields=RecordFields(**source.records.model_dump()),
             access_labels=tuple(source.access_labels),
             gate=sensitive_gate(settings, source),
         ),
         PARSED_SCHEMA,
     )
-    parsed = parsed.persist()
+    parsed = _first_of_each_id(parsed).persist()
     ok = F.col("error_reason").isNull()
     documents = parsed.filter(ok).drop("error_reason", "error_detail")
     documents.write.mode("overwrite").parquet(str(layout.documents))
@@ -135,6 +143,34 @@ def extract_job(
         "quarantined": int(by_status.get(False, 0)),
         "documents_with_sensitive_data": spark.read.parquet(str(layout.sensitive)).count(),
     }
+
+
+def _first_of_each_id(parsed: DataFrame) -> DataFrame:
+    """One document per id: a record id repeated in another file of the source is
+    quarantined there (`duplicate_id`, naming the file that keeps it), in uri order."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    parsed_ok = F.col("error_reason").isNull()
+    same_id = Window.partitionBy("doc_id", parsed_ok).orderBy("uri")
+    repeated = parsed_ok & (F.row_number().over(same_id) > 1)
+    kept_from = F.first("uri").over(same_id)
+    columns = []
+    for name in parsed.columns:
+        if name == "error_reason":
+            column = F.when(repeated, F.lit("duplicate_id")).otherwise(F.col(name))
+        elif name == "error_detail":
+            message = F.concat(F.lit("the same id is kept from "), kept_from)
+            column = F.when(repeated, message).otherwise(F.col(name))
+        elif name in _CONTENT_FIELDS:  # a quarantined duplicate keeps its identity only
+            column = F.when(repeated, F.lit(None)).otherwise(F.col(name))
+        else:
+            column = F.col(name)
+        columns.append(column.alias(name))
+    return parsed.select(*columns)
+
+
+_CONTENT_FIELDS = ("title", "text", "page_starts", "metadata", "sensitive")
 
 
 def sensitive_gate(settings: Settings, source: SourceConfig) -> SensitiveGate | None:

@@ -77,6 +77,9 @@ def decode_text(data: bytes) -> tuple[str, str]:
             except UnicodeDecodeError as exc:
                 raise ParseError("undecodable_text", f"invalid {encoding}: {exc.reason}") from None
     if b"\x00" in data[:8192]:
+        utf16 = _utf16_without_bom(data)
+        if utf16 is not None:
+            return utf16
         raise ParseError("binary_content", "NUL bytes in a text file: probably binary")
     try:
         return data.decode("utf-8"), "utf-8"
@@ -93,6 +96,25 @@ def decode_text(data: bytes) -> tuple[str, str]:
         raise ParseError(
             "undecodable_text", f"{utf8_error}; detected {best.encoding} does not decode it"
         ) from None
+
+
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """UTF-16 text without a byte-order mark: NUL bytes at every other position.
+
+    Text in a Latin script encoded as UTF-16 has a NUL as the high byte of
+    nearly every character, and binary data rarely shows that pattern.
+    """
+    sample = data[:8192]
+    even, odd = sample[0::2], sample[1::2]
+    if len(sample) < 4 or len(sample) % 2:
+        return None
+    for encoding, high, low in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if high.count(0) >= 0.6 * len(high) and low.count(0) <= 0.05 * len(low):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def file_stem(relative_path: str) -> str:

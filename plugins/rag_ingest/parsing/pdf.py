@@ -9,7 +9,7 @@ from rag_ingest.parsing.base import ParsedDocument, ParseError, file_stem, norma
 
 def parse_pdf(relative_path: str, data: bytes) -> ParsedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -24,7 +24,13 @@ def parse_pdf(relative_path: str, data: bytes) -> ParsedDocument:
         title = reader.metadata.title if reader.metadata and reader.metadata.title else None
     except ParseError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
+    except LimitReachedError as exc:  # a stream that inflates past pypdf's limit (a bomb)
+        raise ParseError("too_large", f"a stream inflates past pypdf's limit: {exc}") from None
+    except RecursionError:
+        raise ParseError("too_deeply_nested", "objects nested too deep") from None
+    # pypdf meets a corrupt file with its own errors and with plain Python ones
+    # (a filter it does not know is NotImplementedError).
+    except (PyPdfError, NotImplementedError, ValueError, KeyError, TypeError, OSError) as exc:
         raise ParseError("corrupt_pdf", f"{type(exc).__name__}: {exc}") from None
     page_starts = []
     parts = []

@@ -16,6 +16,8 @@ from typing import Any
 from rag_ingest.parsing.base import ParsedDocument, ParseError, decode_text, normalise_text
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Longer ids are corruption or abuse, not keys (and would swell every uri).
+MAX_ID_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ def _rows_jsonl(data: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordProbl
         except json.JSONDecodeError as exc:
             yield position, RecordProblem(position, "invalid_json", exc.msg)
             continue
+        except RecursionError:
+            yield position, RecordProblem(position, "too_deeply_nested", "JSON nested too deep")
+            continue
+        except ValueError as exc:  # e.g. an integer past Python's digit limit
+            yield position, RecordProblem(position, "invalid_json", str(exc)[:200])
+            continue
         if not isinstance(value, dict):
             yield position, RecordProblem(position, "invalid_record", "not a JSON object")
             continue
@@ -61,7 +69,14 @@ def _rows_parquet(data: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordPro
     except Exception as exc:  # noqa: BLE001 - arrow raises several kinds for bad files
         raise ParseError("corrupt_parquet", f"{type(exc).__name__}: {exc}") from None
     number = 0
-    for batch in parquet.iter_batches(batch_size=4096):
+    batches = parquet.iter_batches(batch_size=4096)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - a corrupt page mid-file: the file is corrupt
+            raise ParseError("corrupt_parquet", f"{type(exc).__name__}: {exc}") from None
         for row in batch.to_pylist():
             number += 1
             yield f"row {number}", row
@@ -84,10 +99,28 @@ def _labels(value: Any) -> tuple[str, ...] | None:
 
 
 def _clean_key(value: Any) -> str | None:
+    """The record's id as text; ValueError for one that cannot be a key."""
     if value is None:
         return None
-    key = str(value).strip()
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"an id must be text or a number, not {type(value).__name__}")
+    try:
+        key = str(value).strip()
+    except ValueError:  # an integer too long to print (Python's digit limit)
+        raise ValueError(f"id is longer than {MAX_ID_CHARS} characters") from None
+    if len(key) > MAX_ID_CHARS:
+        raise ValueError(f"id is longer than {MAX_ID_CHARS} characters")
+    if not _encodable(key):
+        raise ValueError("id is not valid Unicode (a lone surrogate)")
     return key or None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_records(
@@ -99,38 +132,50 @@ def parse_records(
         if isinstance(row, RecordProblem):
             yield row
             continue
-        key = _clean_key(row.get(fields.id_field))
-        if key is None:
-            yield RecordProblem(position, "missing_id", f"no value in field {fields.id_field!r}")
-            continue
-        if _CONTROL.search(key):
-            # Path separators are fine (ids are hashed); control characters are
-            # almost always corruption, and would garble logs and reports.
-            yield RecordProblem(position, "invalid_id", f"id {key!r} holds control characters")
-            continue
-        if key in seen:
-            yield RecordProblem(key, "duplicate_id", f"id {key!r} repeated at {position}")
-            continue
-        seen.add(key)
-        body = row.get(fields.text_field)
-        body_text = normalise_text(str(body)) if body is not None else ""
-        if not body_text:
-            yield RecordProblem(key, "missing_text", f"no text in field {fields.text_field!r}")
-            continue
-        title_value = row.get(fields.title_field) if fields.title_field else None
-        title = normalise_text(str(title_value)) if title_value is not None else ""
-        metadata = {name: row.get(name) for name in fields.metadata_fields if name in row}
         try:
-            acl = _labels(row.get(fields.acl_field)) if fields.acl_field else None
-        except TypeError as error:
-            yield RecordProblem(key, "invalid_labels", f"field {fields.acl_field!r}: {error}")
-            continue
-        yield ParsedDocument(
-            title=title or key,
-            # The title is part of what a record says: it is embedded with the text.
-            text=f"{title}\n\n{body_text}" if title else body_text,
-            format="record",
-            key=key,
-            metadata=metadata,
-            acl=acl,
-        )
+            yield _record(position, row, fields, seen)
+        except Exception as error:  # noqa: BLE001 - one bad record never stops its file
+            yield RecordProblem(position, "invalid_record", f"{type(error).__name__}: {error}")
+
+
+def _record(
+    position: str, row: dict[str, Any], fields: RecordFields, seen: set[str]
+) -> ParsedDocument | RecordProblem:
+    """One record as a document, or what is wrong with it."""
+    try:
+        key = _clean_key(row.get(fields.id_field))
+    except ValueError as error:
+        return RecordProblem(position, "invalid_id", str(error))
+    if key is None:
+        return RecordProblem(position, "missing_id", f"no value in field {fields.id_field!r}")
+    if _CONTROL.search(key):
+        # Path separators are fine (ids are hashed); control characters are
+        # almost always corruption, and would garble logs and reports.
+        return RecordProblem(position, "invalid_id", f"id {key!r} holds control characters")
+    if key in seen:
+        return RecordProblem(key, "duplicate_id", f"id {key!r} repeated at {position}")
+    seen.add(key)
+    body = row.get(fields.text_field)
+    if body is not None and not isinstance(body, str | int | float):
+        # A struct, list or bytes column is not text: str() of it would be stored as garbage.
+        kind = type(body).__name__
+        return RecordProblem(key, "invalid_text", f"field {fields.text_field!r} holds {kind}")
+    body_text = normalise_text(str(body)) if body is not None else ""
+    if not body_text:
+        return RecordProblem(key, "missing_text", f"no text in field {fields.text_field!r}")
+    title_value = row.get(fields.title_field) if fields.title_field else None
+    title = normalise_text(str(title_value)) if title_value is not None else ""
+    metadata = {name: row.get(name) for name in fields.metadata_fields if name in row}
+    try:
+        acl = _labels(row.get(fields.acl_field)) if fields.acl_field else None
+    except TypeError as error:
+        return RecordProblem(key, "invalid_labels", f"field {fields.acl_field!r}: {error}")
+    return ParsedDocument(
+        title=title or key,
+        # The title is part of what a record says: it is embedded with the text.
+        text=f"{title}\n\n{body_text}" if title else body_text,
+        format="record",
+        key=key,
+        metadata=metadata,
+        acl=acl,
+    )
