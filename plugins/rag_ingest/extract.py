@@ -47,7 +47,8 @@ PARSED_SCHEMA = (
 )
 PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
 LISTING_SCHEMA = (
-    "uri string, relative_path string, size long, modified_at timestamp, refused string"
+    "uri string, relative_path string, size long, modified_at timestamp, refused string, "
+    "refused_reason string"
 )
 
 
@@ -230,6 +231,7 @@ def parse_source_file(
     access_labels: tuple[str, ...] = (),
     refused: str | None = None,
     gate: SensitiveGate | None = None,
+    refused_reason: str = "not_followed",
 ) -> list[dict[str, Any]]:
     """Rows for one listed file: one document, one per record, or quarantine rows.
 
@@ -238,7 +240,7 @@ def parse_source_file(
     limits = limits if isinstance(limits, ParseLimits) else ParseLimits(limits)
     file_row = _row(source, uri, relative_path, size, modified_at)
     if refused:
-        return [_failed(file_row, "not_followed", refused)]  # never opened
+        return [_failed(file_row, refused_reason, refused)]  # never opened
     try:
         with _time_limit(limits.max_seconds):
             rows = _parse(file_row, uri, relative_path, size, limits, fields, access_labels, gate)
@@ -266,7 +268,7 @@ def _parse(
     source, modified_at = file_row["source"], file_row["modified_at"]
     if size > limits.max_file_bytes:
         raise ParseError("too_large", f"{size} bytes is over the limit of {limits.max_file_bytes}")
-    data = read_bytes(uri)
+    data = read_bytes(uri, limits.max_file_bytes)
     if not is_record_file(relative_path):
         return [_document_row(file_row, parse_file(relative_path, data), access_labels, gate)]
     if not data:
@@ -301,12 +303,14 @@ def parse_files(
     for batch in batches:
         rows: list[dict[str, Any]] = []
         refusals = batch["refused"] if "refused" in batch else [None] * len(batch)
-        for uri, relative_path, size, modified_at, refused in zip(
+        reasons = batch["refused_reason"] if "refused_reason" in batch else [None] * len(batch)
+        for uri, relative_path, size, modified_at, refused, reason in zip(
             batch["uri"],
             batch["relative_path"],
             batch["size"],
             batch["modified_at"],
             refusals,
+            reasons,
             strict=True,
         ):
             rows.extend(
@@ -321,6 +325,7 @@ def parse_files(
                     access_labels,
                     refused if isinstance(refused, str) else None,
                     gate,
+                    reason if isinstance(reason, str) else "not_followed",
                 )
             )
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

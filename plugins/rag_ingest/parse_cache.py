@@ -55,6 +55,7 @@ def cache_key(files: list[SourceFile], settings: dict[str, Any]) -> str:
             f.size,
             f.modified_at.isoformat() if f.modified_at else None,
             f.refused,
+            f.refused_reason,
         ]
         for f in files
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +10,10 @@ from typing import Any
 
 import fsspec
 from fsspec.core import url_to_fs
+
+from rag_ingest.parsing.base import ParseError
+
+SYMLINK_REFUSED = "a symlink: links are not followed, so nothing outside the source is read"
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,7 @@ class SourceFile:
     size: int
     modified_at: datetime | None
     refused: str | None = None  # why it will not be read (a symlink); quarantined as such
+    refused_reason: str = "not_followed"  # the quarantine reason of a refused file
 
 
 def _modified(info: dict[str, Any]) -> datetime | None:
@@ -53,14 +59,21 @@ def list_files(location: str, pattern: str, with_refused: bool = False) -> list[
         relative = posixpath.relpath(path, root)
         if relative.startswith(".."):
             continue
-        refused = None
+        refused, reason = None, "not_followed"
         if info.get("islink"):
             if not with_refused:
                 continue
-            refused = "a symlink: links are not followed, so nothing outside the source is read"
+            refused = SYMLINK_REFUSED
         elif info.get("type") != "file":
             continue
         uri = path if protocol in ("file", "local") else f"{protocol}://{path}"
+        if not _is_unicode(uri):
+            # A name in another encoding (Latin-1 bytes): it cannot be stored or shown
+            # as text, so it is refused, named with its odd bytes escaped.
+            if not with_refused:
+                continue
+            uri, relative = _escaped(uri), _escaped(relative)
+            refused, reason = "the file name is not valid UTF-8; rename the file", "invalid_name"
         files.append(
             SourceFile(
                 uri=uri,
@@ -68,12 +81,43 @@ def list_files(location: str, pattern: str, with_refused: bool = False) -> list[
                 size=int(info.get("size") or 0),
                 modified_at=_modified(info),
                 refused=refused,
+                refused_reason=reason,
             )
         )
     return files
 
 
-def read_bytes(uri: str) -> bytes:
-    with fsspec.open(uri, "rb") as handle:
-        data: bytes = handle.read()
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of a name, kept as surrogates
+        return False
+    return True
+
+
+def _escaped(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:
+    """The file's bytes, checked again as it is opened (it may have changed since
+    it was listed): a local file that became a symlink is not followed, and no
+    file is read past `max_bytes`."""
+    if "://" not in uri or uri.startswith("file://"):
+        path = uri.removeprefix("file://")
+        try:
+            descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as error:
+            if os.path.islink(path):
+                raise ParseError("not_followed", "became a symlink after it was listed") from None
+            raise error
+        with os.fdopen(descriptor, "rb") as handle:
+            data: bytes = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    else:
+        with fsspec.open(uri, "rb") as handle:
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ParseError(
+            "too_large", f"grew past the limit of {max_bytes} bytes after it was listed"
+        )
     return data

@@ -98,7 +98,7 @@ def extract_job(
     listing = spark.createDataFrame(
         [
             (f.uri, posixpath.normpath(posixpath.join(partition, f.relative_path)), f.size,
-             f.modified_at, f.refused)
+             f.modified_at, f.refused, f.refused_reason)
             for f in files
         ],
         LISTING_SCHEMA,

@@ -10,6 +10,7 @@ documents of the first run must keep exactly the chunks they had.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,9 @@ def test_a_source_full_of_bad_input_still_ingests_what_it_can(tmp_path: Path) ->
     (corpus / "later.jsonl").write_text(
         json.dumps({"_id": "shared", "text": "A second file with the same id."}) + "\n"
     )
-    added = {"bomb.pdf", "crashers.jsonl", "later.jsonl"}
+    with open(os.fsencode(corpus) + b"/caf\xe9.md", "wb") as latin1_name:
+        latin1_name.write(b"# Cafe\n\nA file whose name is Latin-1, not UTF-8.\n")
+    added = {"bomb.pdf", "crashers.jsonl", "later.jsonl", "caf\\xe9.md"}
     for case in cases(per_family=5, seed=7):
         name = f"fuzz-{case.name}{case.suffix}"
         (corpus / name).write_bytes(case.data)
@@ -71,6 +74,7 @@ def test_a_source_full_of_bad_input_still_ingests_what_it_can(tmp_path: Path) ->
 
     by_key = {uri.rpartition("#")[2]: row for uri, row in quarantined.items() if "#" in uri}
     assert quarantined[str(corpus / "bomb.pdf")]["reason"] == "too_large"
+    assert quarantined[f"{corpus}/caf\\xe9.md"]["reason"] == "invalid_name"
     assert by_key["line 1"]["reason"] == "too_deeply_nested"
     assert by_key["surrogate"]["reason"] == "invalid_unicode"
     assert by_key["line 3"]["reason"] == "invalid_json"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import zlib
 from pathlib import Path
@@ -24,6 +25,7 @@ import pytest
 from rag_ingest import extract
 from rag_ingest.extract import PARSED_COLUMNS, ParseLimits, parse_source_file
 from rag_ingest.parsing import RecordFields
+from rag_ingest.sources import list_files
 
 FIELDS = RecordFields()
 
@@ -178,3 +180,52 @@ def test_struct_list_or_bytes_text_columns_are_refused_not_stored_as_garbage(
     for bad, kind in ((struct_path, "dict"), (bytes_path, "bytes"), (list_path, "list")):
         (row,) = _parse(bad)
         assert row["error_reason"] == "invalid_text" and kind in row["error_detail"]
+
+
+def _listed_then_parsed(root: Path, limits: ParseLimits) -> dict[str, dict[str, Any]]:
+    """Parse what `list_files` listed, as the extract job does, by file name."""
+    rows = {}
+    for listed in list_files(str(root), "*", with_refused=True):
+        (row,) = parse_source_file(
+            "docs", listed.uri, listed.relative_path, listed.size, listed.modified_at,
+            limits, FIELDS, (), listed.refused, None, listed.refused_reason,
+        )  # fmt: skip
+        rows[Path(listed.uri).name] = row
+    return rows
+
+
+def test_a_file_changed_after_listing_is_checked_again_when_opened(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (tmp_path / "secret.md").write_text("# Secret\n\noutside the source\n")
+    (root / "swapped.md").write_text("# Fine\n\nat listing time\n")
+    (root / "grows.md").write_text("# Small\n\nat listing time\n")
+    listed = list_files(str(root), "*", with_refused=True)
+    (root / "swapped.md").unlink()
+    (root / "swapped.md").symlink_to(tmp_path / "secret.md")  # swapped after listing
+    (root / "grows.md").write_text("# Large\n\n" + "x" * 5_000)  # grew after listing
+    rows = {}
+    for item in listed:
+        (row,) = parse_source_file(
+            "docs", item.uri, item.relative_path, item.size, None, ParseLimits(1_000), FIELDS
+        )
+        rows[Path(item.uri).name] = row
+    assert rows["swapped.md"]["error_reason"] == "not_followed"
+    assert "became a symlink" in rows["swapped.md"]["error_detail"]
+    assert rows["grows.md"]["error_reason"] == "too_large"
+    assert "after it was listed" in rows["grows.md"]["error_detail"]
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_with_that_reason(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "fine.md").write_text("# Fine\n\ntext\n")
+    latin1 = os.fsencode(root) + b"/caf\xe9.md"  # a Latin-1 name: not UTF-8
+    with open(latin1, "wb") as handle:
+        handle.write(b"# Cafe\n\ntext\n")
+    rows = _listed_then_parsed(root, ParseLimits(10**6))
+    assert rows["fine.md"]["error_reason"] is None
+    (odd,) = [row for name, row in rows.items() if name != "fine.md"]
+    assert odd["error_reason"] == "invalid_name" and "not valid UTF-8" in odd["error_detail"]
+    assert odd["uri"].endswith("caf\\xe9.md")  # shown with its byte escaped, storable
+    odd["uri"].encode("utf-8")

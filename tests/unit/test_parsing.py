@@ -284,3 +284,40 @@ def test_source_files_become_document_or_quarantine_rows(tmp_path: Path) -> None
     # A path-like id is only a key (ids are hashed); a control character is refused.
     assert [r["error_reason"] for r in rows] == [None, "missing_text", "invalid_id"]
     assert rows[0]["uri"].endswith("c.jsonl#../a/b") and len(rows[0]["doc_id"]) == 32
+
+
+def test_access_labels_fail_closed_for_every_empty_shape() -> None:
+    """Only a record without the field takes the source's labels; an empty value is nobody."""
+    records = [
+        {"_id": "list", "text": "t", "acl": []},
+        {"_id": "text", "text": "t", "acl": ""},
+        {"_id": "blanks", "text": "t", "acl": " , ,"},
+        {"_id": "blank-items", "text": "t", "acl": ["", "  "]},
+        {"_id": "null", "text": "t", "acl": None},
+        {"_id": "missing", "text": "t"},
+        {"_id": "one", "text": "t", "acl": [" hr "]},
+    ]
+    data = "".join(json.dumps(r) + "\n" for r in records).encode()
+    items = parse_records("c.jsonl", data, RecordFields(acl_field="acl"))
+    acl = {i.key: i.acl for i in items if not isinstance(i, RecordProblem)}
+    assert acl == {
+        "list": (), "text": (), "blanks": (), "blank-items": (), "null": (),
+        "missing": None, "one": ("hr",),
+    }  # fmt: skip
+    rows = parse_source_file_rows(data, ("public",))
+    assert rows["missing"] == ["public"] and rows["one"] == ["hr"]
+    assert all(rows[key] == [] for key in ("list", "text", "blanks", "blank-items", "null"))
+
+
+def parse_source_file_rows(data: bytes, labels: tuple[str, ...]) -> dict[str, list[str]]:
+    """The access labels extract stores per record key, with the source's `labels`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.jsonl"
+        path.write_bytes(data)
+        rows = parse_source_file(
+            "docs", str(path), "c.jsonl", len(data), None, 10**6,
+            RecordFields(acl_field="acl"), labels,
+        )  # fmt: skip
+    return {r["uri"].rpartition("#")[2]: r["acl"] for r in rows}

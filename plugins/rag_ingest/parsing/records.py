@@ -82,10 +82,14 @@ def _rows_parquet(data: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordPro
             yield f"row {number}", row
 
 
-def _labels(value: Any) -> tuple[str, ...] | None:
-    """Access labels from a list or comma-separated text; None when absent."""
+def _labels(value: Any) -> tuple[str, ...]:
+    """Access labels from a list or comma-separated text.
+
+    Access fails closed: a value that holds no label (null, `[]`, `""`,
+    blanks) means nobody, never the source's default labels.
+    """
     if value is None:
-        return None
+        return ()
     if isinstance(value, str):
         items: list[Any] = value.split(",")
     elif isinstance(value, list | tuple):
@@ -94,8 +98,7 @@ def _labels(value: Any) -> tuple[str, ...] | None:
         raise TypeError(f"want a list of labels or 'a,b' text, got {type(value).__name__}")
     if not all(isinstance(item, str) for item in items):
         raise TypeError("every label must be text")
-    labels = sorted({item.strip() for item in items if item.strip()})
-    return tuple(labels) or None
+    return tuple(sorted({item.strip() for item in items if item.strip()}))
 
 
 def _clean_key(value: Any) -> str | None:
@@ -167,7 +170,9 @@ def _record(
     title = normalise_text(str(title_value)) if title_value is not None else ""
     metadata = {name: row.get(name) for name in fields.metadata_fields if name in row}
     try:
-        acl = _labels(row.get(fields.acl_field)) if fields.acl_field else None
+        # Only a record without the field at all takes the source's labels.
+        field = fields.acl_field
+        acl = _labels(row[field]) if field is not None and field in row else None
     except TypeError as error:
         return RecordProblem(key, "invalid_labels", f"field {fields.acl_field!r}: {error}")
     return ParsedDocument(
