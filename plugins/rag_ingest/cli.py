@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rag_ingest.config import ConfigError, Settings, load_settings
+
+# C0 and C1 control characters: a file name or a record id holding them must
+# not move the cursor, recolour the terminal or forge a line of output.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """`text` with every control character written as an escape (`\\x1b`, `\\n`)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def say(line: str) -> None:
+    """Print one line of output made of values from reports, the store or the user."""
+    print(shown(line))
 
 
 def _search(settings: Settings, args: argparse.Namespace) -> int:
@@ -22,14 +37,15 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
     hits = open_store(settings).search(vector.tolist(), k=args.k, source=args.source, labels=labels)
     if not hits:
         if labels is not None:
-            print(f"no results that labels {', '.join(labels) or '(none)'} may see")
+            say(f"no results that labels {', '.join(labels) or '(none)'} may see")
         else:
-            print("no results: the store is empty for this source (run an ingestion first)")
+            say("no results: the store is empty for this source (run an ingestion first)")
         return 1
     for rank, hit in enumerate(hits, start=1):
         where = f"{hit.uri}" + (f"  [{hit.section}]" if hit.section else "")
         snippet = " ".join(hit.text.split())[:160]
-        print(f"{rank:>2}. {hit.score:.3f}  {where}\n      {snippet}")
+        say(f"{rank:>2}. {hit.score:.3f}  {where}")
+        say(f"      {snippet}")
     return 0
 
 
@@ -47,16 +63,16 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings)
     for source in settings.sources:
         stats = store.stats(source.name)
-        print(f"{source.name}: {stats.documents} documents, {stats.chunks} chunks in the store")
+        say(f"{source.name}: {stats.documents} documents, {stats.chunks} chunks in the store")
         last = latest_run_report(Path(settings.reports_dir), source.name)
         if last is None:
-            print("  last run: none")
+            say("  last run: none")
             continue
         counts = ", ".join(f"{k}={v}" for k, v in sorted(last["counts"].items()))
-        print(f"  last run: {last['run_id']} finished {last['finished_at']}")
-        print(f"  counts: {counts}")
+        say(f"  last run: {last['run_id']} finished {last['finished_at']}")
+        say(f"  counts: {counts}")
         if last.get("quarantine"):
-            print(f"  quarantined: {len(last['quarantine'])} (see the run report)")
+            say(f"  quarantined: {len(last['quarantine'])} (see the run report)")
     return 0
 
 
@@ -73,39 +89,39 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         reports = [r for r in reports if args.run in (r["run_id"], safe_run_key(str(r["run_id"])))]
     if not reports:
         where = f" of run {args.run!r}" if args.run else ""
-        print(f"no run report{where} under {reports_dir}: run an ingestion first")
+        say(f"no run report{where} under {reports_dir}: run an ingestion first")
         return 1
     report = reports[0]
-    print(f"{report['source']}  run {report['run_id']}  finished {report['finished_at']}")
+    say(f"{report['source']}  run {report['run_id']}  finished {report['finished_at']}")
     status = report.get("status", "success")
-    print(f"status: {status}" + (f" ({report['reason']})" if report.get("reason") else ""))
+    say(f"status: {status}" + (f" ({report['reason']})" if report.get("reason") else ""))
     # Counters by attribute: a renamed one is a type error here, not a silent 0.
     counts = RunCounts.from_report(report["counts"])
-    print(
+    say(
         f"documents: {counts.documents_seen} seen, {counts.documents_new} new, "
         f"{counts.documents_changed} changed, {counts.documents_unchanged} unchanged, "
         f"{counts.documents_deleted} deleted; {counts.quarantined} quarantined"
     )
-    print(
+    say(
         f"chunks: {counts.chunks} made, {counts.chunks_embedded} embedded, "
         f"{counts.chunks_written} written, {counts.chunks_deleted} deleted"
     )
     timings = ", ".join(
         f"{name} {stage.get('seconds', 0)} s" for name, stage in report["stages"].items()
     )
-    print(f"stages: {timings}")
+    say(f"stages: {timings}")
     for name, gate in report.get("gates", {}).items():
         if gate.get("skipped"):
-            print(f"gate {name}: skipped ({gate['skipped']})")
+            say(f"gate {name}: skipped ({gate['skipped']})")
             continue
         passed = sum(1 for e in gate["expectations"] if e["success"])
         verdict = "passed" if gate["success"] else "FAILED"
-        print(f"gate {name}: {verdict}, {passed}/{len(gate['expectations'])} expectations")
+        say(f"gate {name}: {verdict}, {passed}/{len(gate['expectations'])} expectations")
         for expectation in gate["expectations"]:
             if not expectation["success"]:
                 seen = expectation.get("unexpected_count")
                 observed = expectation.get("observed")
-                print(
+                say(
                     f"  - {expectation['name']}: "
                     + (f"{seen} unexpected" if seen is not None else f"observed {observed}")
                     + (
@@ -115,10 +131,10 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                     )
                 )
         if gate.get("data_docs"):
-            print(f"  Data Docs: {gate['data_docs']}")
+            say(f"  Data Docs: {gate['data_docs']}")
     for row in report.get("quarantine", [])[:10]:
-        print(f"quarantined: {row['uri']}: {row.get('reason')} ({row.get('detail')})")
-    print(f"report: {reports_dir / report['json']}  (page: {reports_dir / report['html']})")
+        say(f"quarantined: {row['uri']}: {row.get('reason')} ({row.get('detail')})")
+    say(f"report: {reports_dir / report['json']}  (page: {reports_dir / report['html']})")
     return 0 if status == "success" else 3
 
 
@@ -135,7 +151,7 @@ def _validate(settings: Settings, args: argparse.Namespace) -> int:
             except ValueError as error:
                 raise ConfigError(f"sources[{source.name}].quality_overrides: {error}") from None
     names = ", ".join(s.name for s in settings.sources)
-    print(
+    say(
         f"configuration OK: {len(settings.sources)} source(s): {names}; store {settings.store.kind}"
         f"; quality suites in {settings.suites_dir}"
     )
@@ -166,7 +182,7 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     try:
         result = run_evaluation(settings, plan, dags_folder)
     except RuntimeError as error:  # the ingestion run failed: its reason and log tail
-        print(f"rag-ingest eval: {error}", file=sys.stderr)
+        print(shown(f"rag-ingest eval: {error}"), file=sys.stderr)
         return 1
     output = Path(args.output) if args.output else work_dir / "eval.json"
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         return int(args.handler(settings, args))
     except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"rag-ingest: error: {exc}", file=sys.stderr)
+        print(shown(f"rag-ingest: error: {exc}"), file=sys.stderr)
         return 2
 
 

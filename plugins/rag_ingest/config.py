@@ -9,11 +9,12 @@ Every validation error is reported on one line that names the field.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, field_validator, model_validator
 
 from rag_ingest.config_sections import (
     PACKAGED_MODEL,
@@ -87,6 +88,33 @@ class Settings(StrictModel):
         if dupes:
             raise ValueError(f"source names must be unique, repeated: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _state_outside_sources(self) -> Settings:
+        """A source must not list the pipeline's own state: its staging files, reports,
+        model exports or store (the next run would ingest its own report pages)."""
+        state = {
+            "paths.staging": self.staging_dir,
+            "paths.reports": self.reports_dir,
+            "paths.models": self.models_dir,
+        }
+        if self.store.kind == "lancedb":
+            state["store.path"] = self.store_path
+        for index, source in enumerate(self.sources):
+            if not source.is_local:
+                continue
+            root = Path(self.source_root(source).removeprefix("file://")).resolve()
+            for field, path in state.items():
+                if "://" in path and not path.startswith("file://"):
+                    continue
+                inside = Path(path.removeprefix("file://")).resolve()
+                if inside.is_relative_to(root) and _glob_reaches(source.glob, root, inside):
+                    raise ValueError(
+                        f"{field} ({inside}) lies inside sources[{index}].location ({root}) "
+                        f"and its glob {source.glob!r} would list it: the source would ingest "
+                        "the pipeline's own files; move it out of the source folder"
+                    )
+        return self
 
     def source(self, name: str) -> SourceConfig:
         for src in self.sources:
@@ -181,14 +209,33 @@ class Settings(StrictModel):
                 )
 
 
+# Kinds of file the pipeline writes (staging, reports, Data Docs, store, exports).
+_STATE_FILES = ("run.json", "run.html", "part-0.parquet", "data.lance", "model.onnx", "a.txt")
+
+
+def _glob_reaches(pattern: str, root: Path, folder: Path) -> bool:
+    """Whether a glob over `root` would list files the pipeline writes under `folder`."""
+    from fsspec.utils import glob_translate
+
+    matcher = re.compile(glob_translate(pattern))
+    relative = folder.relative_to(root).as_posix()
+    prefix = "" if relative == "." else relative + "/"
+    return any(
+        matcher.match(f"{prefix}{depth}{name}") for depth in ("", "a/b/") for name in _STATE_FILES
+    )
+
+
 def render_location(location: str, ds: str) -> str:
     """`{{ ds }}` (YYYY-MM-DD) and `{{ ds_nodash }}` of the run's logical date."""
-    from jinja2 import Environment, StrictUndefined, UndefinedError
+    from jinja2 import StrictUndefined, TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
 
+    # A sandbox: a location is data, and must never reach Python objects or run code.
+    environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     try:
-        template = Environment(undefined=StrictUndefined).from_string(location)
+        template = environment.from_string(location)
         return template.render(ds=ds, ds_nodash=ds.replace("-", ""))
-    except UndefinedError as error:
+    except TemplateError as error:
         raise ConfigError(
             f"location {location!r}: {error}; "
             "the templates are {{ ds }} and {{ ds_nodash }}"
@@ -228,6 +275,8 @@ def _one_line(error: ValidationError, origin: str) -> str:
 def parse_settings(data: Any, base_dir: Path, origin: str = "configuration") -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping at the top level")
+    if "base_dir" in data:  # set from where the file lies, never in it
+        raise ConfigError(f"{origin}: base_dir: Extra inputs are not permitted")
     try:
         return Settings(**data, base_dir=base_dir)
     except ValidationError as exc:

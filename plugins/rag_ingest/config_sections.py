@@ -20,7 +20,8 @@ _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 
 class StrictModel(BaseModel):
     # Unknown keys are almost always typos; refuse them rather than ignore them.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No setting is infinite or NaN (`max_file_mb: .inf` would pass, then fail a run).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RecordsConfig(StrictModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from rag_ingest.stage_results import (
     UpsertResult,
 )
 from rag_ingest.stores.base import StoreStats
+
+log = logging.getLogger(__name__)
 
 # Stages every completed run has a result for (embed only when there was work).
 PIPELINE_STAGES = (
@@ -213,12 +216,28 @@ def render_html(report: dict[str, Any], reports_dir: Path) -> str:
     return render_page("run_report.html", report=report, link=link)
 
 
+def read_report(path: Path) -> dict[str, Any] | None:
+    """One report file; None (and a warning naming it) when it cannot be read, so one
+    damaged file never takes the UI, `status` or `report` down with it."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        log.warning("skipping report %s: it cannot be read (%s)", path, error)
+        return None
+    if not isinstance(report, dict):
+        log.warning("skipping report %s: it holds no report object", path)
+        return None
+    return report
+
+
 def list_run_reports(reports_dir: Path, source: str | None = None) -> list[dict[str, Any]]:
     """Every run report, newest first, each with `json` and `html` paths relative to the folder."""
     pattern = f"{source}/*.json" if source else "*/*.json"
     reports = []
     for path in reports_dir.glob(pattern):
-        report = json.loads(path.read_text())
+        report = read_report(path)
+        if report is None:
+            continue
         relative = path.relative_to(reports_dir).as_posix()
         report["json"] = relative
         report["html"] = relative.removesuffix(".json") + ".html"
@@ -227,10 +246,9 @@ def list_run_reports(reports_dir: Path, source: str | None = None) -> list[dict[
 
 
 def latest_run_report(reports_dir: Path, source: str) -> dict[str, Any] | None:
-    candidates = list((reports_dir / source).glob("*.json"))
-    if not candidates:
+    reports = [r for p in (reports_dir / source).glob("*.json") if (r := read_report(p))]
+    if not reports:
         return None
-    reports = [json.loads(p.read_text()) for p in candidates]
     latest: dict[str, Any] = max(reports, key=lambda r: str(r.get("finished_at", "")))
     return latest
 
@@ -248,9 +266,11 @@ def list_freshness_reports(reports_dir: Path, source: str) -> list[dict[str, Any
     for path in (reports_dir / source / "freshness").glob("*.json"):
         if path.name == "baseline.json":
             continue
-        report = json.loads(path.read_text())
+        report = read_report(path)
+        if report is None:
+            continue
         relative = path.relative_to(reports_dir).as_posix()
         report["json"] = relative
         report["html"] = relative.removesuffix(".json") + ".html"
         found.append(report)
-    return sorted(found, key=lambda r: str(r["checked_at"]), reverse=True)
+    return sorted(found, key=lambda r: str(r.get("checked_at", "")), reverse=True)

@@ -46,8 +46,11 @@ def render_index(settings: Settings) -> str:
 def safe_report_path(reports_dir: Path, relative: str) -> Path | None:
     """The file under `reports_dir` that `relative` names, or None if it escapes or is absent."""
     root = reports_dir.resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
+    try:
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return None
+    except (ValueError, OSError):  # a NUL byte, a name too long: no such file, not a crash
         return None
     return target
 

@@ -278,7 +278,7 @@ def test_the_store_connects_through_the_airflow_connection(
     )
     settings = parse_settings(
         {
-            "sources": [{"name": "docs", "location": str(tmp_path)}],
+            "sources": [{"name": "docs", "location": str(tmp_path / "corpus")}],
             "store": {
                 "kind": "mongodb",
                 "conn_id": "atlas_test",

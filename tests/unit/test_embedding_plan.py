@@ -125,7 +125,7 @@ def test_a_model_whose_dimension_differs_from_the_store_is_refused(tmp_path: Pat
         json.dumps({**json.loads(pooling.read_text()), "word_embedding_dimension": 768})
     )
     settings = Settings.model_validate(
-        {"sources": [{"name": "s", "location": "."}], "embedding": {"model_path": str(folder)}}
+        {"sources": [{"name": "s", "location": "corpus"}], "embedding": {"model_path": str(folder)}}
     )
     with pytest.raises(ConfigError, match="makes 768-dimension vectors but the store holds 384"):
         pipeline.plan.check_dimension(settings, 384)

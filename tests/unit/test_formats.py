@@ -32,7 +32,7 @@ SAMPLES = {
 
 def _settings(**quality: object) -> Settings:
     return Settings.model_validate(
-        {"sources": [{"name": "docs", "location": "."}], "quality": quality}
+        {"sources": [{"name": "docs", "location": "corpus"}], "quality": quality}
     )
 
 
@@ -89,6 +89,9 @@ def test_allowed_formats_may_narrow_but_not_name_an_unparsed_format() -> None:
     assert _settings(allowed_formats=["markdown", "pdf"]).allowed_formats == ("markdown", "pdf")
     with pytest.raises(ConfigError, match=r"quality.allowed_formats: no parser makes format docx"):
         parse_settings(
-            {"sources": [{"name": "d", "location": "."}], "quality": {"allowed_formats": ["docx"]}},
+            {
+                "sources": [{"name": "d", "location": "corpus"}],
+                "quality": {"allowed_formats": ["docx"]},
+            },
             Path("."),
         )

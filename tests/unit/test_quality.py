@@ -47,10 +47,10 @@ def test_source_overrides_win_over_global_ones() -> None:
             "sources": [
                 {
                     "name": "a",
-                    "location": ".",
+                    "location": "corpus",
                     "quality_overrides": {"text_not_empty": {"mostly": 0.5}},
                 },
-                {"name": "b", "location": "."},
+                {"name": "b", "location": "corpus"},
             ],
             "quality": {
                 "overrides": {

@@ -26,7 +26,10 @@ def test_only_files_inside_the_reports_folder_are_served(tmp_path: Path) -> None
 def test_runs_are_listed_per_source_newest_first_and_escaped(tmp_path: Path) -> None:
     settings = Settings.model_validate(
         {
-            "sources": [{"name": "docs", "location": "."}, {"name": "empty", "location": "."}],
+            "sources": [
+                {"name": "docs", "location": "corpus"},
+                {"name": "empty", "location": "corpus"},
+            ],
             "paths": {"reports": str(tmp_path)},
         }
     )
@@ -47,7 +50,7 @@ def test_freshness_reports_are_listed_with_their_breaches(tmp_path: Path) -> Non
     from rag_ingest.reports import write_freshness_report
 
     settings = Settings.model_validate(
-        {"sources": [{"name": "docs", "location": "."}], "paths": {"reports": str(tmp_path)}}
+        {"sources": [{"name": "docs", "location": "corpus"}], "paths": {"reports": str(tmp_path)}}
     )
     folder = tmp_path / "docs" / "freshness"
     folder.mkdir(parents=True)
