@@ -79,11 +79,12 @@ def _stage(layout: RunLayout) -> list[Path]:
     pq.write_table(
         pa.table(
             {
-                "chunk_id": ["c1", "c2", "c3", "c9"],
-                "doc_id": ["d1", "d1", "d2", "d9"],  # d9: not planned
-                "token_count": pa.array([5, 300, 1, 2], pa.int32()),
-                "text": ["Some text", "Title > more", "\U0001f600 emoji", "stray"],
-                "text_hash": ["h1", "h2", "h3", "h1"],
+                "chunk_id": ["c1", "c2", "c3", "c9", "c4", "c0"],
+                "doc_id": ["d1", "d1", "d2", "d9", "d2", "d2"],  # d9: not planned
+                "token_count": pa.array([5, 300, 1, 2, 1, 1], pa.int32()),
+                "text": ["Some text", "Title > more", "\U0001f600 emoji", "stray", "x", "x"],
+                # h3 three times in d2 (a repetitive page), h1 in d1 and d9.
+                "text_hash": ["h1", "h2", "h3", "h1", "h3", "h3"],
             }
         ),
         layout.chunks / "part-0.parquet",
@@ -127,7 +128,9 @@ def test_document_chunk_and_embedding_facts_are_the_same_from_both_engines(
     _same(documents, facts.documents(layout, spark), ["doc_id"])
     chunks = facts.chunks(layout)
     assert list(chunks.columns) == list(facts.CHUNK_FACTS)
-    assert sorted(chunks["doc_id"]) == ["d1", "d1", "d2", "d4", "d9"]
+    assert sorted(chunks["doc_id"]) == ["d1", "d1", "d2", "d2", "d2", "d4", "d9"]
+    # Once per document: d2's repeats are null, the h1 of two documents is kept twice.
+    assert sorted(chunks["text_hash"].dropna()) == ["h1", "h1", "h2", "h3"]
     _same(chunks, facts.chunks(layout, spark), ["doc_id", "chunk_id"])
     embeddings = facts.embeddings(layout, shards)
     assert list(embeddings.columns) == list(facts.EMBEDDING_FACTS)

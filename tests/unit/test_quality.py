@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -218,3 +219,52 @@ def test_each_expectation_catches_its_defect(tmp_path: Path, stage: str, expecta
         gate(defects[expectation](clean()))
     failed = {e.name for e in failure.value.result.expectations if not e.success}
     assert expectation in failed
+
+
+def _stage_chunks(layout: Any, doc_texts: dict[str, list[str]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [(d, t) for d, texts in doc_texts.items() for t in texts]
+    layout.plan.mkdir(parents=True)
+    pq.write_table(pa.table({"doc_id": list(doc_texts)}), layout.to_chunk)
+    layout.chunks.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "chunk_id": [f"c{i:03d}" for i in range(len(rows))],
+                "doc_id": [d for d, _ in rows],
+                "token_count": pa.array([5] * len(rows), pa.int32()),
+                "text": [t for _, t in rows],
+                "text_hash": [f"h-{t}" for _, t in rows],
+            }
+        ),
+        layout.chunks / "part-0.parquet",
+    )
+
+
+def test_one_repetitive_document_cannot_fail_the_duplicate_share_of_a_run(tmp_path: Path) -> None:
+    """A text repeated within one document counts once; across documents it counts."""
+    from rag_ingest.quality import facts
+    from rag_ingest.run import RunLayout
+
+    def gate(doc_texts: dict[str, list[str]], name: str) -> None:
+        layout = RunLayout(tmp_path / name)
+        _stage_chunks(layout, doc_texts)
+        run_gate(
+            "chunks",
+            facts.chunks(layout),
+            suites_dir=SUITES,
+            parameters={"max_tokens": 254, "min_unique_text_share": 0.75},
+            overrides={},
+            data_docs_dir=tmp_path / "docs",
+            results_dir=tmp_path / "gx",
+            evidence_dir=tmp_path / "evidence",
+            run_name=name,
+        )
+
+    repetitive = {"page": ["same line"] * 12, "a": ["alpha"], "b": ["beta"]}
+    gate(repetitive, "repetitive")  # 12 of 14 chunks alike, all in one page: passes
+    boilerplate = {f"d{i}": [f"text {i}", "the same footer"] for i in range(6)}
+    with pytest.raises(GateFailed, match="duplicate_text_share_below_threshold"):
+        gate(boilerplate, "boilerplate")  # one footer in six documents: fails

@@ -73,11 +73,25 @@ def chunks(layout: RunLayout, spark: Any | None = None) -> Any:
     """The planned documents fully outer-joined with this run's chunks.
 
     A planned document without chunks is a row without a chunk id; a chunk of
-    an unplanned document has planned = False.
+    an unplanned document has planned = False. `text_hash` is given once per
+    document: a text repeated within one document (a repetitive page) is null
+    after its first chunk, so the duplicate-text share counts texts repeated
+    across documents (boilerplate), and one document cannot fail a run alone.
     """
     if spark is not None:
-        chunk_facts = spark.read.parquet(str(layout.chunks)).selectExpr(
-            "chunk_id", "doc_id", "token_count", "char_length(text) AS text_chars", "text_hash"
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        within = Window.partitionBy("doc_id", "text_hash").orderBy("chunk_id")
+        chunk_facts = (
+            spark.read.parquet(str(layout.chunks))
+            .selectExpr(
+                "chunk_id", "doc_id", "token_count", "char_length(text) AS text_chars", "text_hash"
+            )
+            .withColumn(
+                "text_hash",
+                F.when(F.row_number().over(within) == 1, F.col("text_hash")),
+            )
         )
         planned = spark.read.parquet(str(layout.to_chunk)).selectExpr("doc_id", "true AS planned")
         return planned.join(chunk_facts, on="doc_id", how="full_outer").selectExpr(
@@ -108,6 +122,9 @@ def chunks(layout: RunLayout, spark: Any | None = None) -> Any:
     planned["planned"] = True
     if made is None or made.empty:
         made = pd.DataFrame({name: pd.Series(dtype=object) for name in columns if name != "text"})
+    made = made.sort_values("chunk_id", kind="stable")
+    repeated = made.duplicated(["doc_id", "text_hash"]) & made["text_hash"].notna()
+    made["text_hash"] = made["text_hash"].where(~repeated, None)
     frame = planned.merge(made, on="doc_id", how="outer")
     frame["planned"] = frame["planned"].astype("boolean").fillna(False).astype(bool)
     return frame[list(CHUNK_FACTS)]
