@@ -19,12 +19,13 @@ from rag_ingest.spark import chunk_job, get_session, write_job_result
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
+    parser.add_argument("--source", required=True)
     parser.add_argument("--run-dir", required=True, help="run staging folder")
     args = parser.parse_args(argv)
 
     settings = load_settings(args.config)
     spark = get_session(settings.spark, "rag-ingest chunk", set_master=False)
-    counts = chunk_job(spark, settings, args.run_dir)
+    counts = chunk_job(spark, settings, settings.source(args.source), args.run_dir)
     write_job_result(args.run_dir, "chunk", counts)
     print(json.dumps(counts))
     return 0

@@ -21,13 +21,12 @@ from __future__ import annotations
 import bisect
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import pandas as pd
     from tokenizers import Tokenizer
 
     from rag_ingest.config import Settings
@@ -295,75 +294,6 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
-
-
-def page_of(page_starts: Sequence[int] | None, offset: int) -> int | None:
-    """1-based page holding character `offset`, for documents that have pages."""
-    if page_starts is None or len(page_starts) == 0:
-        return None
-    return bisect.bisect_right(list(page_starts), offset)
-
-
-# Spark DDL of the chunk rows the chunk step produces.
-CHUNKS_SCHEMA = (
-    "chunk_id string, doc_id string, source string, uri string, title string, "
-    "section string, text string, chunk_index int, char_start long, char_end long, "
-    "token_count int, text_hash string, page int, content_hash string, "
-    "chunker_fingerprint string, "
-    "modified_at timestamp, metadata string, acl array<string>"
-)
-
-
-def chunk_documents(
-    batches: Iterator[pd.DataFrame],
-    model_path: str,
-    max_tokens: int,
-    overlap_tokens: int,
-    chunker_fingerprint: str,
-    context_lines: bool = True,
-) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: document rows in, CHUNKS_SCHEMA rows out.
-
-    The tokenizer is loaded once per Spark task, not per document.
-    """
-    import pandas as pd
-
-    from rag_ingest.embedding import resolve_model_path
-    from rag_ingest.identity import chunk_ids, content_hash
-
-    chunker = Chunker(load_tokenizer(resolve_model_path(model_path)), max_tokens, overlap_tokens)
-    columns = [c.split()[0] for c in CHUNKS_SCHEMA.split(", ")]
-    for batch in batches:
-        rows = []
-        for doc in batch.itertuples(index=False):
-            title = context_title(doc.title, doc.uri) if context_lines else None
-            chunks = chunker.split(doc.text, title)
-            labels = list(doc.acl) if doc.acl is not None else []
-            ids = chunk_ids(doc.doc_id, [c.text for c in chunks], labels)
-            for chunk, cid in zip(chunks, ids, strict=True):
-                rows.append(
-                    (
-                        cid,
-                        doc.doc_id,
-                        doc.source,
-                        doc.uri,
-                        doc.title,
-                        chunk.section,
-                        chunk.text,
-                        chunk.index,
-                        chunk.char_start,
-                        chunk.char_end,
-                        chunk.token_count,
-                        content_hash(chunk.text),
-                        page_of(doc.page_starts, chunk.char_start),
-                        doc.content_hash,
-                        chunker_fingerprint,
-                        doc.modified_at,
-                        doc.metadata,
-                        labels,
-                    )
-                )
-        yield pd.DataFrame(rows, columns=columns)
 
 
 def context_title(title: str | None, uri: str) -> str | None:

@@ -88,6 +88,7 @@ class SourceConfig(StrictModel):
     # One document's bounds: more parsed text, or a longer parse, is quarantined,
     # so no single file can hold a worker's memory or time (issue 18).
     max_document_chars: int = Field(5_000_000, gt=0, description="Parsed characters per document")
+    max_chunks_per_document: int = Field(20_000, gt=0, description="Chunks one document may make")
     max_parse_seconds: float = Field(
         120.0, gt=0, allow_inf_nan=False, description="Seconds to parse one file"
     )

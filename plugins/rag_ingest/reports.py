@@ -54,11 +54,12 @@ class ReportSummary:
 
 
 def _quarantine(layout: RunLayout) -> list[dict[str, Any]]:
-    path = layout.quarantine
-    if not path.exists():
-        return []
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
-    return sorted(rows, key=lambda r: str(r["uri"]))
+    """What extract and chunk quarantined, each row with its stage and reason."""
+    rows: list[dict[str, Any]] = []
+    for path in (layout.quarantine, layout.chunk_quarantine):
+        if path.exists():
+            rows += pq.read_table(path).to_pylist()
+    return sorted(rows, key=lambda r: (str(r["uri"]), str(r["stage"])))
 
 
 def _sensitive(layout: RunLayout) -> list[dict[str, Any]]:

@@ -85,10 +85,19 @@ class RunLayout:
         """Scratch space of the bucketed plans, removed when a plan ends."""
         return self.plan / "buckets"
 
-    # chunk: the chunks of the documents to chunk.
+    # chunk: the chunks of the documents to chunk, and the documents over the chunk limit.
     @property
     def chunks(self) -> Path:
         return self.root / "chunks"
+
+    @property
+    def chunk_quarantine(self) -> Path:
+        return self.root / "chunk_quarantine"
+
+    @property
+    def chunk_job_output(self) -> Path:
+        """The chunk job's output before it is split into chunks and refusals."""
+        return self.root / "chunk_job"
 
     # plan_chunks: what to keep, delete, embed, or copy a vector for.
     @property

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import posixpath
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -18,7 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag_ingest.chunking import CHUNKS_SCHEMA, chunk_documents, chunker_fingerprint
+from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, TOO_MANY_CHUNKS, chunk_documents
+from rag_ingest.chunking import chunker_fingerprint
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
 from rag_ingest.extract import (
     LISTING_SCHEMA,
@@ -180,8 +182,17 @@ def sensitive_gate(settings: Settings, source: SourceConfig) -> SensitiveGate | 
     return SensitiveGate(gate.policy, tuple(gate.detect), tuple(gate.phone_regions))
 
 
-def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str, int]:
-    """Chunk the documents plan_documents chose (RunLayout.to_chunk) -> chunks/."""
+def chunk_job(
+    spark: SparkSession, settings: Settings, source: SourceConfig, run_dir: str
+) -> dict[str, int]:
+    """Chunk the documents plan_documents chose (RunLayout.to_chunk) -> chunks/.
+
+    A document over the source's `max_chunks_per_document` makes no chunk and
+    is written to the chunk quarantine instead. One pass: the job's output is
+    written partitioned by refusal, and the chunks' partition becomes chunks/.
+    """
+    from pyspark.sql import functions as F
+
     layout = RunLayout(Path(run_dir))
     documents = spark.read.parquet(str(layout.documents))
     wanted = spark.read.parquet(str(layout.to_chunk))
@@ -197,15 +208,33 @@ def chunk_job(spark: SparkSession, settings: Settings, run_dir: str) -> dict[str
             overlap_tokens=settings.chunking.overlap_tokens,
             chunker_fingerprint=chunker_fingerprint(settings),
             context_lines=settings.chunking.context_lines,
+            max_chunks=source.max_chunks_per_document,
         ),
-        CHUNKS_SCHEMA,
+        CHUNK_JOB_SCHEMA,
     )
     # Files of at most one embedding shard each, so shards map onto whole files.
-    chunks.write.mode("overwrite").option(
+    chunks.write.mode("overwrite").partitionBy("refused").option(
         "maxRecordsPerFile", settings.embedding.shard_size
-    ).parquet(str(layout.chunks))
-    written = spark.read.parquet(str(layout.chunks))
-    return {"chunks": written.count()}
+    ).parquet(str(layout.chunk_job_output))
+    made = layout.chunk_job_output / "refused=__HIVE_DEFAULT_PARTITION__"
+    refused = layout.chunk_job_output / f"refused={TOO_MANY_CHUNKS}"
+    shutil.rmtree(layout.chunks, ignore_errors=True)
+    if made.is_dir():
+        made.rename(layout.chunks)
+    over_limit = 0
+    if refused.is_dir():
+        rows = spark.read.parquet(str(refused)).select(
+            "uri",
+            "doc_id",
+            F.lit("chunk").alias("stage"),
+            F.lit(TOO_MANY_CHUNKS).alias("reason"),
+            F.col("section").alias("detail"),
+        )
+        rows.coalesce(1).write.mode("overwrite").parquet(str(layout.chunk_quarantine))
+        over_limit = spark.read.parquet(str(layout.chunk_quarantine)).count()
+    shutil.rmtree(layout.chunk_job_output, ignore_errors=True)
+    written = spark.read.parquet(str(layout.chunks)).count() if layout.chunks.is_dir() else 0
+    return {"chunks": written, "documents_over_chunk_limit": over_limit}
 
 
 def write_job_result(run_dir: str, job: str, counts: dict[str, int]) -> None:
@@ -262,13 +291,14 @@ def run_extract(
     return {**extract_job(spark, settings, source, run_dir, ds), "spark_startup_seconds": startup}
 
 
-def run_chunk(settings: Settings, run_dir: str, config_path: str) -> Mapping[str, float]:
+def run_chunk(
+    settings: Settings, source: SourceConfig, run_dir: str, config_path: str
+) -> Mapping[str, float]:
     """The chunk job in this task's own session, or submitted to the cluster."""
     if settings.spark.mode == "submit":
-        return submit_job(
-            settings, "chunk", ["--config", config_path, "--run-dir", run_dir], run_dir
-        )
+        args = ["--config", config_path, "--source", source.name, "--run-dir", run_dir]
+        return submit_job(settings, "chunk", args, run_dir)
     started = time.perf_counter()
     spark = get_session(settings.spark, "rag-ingest chunk")
     startup = round(time.perf_counter() - started, 3)  # near 0 when a session is running
-    return {**chunk_job(spark, settings, run_dir), "spark_startup_seconds": startup}
+    return {**chunk_job(spark, settings, source, run_dir), "spark_startup_seconds": startup}

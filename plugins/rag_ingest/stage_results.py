@@ -94,6 +94,7 @@ class ChunkResult(StageResult):
     NAME = "chunk"
     documents_chunked: int = counter()
     chunks: int = counter()
+    documents_over_chunk_limit: int = counter()
     spark_startup_seconds: float = 0.0
 
 
@@ -191,6 +192,7 @@ class RunCounts:
     documents_vanished: int = 0
     documents_chunked: int = 0
     chunks: int = 0
+    documents_over_chunk_limit: int = 0
     chunks_to_embed: int = 0
     chunks_vector_from_store: int = 0
     chunks_vector_from_run: int = 0

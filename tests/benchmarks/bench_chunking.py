@@ -182,7 +182,7 @@ def run(name: str, documents: list[tuple[str, str]], settings, workdir: Path) ->
 def bench_settings(workdir: Path, max_tokens: int, overlap: int):  # type: ignore[no-untyped-def]
     return parse_settings(
         {
-            "sources": [{"name": "bench", "location": str(workdir)}],
+            "sources": [{"name": "bench", "location": str(workdir / "corpus")}],
             "chunking": {"max_tokens": max_tokens, "overlap_tokens": overlap},
         },
         workdir,

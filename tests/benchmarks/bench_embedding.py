@@ -147,7 +147,7 @@ def child_stage(workdir: Path, backend: str, batch_size: int) -> dict[str, Any]:
     config.write_text(
         json.dumps(
             {
-                "sources": [{"name": "scifact", "location": str(workdir)}],
+                "sources": [{"name": "scifact", "location": str(workdir / "corpus")}],
                 "embedding": {"backend": backend, "batch_size": batch_size, "device": "cpu"},
                 "paths": {"models": str(workdir / "models")},
             }

@@ -51,7 +51,7 @@ def write_embed_config(folder: Path, **embedding: object) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "rag_ingest.yaml"
     settings = {
-        "sources": [{"name": "s", "location": str(folder)}],
+        "sources": [{"name": "s", "location": str(folder / "corpus")}],
         "embedding": embedding,
         "paths": {"models": str(folder / "models")},
     }

@@ -20,7 +20,8 @@ def run(config_path: str | None, source_name: str, run_id: str) -> ChunkResult:
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     layout = ctx.layout
-    shutil.rmtree(layout.chunks, ignore_errors=True)  # this attempt's chunks only
+    for earlier in (layout.chunks, layout.chunk_quarantine):  # this attempt's output only
+        shutil.rmtree(earlier, ignore_errors=True)
     documents_chunked = pq.read_metadata(layout.to_chunk).num_rows
     if documents_chunked == 0:
         return ctx.record(ChunkResult(seconds=round(time.perf_counter() - started, 3)))
@@ -33,11 +34,12 @@ def run(config_path: str | None, source_name: str, run_id: str) -> ChunkResult:
             f"chunking.max_tokens ({ctx.settings.chunking.max_tokens}) is more than the "
             f"model reads ({limit} tokens); lower it to at most {limit}"
         )
-    counts = run_chunk(ctx.settings, str(layout.root), ctx.config_path)
+    counts = run_chunk(ctx.settings, ctx.source, str(layout.root), ctx.config_path)
     return ctx.record(
         ChunkResult(
             documents_chunked=documents_chunked,
             chunks=int(counts["chunks"]),
+            documents_over_chunk_limit=int(counts.get("documents_over_chunk_limit", 0)),
             spark_startup_seconds=float(counts.get("spark_startup_seconds", 0.0)),
             seconds=round(time.perf_counter() - started, 3),
         )

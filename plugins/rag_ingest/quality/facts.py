@@ -73,7 +73,9 @@ def chunks(layout: RunLayout, spark: Any | None = None) -> Any:
     """The planned documents fully outer-joined with this run's chunks.
 
     A planned document without chunks is a row without a chunk id; a chunk of
-    an unplanned document has planned = False. `text_hash` is given once per
+    an unplanned document has planned = False. A document the chunk job
+    quarantined (over the chunk limit) is not planned any more: it has its
+    own reason in the quarantine. `text_hash` is given once per
     document: a text repeated within one document (a repetitive page) is null
     after its first chunk, so the duplicate-text share counts texts repeated
     across documents (boilerplate), and one document cannot fail a run alone.
@@ -94,6 +96,9 @@ def chunks(layout: RunLayout, spark: Any | None = None) -> Any:
             )
         )
         planned = spark.read.parquet(str(layout.to_chunk)).selectExpr("doc_id", "true AS planned")
+        if layout.chunk_quarantine.exists():
+            refused = spark.read.parquet(str(layout.chunk_quarantine)).select("doc_id")
+            planned = planned.join(refused, on="doc_id", how="left_anti")
         return planned.join(chunk_facts, on="doc_id", how="full_outer").selectExpr(
             "doc_id",
             "coalesce(planned, false) AS planned",
@@ -117,6 +122,9 @@ def chunks(layout: RunLayout, spark: Any | None = None) -> Any:
     columns = ["chunk_id", "doc_id", "token_count", "text", "text_hash"]
     made = _stream_facts(layout.chunks, columns, derive) if layout.chunks.exists() else None
     planned = pq.read_table(layout.to_chunk).to_pandas()
+    if layout.chunk_quarantine.exists():
+        refused = pq.read_table(layout.chunk_quarantine, columns=["doc_id"]).to_pandas()
+        planned = planned[~planned["doc_id"].isin(refused["doc_id"])]
     if planned.empty and (made is None or made.empty):
         return pd.DataFrame()
     planned["planned"] = True
