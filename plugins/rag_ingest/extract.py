@@ -288,6 +288,8 @@ def _parse(
             rows.append(_failed(row, "invalid_unicode", "holds text that is not valid Unicode"))
         except Exception as exc:  # noqa: BLE001 - one bad record never costs the rest
             rows.append(_failed(row, _crash_reason(exc), f"{type(exc).__name__}: {exc}"))
+    if not rows:  # every input is ingested or quarantined, an empty record file too
+        raise ParseError("no_records", "the file holds no record")
     return rows
 
 

@@ -229,3 +229,17 @@ def test_a_file_name_that_is_not_utf8_is_refused_with_that_reason(tmp_path: Path
     assert odd["error_reason"] == "invalid_name" and "not valid UTF-8" in odd["error_detail"]
     assert odd["uri"].endswith("caf\\xe9.md")  # shown with its byte escaped, storable
     odd["uri"].encode("utf-8")
+
+
+def test_a_record_file_without_records_is_quarantined_not_silently_dropped(
+    tmp_path: Path,
+) -> None:
+    """Found by `make fuzz` (a bit flip left a readable Parquet file of 0 rows)."""
+    empty_parquet = tmp_path / "none.parquet"
+    pq.write_table(pa.table({"_id": pa.array([], pa.string()), "text": pa.array([], pa.string())}),
+                   empty_parquet)  # fmt: skip
+    blank_lines = tmp_path / "blank.jsonl"
+    blank_lines.write_text("\n  \n\n")
+    for path in (empty_parquet, blank_lines):
+        (row,) = _parse(path)
+        assert row["error_reason"] == "no_records" and row["uri"] == str(path)

@@ -28,7 +28,7 @@ KNOWN_REASONS = {
     "invalid_json", "invalid_record", "missing_id", "invalid_id", "duplicate_id",
     "missing_text", "invalid_labels", "invalid_text", "too_deeply_nested", "invalid_unicode",
     "parse_failed", "parse_timeout", "out_of_memory", "text_too_long", "not_followed",
-    "unreadable", "sensitive_data", "invalid_name", "too_many_chunks",
+    "unreadable", "sensitive_data", "invalid_name", "too_many_chunks", "no_records",
 }  # fmt: skip
 PER_FAMILY = int(os.environ.get("RAG_INGEST_FUZZ_CASES", "60"))
 LIMITS = ParseLimits(50 * 2**20, max_document_chars=5_000_000, max_seconds=30.0)

@@ -30,7 +30,15 @@ def parse_pdf(relative_path: str, data: bytes) -> ParsedDocument:
         raise ParseError("too_deeply_nested", "objects nested too deep") from None
     # pypdf meets a corrupt file with its own errors and with plain Python ones
     # (a filter it does not know is NotImplementedError).
-    except (PyPdfError, NotImplementedError, ValueError, KeyError, TypeError, OSError) as exc:
+    except (
+        PyPdfError,
+        NotImplementedError,
+        AttributeError,
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+    ) as exc:
         raise ParseError("corrupt_pdf", f"{type(exc).__name__}: {exc}") from None
     page_starts = []
     parts = []

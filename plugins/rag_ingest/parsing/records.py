@@ -73,11 +73,13 @@ def _rows_parquet(data: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordPro
     while True:
         try:
             batch = next(batches)
+            # A string column that is not UTF-8 fails here, as Python text.
+            rows = batch.to_pylist()
         except StopIteration:
             return
         except Exception as exc:  # noqa: BLE001 - a corrupt page mid-file: the file is corrupt
             raise ParseError("corrupt_parquet", f"{type(exc).__name__}: {exc}") from None
-        for row in batch.to_pylist():
+        for row in rows:
             number += 1
             yield f"row {number}", row
 
