@@ -36,6 +36,9 @@ from rag_ingest.config import (
     SourceConfig,
     load_settings,
 )
+from rag_ingest.config import (
+    config_path as default_config_path,
+)
 
 START_DATE = datetime(2026, 1, 1)
 INGESTION_DOC = """Ingest one source into the vector store: extract and parse (Spark), plan,
@@ -80,7 +83,7 @@ def build_dag(
 ) -> DAG:
     """The ingestion DAG of one source."""
     retries = retries or RetriesConfig()
-    path = config_path or config_path_beside(__file__)
+    path = config_path or str(default_config_path())
     name, dag_id = source.name, source.dag_id
     with DAG(
         dag_id=dag_id,

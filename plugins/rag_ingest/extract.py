@@ -35,6 +35,7 @@ from rag_ingest.parsing import (
     parse_file,
     parse_records,
 )
+from rag_ingest.parsing.base import escaped, is_unicode
 from rag_ingest.sensitive import Scanner, describe
 from rag_ingest.sources import read_bytes
 
@@ -167,47 +168,34 @@ def _crash_reason(error: BaseException) -> str:
         return "too_deeply_nested"
     if isinstance(error, MemoryError):
         return "out_of_memory"
-    if type(error).__name__ == "LimitReachedError":  # pypdf: a stream that inflates too far
-        return "too_large"
     return "parse_failed"
 
 
 _TEXT_COLUMNS = ("uri", "relative_path", "title", "text", "metadata", "error_detail")
 
 
-def _encodable(row: dict[str, Any]) -> bool:
+def _storable_row(row: dict[str, Any]) -> bool:
     """Whether Arrow can store the row's text (a lone surrogate cannot be UTF-8)."""
-    try:
-        for column in _TEXT_COLUMNS:
-            if isinstance(row.get(column), str):
-                row[column].encode("utf-8")
-        for label in row.get("acl") or ():
-            label.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    texts = [row.get(column) for column in _TEXT_COLUMNS] + list(row.get("acl") or ())
+    return all(is_unicode(text) for text in texts if isinstance(text, str))
 
 
 def _storable(rows: list[dict[str, Any]], file_row: dict[str, Any]) -> list[dict[str, Any]]:
     """`rows`, each one that Arrow cannot store replaced by a quarantine row saying why."""
     kept = []
     for row in rows:
-        if _encodable(row):
+        if _storable_row(row):
             kept.append(row)
             continue
         safe: dict[str, Any] = dict.fromkeys(PARSED_COLUMNS)
         safe.update(
             {k: file_row[k] for k in ("source", "size", "modified_at")},
             doc_id=row["doc_id"],
-            uri=_printable(row["uri"]),
-            relative_path=_printable(row["relative_path"]),
+            uri=escaped(row["uri"]),
+            relative_path=escaped(row["relative_path"]),
         )
         kept.append(_failed(safe, "invalid_unicode", "holds text that is not valid Unicode"))
     return kept
-
-
-def _printable(text: str) -> str:
-    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _over_text_limit(row: dict[str, Any], limit: int | None) -> dict[str, Any]:

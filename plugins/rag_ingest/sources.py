@@ -11,7 +11,7 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 
-from rag_ingest.parsing.base import ParseError
+from rag_ingest.parsing.base import ParseError, escaped, is_unicode
 
 SYMLINK_REFUSED = "a symlink: links are not followed, so nothing outside the source is read"
 
@@ -67,12 +67,12 @@ def list_files(location: str, pattern: str, with_refused: bool = False) -> list[
         elif info.get("type") != "file":
             continue
         uri = path if protocol in ("file", "local") else f"{protocol}://{path}"
-        if not _is_unicode(uri):
+        if not is_unicode(uri):
             # A name in another encoding (Latin-1 bytes): it cannot be stored or shown
             # as text, so it is refused, named with its odd bytes escaped.
             if not with_refused:
                 continue
-            uri, relative = _escaped(uri), _escaped(relative)
+            uri, relative = escaped(uri), escaped(relative)
             refused, reason = "the file name is not valid UTF-8; rename the file", "invalid_name"
         files.append(
             SourceFile(
@@ -85,18 +85,6 @@ def list_files(location: str, pattern: str, with_refused: bool = False) -> list[
             )
         )
     return files
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes of a name, kept as surrogates
-        return False
-    return True
-
-
-def _escaped(text: str) -> str:
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:

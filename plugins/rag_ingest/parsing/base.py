@@ -117,5 +117,24 @@ def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+def is_unicode(text: str) -> bool:
+    """Whether `text` can be stored as UTF-8: no lone surrogate (a JSON escape such as
+    `\\ud800`, or the undecodable bytes of a file name kept as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escaped(text: str) -> str:
+    """`text` made storable: undecodable name bytes as `\\xe9`, lone surrogates as `\\ud800`."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def file_stem(relative_path: str) -> str:
     return posixpath.splitext(posixpath.basename(relative_path))[0]

@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from rag_ingest.parsing.base import ParsedDocument, ParseError, decode_text, normalise_text
+from rag_ingest.parsing.base import (
+    ParsedDocument,
+    ParseError,
+    decode_text,
+    is_unicode,
+    normalise_text,
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Longer ids are corruption or abuse, not keys (and would swell every uri).
@@ -115,17 +121,9 @@ def _clean_key(value: Any) -> str | None:
         raise ValueError(f"id is longer than {MAX_ID_CHARS} characters") from None
     if len(key) > MAX_ID_CHARS:
         raise ValueError(f"id is longer than {MAX_ID_CHARS} characters")
-    if not _encodable(key):
+    if not is_unicode(key):
         raise ValueError("id is not valid Unicode (a lone surrogate)")
     return key or None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def parse_records(
