@@ -17,7 +17,7 @@ import json
 import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -111,15 +111,35 @@ class SensitiveGate:
         return Scanner(self.detect, self.phone_regions)
 
     def apply(self, document: ParsedDocument) -> tuple[ParsedDocument, dict[str, int]]:
-        """The document (redacted under `redact`) and its findings per kind."""
-        scanner = self.scanner
-        if self.policy != "redact":
-            counts = scanner.count(document.title + "\n" + document.text)
-            return document, counts
-        title, in_title = scanner.redact(document.title)
-        text, in_text = scanner.redact(document.text)
-        counts = dict(Counter(in_title) + Counter(in_text))
-        return replace(document, title=title, text=text), counts
+        """The document (redacted under `redact`) and its findings per kind; the title,
+        the text and every string in the record's metadata are scanned alike."""
+        found: Counter[str] = Counter()
+        redact = self.policy == "redact"
+
+        def scanned(value: str) -> str:
+            if not redact:
+                found.update(self.scanner.count(value))
+                return value
+            clean, counts = self.scanner.redact(value)
+            found.update(counts)
+            return clean
+
+        title, text = scanned(document.title), scanned(document.text)
+        metadata = {key: _each_string(value, scanned) for key, value in document.metadata.items()}
+        if not redact:
+            return document, dict(found)
+        return replace(document, title=title, text=text, metadata=metadata), dict(found)
+
+
+def _each_string(value: object, change: Callable[[str], str]) -> object:
+    """The value with `change` applied to every string in it, however deeply nested."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {key: _each_string(item, change) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_each_string(item, change) for item in value]
+    return value
 
 
 def _failed(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:

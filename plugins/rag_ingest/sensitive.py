@@ -9,10 +9,11 @@ Detectors, each named in `sensitive_data.detect`:
 - `payment_card`: 13 to 19 digits (spaces or dashes allowed) with a known
   card-network prefix that pass the Luhn checksum; a random number passes
   Luhn one time in ten, the prefix rules most of the rest out.
-- `api_key`: key formats their issuers publish (AWS access key ids, GitHub,
-  Slack, Stripe, Google API keys, OpenAI) and `api_key=...`-style
-  assignments of a long opaque value.
-- `private_key`: PEM private-key blocks, header to footer.
+- `api_key`: credentials: API keys and tokens in the formats their issuers
+  publish, JWTs, passwords in URLs and in `password = ...` assignments,
+  bearer tokens (rag_ingest.credentials: detect-secrets' rules and more).
+- `private_key`: private-key blocks (PEM, OpenSSH, PGP, SSH2, PuTTY),
+  header to footer.
 
 Findings are counted per kind and never carry the matched text: they go to
 logs and reports, which must not repeat a secret.
@@ -25,34 +26,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from rag_ingest.credentials import credential_spans, private_key_spans
+
 KINDS = ("email", "phone", "payment_card", "api_key", "private_key")
 
 _EMAIL = re.compile(
     r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
 )
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-_API_KEYS = re.compile(
-    "|".join(
-        [
-            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key id
-            r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub tokens
-            r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",
-            r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",  # Slack
-            r"\b[sr]k_live_[A-Za-z0-9]{20,}\b",  # Stripe secret and restricted keys
-            r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
-            r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}\b",  # OpenAI
-            # key = value assignments: a long opaque value after a key-like name
-            r"(?i:\b(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret))"
-            r"\s*[:=]\s*['\"]?[A-Za-z0-9_\-/+=]{20,}",
-        ]
-    )
-)
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)",
-    re.DOTALL,
-)
-
-
 def luhn_valid(digits: str) -> bool:
     total = 0
     for position, char in enumerate(reversed(digits)):
@@ -107,9 +88,9 @@ class Scanner:
 
     def _all(self, text: str) -> Iterator[Span]:
         if "private_key" in self.detect:
-            yield from (Span("private_key", *m.span()) for m in _PRIVATE_KEY.finditer(text))
+            yield from (Span("private_key", *span) for span in private_key_spans(text))
         if "api_key" in self.detect:
-            yield from (Span("api_key", *m.span()) for m in _API_KEYS.finditer(text))
+            yield from (Span("api_key", *span) for span in credential_spans(text))
         if "email" in self.detect:
             yield from (Span("email", *m.span()) for m in _EMAIL.finditer(text))
         if "payment_card" in self.detect:

@@ -109,3 +109,42 @@ def test_fail_stops_the_run_after_extract_and_writes_nothing(corpus: Path, tmp_p
     assert result.reason.startswith("sensitive-data gate: 1 document(s) hold sensitive data")
     assert open_store(load_settings(config)).stats("docs").chunks == 0
     assert [p for p in PLANTED if p in everything_written(config)] == []
+
+
+def test_record_metadata_and_every_corpus_format_are_redacted_on_a_real_run(
+    tmp_path: Path,
+) -> None:
+    """Records whose text holds one case of each corpus format and whose metadata
+    holds credentials too: nothing secret reaches the store or the report."""
+    import json
+
+    import yaml
+
+    from tests.secret_corpus import corpus as secret_corpus
+
+    cases = [case for context, case in secret_corpus(seed=3, per_format=1) if context == "prose"]
+    root = tmp_path / "records"
+    root.mkdir()
+    rows = [
+        {
+            "_id": f"r{i}",
+            "title": "Runbook",
+            "text": f"Step {i} of the runbook.\n\n{case.text}\n",
+            "owner": {"contact": "ops", "note": cases[-1 - i].text},
+        }
+        for i, case in enumerate(cases)
+    ]
+    (root / "runbooks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = write_config(tmp_path, root, glob="*.jsonl")
+    document = yaml.safe_load(config.read_text())
+    document["sources"][0]["records"] = {"title_field": "title", "metadata_fields": ["owner"]}
+    config.write_text(yaml.safe_dump(document))
+
+    counts = run(config, "manual__corpus")
+    assert counts["documents_with_sensitive_data"] == len(cases)
+    stored = open_store(load_settings(config)).fetch("docs", with_vectors=False)
+    assert {u.rpartition("#")[2] for u in stored["uri"].to_pylist()} == {r["_id"] for r in rows}
+    assert all('"contact": "ops"' in m for m in stored["metadata"].to_pylist())
+    written = everything_written(config) + "\n".join(stored["metadata"].to_pylist())
+    leaked = {case.name for case in cases for part in case.secrets if part in written}
+    assert leaked == set()
