@@ -137,13 +137,17 @@ FORMATS: tuple[Callable[[random.Random], SecretCase], ...] = (
     _token("gitlab_pat", lambda r: "glpat-" + _pick(r, URLSAFE, 20)),
     _token(
         "slack_bot_token",
-        lambda r: f"xoxb-{_pick(r, string.digits, 12)}-{_pick(r, string.digits, 13)}-"
-        + _pick(r, string.ascii_lowercase + string.digits, 24),
+        lambda r: (
+            f"xoxb-{_pick(r, string.digits, 12)}-{_pick(r, string.digits, 13)}-"
+            + _pick(r, string.ascii_lowercase + string.digits, 24)
+        ),
     ),
     _token(
         "slack_webhook",
-        lambda r: f"https://hooks.slack.com/services/T{_pick(r, UPPER_DIGITS, 8)}/"
-        f"B{_pick(r, UPPER_DIGITS, 10)}/{_pick(r, ALNUM, 24)}",
+        lambda r: (
+            f"https://hooks.slack.com/services/T{_pick(r, UPPER_DIGITS, 8)}/"
+            f"B{_pick(r, UPPER_DIGITS, 10)}/{_pick(r, ALNUM, 24)}"
+        ),
     ),
     _token("stripe_secret_key", lambda r: "sk_live_" + _pick(r, ALNUM, 24)),
     _token("stripe_restricted_key", lambda r: "rk_live_" + _pick(r, ALNUM, 24)),
@@ -160,9 +164,7 @@ FORMATS: tuple[Callable[[random.Random], SecretCase], ...] = (
     _service_account,
     _url_password("postgres_url_password", "DATABASE_URL=postgresql://app:{}@db.internal:5432/app"),
     _url_password("mongodb_url_password", 'uri: "mongodb+srv://reader:{}@cluster0.example.net/kb"'),
-    _token(
-        "bearer_token", lambda r: _pick(r, URLSAFE, 40), "curl -H 'Authorization: Bearer {}'"
-    ),
+    _token("bearer_token", lambda r: _pick(r, URLSAFE, 40), "curl -H 'Authorization: Bearer {}'"),
     _token(
         "basic_auth_header",
         lambda r: base64.b64encode(f"admin:{_pick(r, ALNUM, 12)}".encode()).decode(),
@@ -172,9 +174,7 @@ FORMATS: tuple[Callable[[random.Random], SecretCase], ...] = (
     _password("password_env_variable", "DB_PASSWORD={}"),
     _password("secret_yaml_key", "client_secret: {}"),
     _token("twilio_api_key", lambda r: "SK" + _pick(r, HEX, 32)),
-    _token(
-        "sendgrid_api_key", lambda r: f"SG.{_pick(r, URLSAFE, 22)}.{_pick(r, URLSAFE, 43)}"
-    ),
+    _token("sendgrid_api_key", lambda r: f"SG.{_pick(r, URLSAFE, 22)}.{_pick(r, URLSAFE, 43)}"),
     _token("npm_token", lambda r: "npm_" + _pick(r, ALNUM, 36)),
     _token("pypi_token", lambda r: "pypi-AgEIcHlwaS5vcmc" + _pick(r, URLSAFE, 70)),
     _token(

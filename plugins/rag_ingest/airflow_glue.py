@@ -10,7 +10,8 @@ factory (rag_ingest.dag_factory) stays wiring:
   ends the task at once instead of being retried. A busy source is not one:
   its run is retried (by default 30 s, then 60 s later), so it waits its turn.
 - lease liveness: whether the run holding a source's lease is still active,
-  asked of Airflow through the task instance.
+  asked of Airflow through the task instance, and whether this process runs
+  the whole DAG run (`airflow dags test`), so that its death ends the run.
 - report status: a run whose report says it failed fails its report task, so
   the DAG run ends failed too.
 
@@ -69,6 +70,18 @@ def lease_liveness(ti: Any, dag_id: str) -> Callable[[str], bool]:
     return is_running
 
 
+def runs_whole_dag_here() -> bool:
+    """Whether this process runs every task of its DAG run: `airflow dags test`
+    runs them in its own process through Airflow's in-process supervisor; an
+    executor starts a process per task."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:
+        return False
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return type(comms).__name__ == "InProcessSupervisorComms"
+
+
 def fail_unless_succeeded(summary: Mapping[str, Any]) -> None:
     """A run whose report says it failed fails the report task (and so the run)."""
     if summary["status"] != "success":
@@ -108,6 +121,7 @@ def extract(config_path: str, source: str, dag_id: str, context: TaskContext) ->
             ds,
             lease_liveness(context["ti"], dag_id),
             full_resync=_flag(context, "full_resync"),
+            whole_run_here=runs_whole_dag_here(),
         )
         validate_documents(config_path, source, run_id)
     return result.to_dict()

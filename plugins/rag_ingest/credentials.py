@@ -41,7 +41,9 @@ Span = tuple[int, int]
 EXTRA_RULES: dict[str, re.Pattern[str]] = {
     "google_api_key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),
     "github_fine_grained_pat": re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
-    "openai_or_anthropic_key": re.compile(r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_-]{32,}"),
+    "openai_or_anthropic_key": re.compile(
+        r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_-]{32,}"
+    ),
     "hugging_face_token": re.compile(r"\bhf_[A-Za-z0-9]{30,}"),
     "npm_token": re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"),
     "shopify_token": re.compile(r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b"),
@@ -96,20 +98,24 @@ _TOKEN_TAIL = re.compile(r"(?:[A-Za-z0-9_\-+/=]|\.(?=[A-Za-z0-9_\-+/=]))*")
 MIN_KEYWORD_VALUE = 6
 
 
-assert all(any(stem in word for stem in _KEYWORD_STEMS) for word in DENYLIST), DENYLIST
+if not all(any(stem in word for stem in _KEYWORD_STEMS) for word in DENYLIST):
+    # A newer detect-secrets keyword without a stem here would never be looked for.
+    raise ImportError(f"detect-secrets keywords {DENYLIST} outgrew {_KEYWORD_STEMS}")
 
 
 @cache
 def _regex_detectors() -> tuple[RegexBasedDetector, ...]:
     """detect-secrets' built-in regex detectors, less the noisy and the private-key one."""
     skipped = (HighEntropyStringsPlugin, IPPublicDetector, PrivateKeyDetector)
-    return tuple(
-        plugin_class()
-        for plugin_class in get_mapping_from_secret_type_to_class().values()
-        if plugin_class.__module__.startswith("detect_secrets.plugins.")
-        and issubclass(plugin_class, RegexBasedDetector)
-        and not issubclass(plugin_class, skipped)
-    )
+    detectors: list[RegexBasedDetector] = []
+    for plugin_class in get_mapping_from_secret_type_to_class().values():
+        if (
+            plugin_class.__module__.startswith("detect_secrets.plugins.")
+            and issubclass(plugin_class, RegexBasedDetector)
+            and not issubclass(plugin_class, skipped)
+        ):
+            detectors.append(plugin_class())
+    return tuple(detectors)
 
 
 def _secret_span(match: re.Match[str]) -> Span:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,5 +45,76 @@ def test_a_lease_whose_run_is_over_is_broken_and_unknown_is_never_broken(
 
     acquire(staging, "docs", "next-run", is_running)
     assert asked == ["crashed-run"]
+    holding = holder(staging, "docs")
+    assert holding is not None and holding["run_id"] == "next-run"
+
+
+def _holder_process(staging: str, whole_run_here: bool) -> subprocess.Popen[str]:
+    """A real process that takes the lease and waits to be killed."""
+    code = (
+        "import sys, time\n"
+        "from rag_ingest.lease import acquire\n"
+        f"acquire({staging!r}, 'docs', 'killed-run', whole_run_here={whole_run_here})\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    return child
+
+
+def _killed(child: subprocess.Popen[str]) -> None:
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+
+
+def test_a_lease_of_a_killed_whole_run_process_is_broken_though_airflow_says_running(
+    tmp_path: Path,
+) -> None:
+    staging = str(tmp_path)
+    child = _holder_process(staging, whole_run_here=True)
+    try:
+        with pytest.raises(SourceBusy):  # alive: busy
+            acquire(staging, "docs", "next-run", is_running=lambda run: True)
+    finally:
+        _killed(child)
+    acquire(staging, "docs", "next-run", is_running=lambda run: True)  # `dags test`: "running"
+    holding = holder(staging, "docs")
+    assert holding is not None and holding["run_id"] == "next-run"
+
+
+def test_a_dead_task_process_under_an_executor_is_not_a_dead_run(tmp_path: Path) -> None:
+    """Each task is its own process there: extract's exit says nothing of its run."""
+    staging = str(tmp_path)
+    _killed(_holder_process(staging, whole_run_here=False))
+    with pytest.raises(SourceBusy, match="killed-run"):
+        acquire(staging, "docs", "next-run", is_running=lambda run: True)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"host": "another-host"},  # cannot look at another host's processes
+        {"pid": "not a pid"},  # unreadable: never broken blindly
+    ],
+)
+def test_a_holder_that_cannot_be_checked_counts_as_alive(tmp_path: Path, forged: dict) -> None:
+    staging = str(tmp_path)
+    _killed(_holder_process(staging, whole_run_here=True))
+    lease_file = tmp_path / "docs" / "ACTIVE_RUN.json"
+    lease_file.write_text(json.dumps({**json.loads(lease_file.read_text()), **forged}))
+    with pytest.raises(SourceBusy):
+        acquire(staging, "docs", "next-run", is_running=lambda run: True)
+
+
+def test_a_recycled_pid_is_not_taken_for_the_holder(tmp_path: Path) -> None:
+    """The holder's pid now names a younger process (here: this one): the holder is gone."""
+    staging = str(tmp_path)
+    _killed(_holder_process(staging, whole_run_here=True))
+    lease_file = tmp_path / "docs" / "ACTIVE_RUN.json"
+    body = json.loads(lease_file.read_text())
+    body["pid"], body["pid_started"] = os.getpid(), body["pid_started"] - 3600
+    lease_file.write_text(json.dumps(body))
+    acquire(staging, "docs", "next-run", is_running=lambda run: True)
     holding = holder(staging, "docs")
     assert holding is not None and holding["run_id"] == "next-run"

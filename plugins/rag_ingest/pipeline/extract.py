@@ -30,19 +30,21 @@ def run(
     ds: str | None = None,
     is_running: Callable[[str], bool] | None = None,
     full_resync: bool = False,
+    whole_run_here: bool = False,
 ) -> ExtractResult:
     """Take the source's lease, then list and parse it with Spark -> documents/, quarantine/.
 
     `ds` is the run's logical date (YYYY-MM-DD): a templated location lists
     that partition only. `is_running(run_id)` says whether the run holding
-    the source's lease is still active (see rag_ingest.lease). When nothing
+    the source's lease is still active, `whole_run_here` whether this process
+    runs every task of the run (see rag_ingest.lease). When nothing
     the last extraction read has changed, its output is reused and Spark is
     not started (rag_ingest.parse_cache); `full_resync` always parses.
     """
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     try:
-        lease.acquire(ctx.settings.staging_dir, source_name, run_id, is_running)
+        lease.acquire(ctx.settings.staging_dir, source_name, run_id, is_running, whole_run_here)
     except lease.SourceBusy as busy:  # the run report says why this run did nothing
         write_stage_result(ctx.layout, RefusedResult(reason=str(busy)))
         raise
