@@ -137,7 +137,12 @@ class SourceConfig(StrictModel):
 
     @property
     def dag_id(self) -> str:
-        return f"rag_ingest__{self.name}"
+        return dag_id_for(self.name)
+
+
+def dag_id_for(source_name: str) -> str:
+    """The ingestion DAG of a source: its Airflow permissions are the source's."""
+    return f"rag_ingest__{source_name}"
 
 
 class ChunkingConfig(StrictModel):

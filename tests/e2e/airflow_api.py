@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,44 +48,60 @@ def wait_until_healthy(
         time.sleep(1)
 
 
-@contextmanager
-def api_server(config: Path, folder: Path, user: str, password: str) -> Iterator[tuple[str, str]]:
-    """(base URL, bearer token) of an API server reading `config`'s reports.
+def login(base: str, user: str, password: str) -> str:
+    """A bearer token for `user` from the server's own /auth/token."""
+    request = urllib.request.Request(
+        f"{base}/auth/token",
+        data=json.dumps({"username": user, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(json.loads(response.read())["access_token"])
 
-    The user is a viewer of Airflow's simple auth manager, with its password
-    in a file of its own; the server's log goes to `folder`/api-server.log.
+
+@contextmanager
+def api_server(
+    config: Path,
+    folder: Path,
+    user: str,
+    password: str,
+    *,
+    more_users: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[tuple[str, str]]:
+    """(base URL, bearer token of `user`) of an API server reading `config`'s reports.
+
+    The users (`user` and `more_users`, name to password) are viewers of
+    Airflow's simple auth manager, with their passwords in a file of their
+    own; `env` adds to the server's environment (another auth manager); the
+    server's log goes to `folder`/api-server.log.
     """
+    users = {user: password, **(more_users or {})}
     passwords = folder / "passwords.json"
-    passwords.write_text(json.dumps({user: password}))
+    passwords.write_text(json.dumps(users))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
+    server_env = {
         **os.environ,
         "RAG_INGEST_CONFIG": str(config),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{name}:viewer" for name in users),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__BASE_URL": base,
+        **(env or {}),
     }
     log_path = folder / "api-server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "airflow"), "api-server", "--host", "127.0.0.1",
              "--port", str(port)],
-            env=env,
+            env=server_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         try:
             wait_until_healthy(base, process, log_path, timeout=120)
-            request = urllib.request.Request(
-                f"{base}/auth/token",
-                data=json.dumps({"username": user, "password": password}).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                token = str(json.loads(response.read())["access_token"])
-            yield base, token
+            yield base, login(base, user, password)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, 15)

@@ -10,14 +10,16 @@ refused.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import write_config
-from tests.e2e.airflow_api import api_server, get
+from tests.conftest import PROJECT_ROOT, write_config
+from tests.e2e.airflow_api import api_server, get, login
 from tests.e2e.pipeline_runs import run
 
 pytestmark = pytest.mark.slow
@@ -74,3 +76,48 @@ def test_the_ui_lists_the_page_in_its_navigation(server: dict) -> None:
     plugin = next(p for p in json.loads(body)["plugins"] if p["name"] == "rag_ingest")
     assert plugin["external_views"][0]["name"] == "Knowledge ingestion"
     assert plugin["fastapi_apps"][0]["url_prefix"] == "/rag-ingest"
+
+
+def test_each_caller_sees_only_the_sources_whose_dag_airflow_lets_them_read(
+    tmp_path: Path, airflow_db: Path
+) -> None:
+    """Two sources; `hr_reader` may read both DAGs, `outsider` only the docs DAG (as
+    Airflow's auth manager decides: here a simple manager narrowed per DAG)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "guide.md").write_text("# Guide\n\nPublic guide to the ingestion pipeline.\n")
+    hr_corpus = tmp_path / "hr"
+    hr_corpus.mkdir()
+    (hr_corpus / "pay.md").write_text("# Salary bands\n\nGrade 7 earns the confidential band.\n")
+    config = write_config(tmp_path, corpus)
+    document = yaml.safe_load(config.read_text())
+    document["sources"].append({"name": "hr", "location": str(hr_corpus), "glob": "**/*.md"})
+    config.write_text(yaml.safe_dump(document))
+    run(config, "docs_run")
+    run(config, "hr_run", source="hr")
+
+    grants = "outsider=rag_ingest__docs;hr_reader=rag_ingest__docs,rag_ingest__hr"
+    env = {
+        "AIRFLOW__CORE__AUTH_MANAGER": "tests.e2e.scoped_auth_manager.ScopedSimpleAuthManager",
+        "RAG_INGEST_TEST_DAG_GRANTS": grants,
+        "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    with api_server(
+        config, tmp_path, "outsider", "pw-outsider", more_users={"hr_reader": "pw-hr"}, env=env
+    ) as (base, outsider):
+        hr_reader = login(base, "hr_reader", "pw-hr")
+        status, body = get(f"{base}/rag-ingest/api/runs", outsider)
+        assert status == 200 and set(json.loads(body)) == {"docs"}
+        status, body = get(f"{base}/rag-ingest/api/runs", hr_reader)
+        assert status == 200 and set(json.loads(body)) == {"docs", "hr"}
+
+        status, page = get(f"{base}/rag-ingest/", outsider)
+        assert status == 200 and "docs_run" in page and "hr_run" not in page
+        hr_links = sorted(
+            set(re.findall(r'href="([^"]+)"', get(f"{base}/rag-ingest/", hr_reader)[1]))
+        )
+        hr_files = [link for link in hr_links if "/files/hr/" in link]
+        assert hr_files, hr_links  # the hr reader's page links the hr reports
+        for link in hr_files:
+            assert get(base + link, hr_reader)[0] == 200, link
+            assert get(base + link, outsider)[0] == 404, link  # as if it did not exist
