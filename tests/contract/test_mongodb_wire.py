@@ -352,3 +352,73 @@ def test_index_health_reports_a_missing_a_changed_and_a_queryable_index(
         True,
         f"search index {INDEX} is READY and queryable",
     )
+
+
+def _stored_chunks(rng: Any, vocabulary: list[str], n: int = 60) -> list[dict[str, Any]]:
+    """Chunk documents as the store writes them, with random labels (empty ones too)."""
+    return [
+        {"_id": f"c{i}", "doc_id": f"d{i % 20}", "source": f"s{i % 3}",
+         "acl": rng.sample(vocabulary, rng.randint(0, 3)), "text": f"chunk {i}",
+         "uri": f"/corpus/d{i % 20}.md", "title": "t", "chunk_index": 0,
+         "model_id": "m", "score": rng.random()}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_no_search_returns_a_chunk_the_callers_labels_do_not_allow(
+    server: MockupDB, store: MongoDBStore
+) -> None:
+    """Property test at the wire: 300 random searches (caller labels, source, k) against
+    a peer that answers each $vectorSearch by applying its filter with MongoDB's query
+    semantics (mongomock's evaluator) to 60 randomly labelled chunks. Every hit carries
+    one of the caller's labels, and every allowed chunk within the limit comes back."""
+    import random
+
+    from mongomock.filtering import filter_applies
+
+    rng = random.Random(18)
+    vocabulary = ["public", "hr", "finance", "legal", "eng"]
+    chunks = _stored_chunks(rng, vocabulary)
+
+    def as_atlas_would(request: Any) -> bool:
+        stage = request.doc["pipeline"][0]["$vectorSearch"]
+        matching = [c for c in chunks if filter_applies(stage.get("filter", {}), c)]
+        return bool(request.ok(cursor={"id": 0, "ns": "rag.chunks",
+                                       "firstBatch": matching[: stage["limit"]]}))  # fmt: skip
+
+    server.autoresponds(OpMsg("aggregate", "chunks"), as_atlas_would)
+    for _ in range(300):
+        caller = rng.sample([*vocabulary, "nobody"], rng.randint(0, 3))
+        source = rng.choice([None, "s0", "s1", "s2"])
+        k = rng.randint(1, 70)
+        hits = store.search([0.5] * 8, k, source, caller)
+        reachable = [
+            c for c in chunks
+            if set(c["acl"]) & set(caller) and source in (None, c["source"])
+        ]  # fmt: skip
+        labels_of = {c["_id"]: set(c["acl"]) for c in chunks}
+        assert all(labels_of[h.chunk_id] & set(caller) for h in hits), caller
+        assert all(source in (None, h.source) for h in hits)
+        assert len(hits) == min(k, len(reachable))
+
+
+def test_hits_a_server_lets_through_against_the_callers_labels_are_dropped(
+    server: MockupDB, store: MongoDBStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fail closed: a server that ignores the filter (an index built without `acl` as a
+    filter field) returns every chunk; the caller still sees only what they may."""
+    import random
+
+    rng = random.Random(7)
+    vocabulary = ["public", "hr", "finance"]
+    chunks = _stored_chunks(rng, vocabulary, n=30)
+    server.autoresponds(
+        OpMsg("aggregate", "chunks"),
+        cursor={"id": 0, "ns": "rag.chunks", "firstBatch": chunks},
+    )
+    for caller in (["public"], ["hr", "finance"], ["nobody"], ["public", "hr", "finance"]):
+        hits = store.search([0.5] * 8, 30, None, caller)
+        expected = {c["_id"] for c in chunks if set(c["acl"]) & set(caller)}
+        assert {h.chunk_id for h in hits} == expected
+    assert "outside the caller's labels" in caplog.text
+    assert len(store.search([0.5] * 8, 30, None, None)) == 30  # the pipeline's own search

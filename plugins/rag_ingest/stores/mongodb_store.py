@@ -89,6 +89,21 @@ def vector_search_pipeline(
     return [{"$vectorSearch": stage}, {"$project": projection}]
 
 
+def _only_allowed(rows: list[dict[str, Any]], labels: set[str], index: str) -> list[dict[str, Any]]:
+    """The hits whose labels meet the caller's. The index filter should have done this;
+    a hit it let through (an index built without `acl` as a filter field, a server
+    that ignored the filter) is dropped here, never shown: access fails closed."""
+    allowed = [row for row in rows if labels & set(row.get("acl") or ())]
+    if len(allowed) < len(rows):
+        log.error(
+            "search index %s returned %d hit(s) outside the caller's labels (dropped): "
+            "is acl a filter field of the index?",
+            index,
+            len(rows) - len(allowed),
+        )
+    return allowed
+
+
 def cosine_from_atlas_score(score: float) -> float:
     """Atlas reports cosine as (1 + cos) / 2; the store interface returns cos itself."""
     return 2.0 * score - 1.0
@@ -241,6 +256,8 @@ class MongoDBStore(ChunkStore):
             return []  # a caller with no labels may see nothing
         pipeline = vector_search_pipeline(vector, k, self.index_name, source, labels)
         rows = self._retrying("search", lambda: list(self.collection.aggregate(pipeline)))
+        if labels is not None:
+            rows = _only_allowed(rows, set(labels), self.index_name)
         return [
             SearchHit.from_row(
                 row, chunk_id=row["_id"], score=cosine_from_atlas_score(float(row["score"]))
