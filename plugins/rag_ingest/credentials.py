@@ -108,7 +108,8 @@ def _regex_detectors() -> tuple[RegexBasedDetector, ...]:
     """detect-secrets' built-in regex detectors, less the noisy and the private-key one."""
     skipped = (HighEntropyStringsPlugin, IPPublicDetector, PrivateKeyDetector)
     detectors: list[RegexBasedDetector] = []
-    for plugin_class in get_mapping_from_secret_type_to_class().values():
+    plugin_classes: list[type[BasePlugin]] = list(get_mapping_from_secret_type_to_class().values())
+    for plugin_class in plugin_classes:
         if (
             plugin_class.__module__.startswith("detect_secrets.plugins.")
             and issubclass(plugin_class, RegexBasedDetector)
