@@ -106,6 +106,19 @@ def _timed(config_path: str, source: str, context: TaskContext, task: str) -> It
         yield run_id
 
 
+def wait_for_source(config_path: str, source: str, dag_id: str, context: TaskContext) -> bool:
+    """The sensor before extract: True once this run holds the source's lease."""
+    from rag_ingest.pipeline import extract as stage
+
+    return stage.wait_for_source(
+        config_path,
+        source,
+        str(context["run_id"]),
+        lease_liveness(context["ti"], dag_id),
+        whole_run_here=runs_whole_dag_here(),
+    )
+
+
 def extract(config_path: str, source: str, dag_id: str, context: TaskContext) -> dict[str, Any]:
     """Lease, list and parse; then the documents gate."""
     from rag_ingest.pipeline import extract as stage

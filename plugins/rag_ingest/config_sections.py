@@ -288,3 +288,8 @@ class RetriesConfig(StrictModel):
     retries: int = Field(2, ge=0)
     # Doubled after each try (Airflow's exponential backoff).
     retry_delay_seconds: float = Field(30.0, gt=0)
+    # A run whose source another run holds waits up to this long (the
+    # `wait_for_source` sensor, in reschedule mode: no worker slot is held
+    # between looks), then fails; its report names the run that held it.
+    busy_source_wait_seconds: float = Field(6 * 3600.0, ge=0, le=7 * 24 * 3600.0)
+    busy_source_poke_seconds: float = Field(30.0, ge=1, le=3600.0)

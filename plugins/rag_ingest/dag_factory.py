@@ -20,6 +20,7 @@ from airflow.sdk import (
     DAG,
     AssetAny,
     AssetOrTimeSchedule,
+    BaseSensorOperator,
     CronTriggerTimetable,
     Param,
     TriggerRule,
@@ -41,7 +42,8 @@ from rag_ingest.config import (
 )
 
 START_DATE = datetime(2026, 1, 1)
-INGESTION_DOC = """Ingest one source into the vector store: extract and parse (Spark), plan,
+INGESTION_DOC = """Ingest one source into the vector store: wait for the source if another
+run holds it, extract and parse (Spark), plan,
 chunk (Spark), embed only what is new or changed, write, delete what went stale,
 report. Quality gates after extract, chunk and embed stop the run before the store
 is touched. The trigger form offers Full re-sync and Allow mass delete."""
@@ -66,6 +68,17 @@ PARAMS = {
         description="Let this run delete more documents than the source's max_delete_share.",
     ),
 }
+
+
+class WaitForSource(BaseSensorOperator):
+    """True once this run holds its source's lease (rag_ingest.lease)."""
+
+    def __init__(self, *, config_path: str, source: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_path, self.source = config_path, source
+
+    def poke(self, context: Any) -> bool:
+        return glue.wait_for_source(self.config_path, self.source, self.dag_id, context)
 
 
 def config_path_beside(dag_file: str) -> str:
@@ -102,6 +115,17 @@ def build_dag(
         tags=["rag-ingest", f"source:{name}"],
         doc_md=INGESTION_DOC,
     ) as dag:
+        # A busy source (a backfill beside a scheduled run) is waited for, not failed:
+        # reschedule mode frees the worker slot between looks.
+        wait_for_source = WaitForSource(
+            task_id="wait_for_source",
+            config_path=path,
+            source=name,
+            mode="reschedule",
+            poke_interval=retries.busy_source_poke_seconds,
+            timeout=retries.busy_source_wait_seconds,
+            retries=0,
+        )
 
         @task
         def extract(**context: Any) -> dict[str, Any]:
@@ -147,7 +171,7 @@ def build_dag(
             return glue.report(path, name, dag_id, context)
 
         shards = plan_chunks()
-        extract() >> plan_documents() >> chunk() >> shards
+        wait_for_source >> extract() >> plan_documents() >> chunk() >> shards
         written: Any = embed.expand(shard_path=shards) >> upsert()
         if source.evaluation is not None:
             written = written >> evaluate()

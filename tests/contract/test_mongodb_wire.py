@@ -14,7 +14,8 @@ import pytest
 from mockupdb import MockupDB, OpMsg, go
 from pymongo import MongoClient
 
-from rag_ingest.stores.mongodb_store import MongoDBStore, StoreError, vector_index_definition
+from rag_ingest.stores.atlas_search import vector_index_definition
+from rag_ingest.stores.mongodb_store import MongoDBStore, StoreError
 from tests.contract.test_store_contract import make_chunks
 
 INDEX = "chunks_vector_index"

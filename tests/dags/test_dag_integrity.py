@@ -40,12 +40,24 @@ def test_every_dag_has_tags_owner_and_retries(dagbag) -> None:  # type: ignore[n
         assert dag.max_active_runs == 1, f"{dag_id} may run concurrently on one store"
         for task in dag.tasks:
             assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
+            if task.task_id == "wait_for_source":  # a sensor: its timeout is its retry
+                assert task.mode == "reschedule" and task.timeout > 0
+                continue
             assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
 
 
 def test_tasks_run_in_pipeline_order(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["rag_ingest__docs"]
-    order = ["extract", "plan_documents", "chunk", "plan_chunks", "embed", "upsert", "report"]
+    order = [
+        "wait_for_source",
+        "extract",
+        "plan_documents",
+        "chunk",
+        "plan_chunks",
+        "embed",
+        "upsert",
+        "report",
+    ]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert set(dag.params.keys()) >= {"full_resync", "allow_mass_delete"}

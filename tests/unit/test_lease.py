@@ -118,3 +118,29 @@ def test_a_recycled_pid_is_not_taken_for_the_holder(tmp_path: Path) -> None:
     acquire(staging, "docs", "next-run", is_running=lambda run: True)
     holding = holder(staging, "docs")
     assert holding is not None and holding["run_id"] == "next-run"
+
+
+def test_the_wait_for_source_sensor_looks_until_its_run_holds_the_lease(tmp_path: Path) -> None:
+    """Busy: False, and the run's refusal names the holder (what the report says if the
+    wait runs out). Free: True, and this run holds the lease; later looks stay True."""
+    from rag_ingest.config import load_settings
+    from rag_ingest.pipeline.extract import wait_for_source
+    from rag_ingest.run import RunLayout, read_stage_result
+    from rag_ingest.stage_results import RefusedResult
+    from tests.conftest import write_config
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    config = str(write_config(tmp_path, corpus))
+    staging = load_settings(config).staging_dir
+    acquire(staging, "docs", "scheduled__1")
+
+    assert wait_for_source(config, "docs", "backfill__1", lambda run: True) is False
+    refusal = read_stage_result(RunLayout.of(staging, "docs", "backfill__1"), RefusedResult)
+    assert "scheduled__1" in refusal.reason
+
+    release(staging, "docs", "scheduled__1")
+    assert wait_for_source(config, "docs", "backfill__1", lambda run: True) is True
+    assert wait_for_source(config, "docs", "backfill__1", lambda run: True) is True
+    holding = holder(staging, "docs")
+    assert holding is not None and holding["run_id"] == "backfill__1"

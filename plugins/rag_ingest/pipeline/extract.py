@@ -23,6 +23,25 @@ class SensitiveDataFound(RuntimeError):
     """The sensitive-data gate found data under policy `fail`; the run stops after extract."""
 
 
+def wait_for_source(
+    config_path: str | None,
+    source_name: str,
+    run_id: str,
+    is_running: Callable[[str], bool] | None = None,
+    whole_run_here: bool = False,
+) -> bool:
+    """One look at the source's lease: True once this run holds it. While another run
+    holds it, its name is this run's refusal (the report names it if the wait ends)."""
+    ctx = RunContext.load(config_path, source_name, run_id)
+    try:
+        lease.acquire(ctx.settings.staging_dir, source_name, run_id, is_running, whole_run_here)
+    except lease.SourceBusy as busy:
+        log.info("%s; looking again later", busy)
+        write_stage_result(ctx.layout, RefusedResult(reason=str(busy)))
+        return False
+    return True
+
+
 def run(
     config_path: str | None,
     source_name: str,

@@ -17,6 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from rag_ingest.stores.atlas_search import (
+    cosine_from_atlas_score,
+    only_allowed,
+    vector_index_definition,
+    vector_search_pipeline,
+)
 from rag_ingest.stores.base import (
     CHUNK_COLUMNS,
     INVENTORY_COLUMNS,
@@ -34,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Fields a $vectorSearch can filter on: source, access labels, model, document.
-FILTER_FIELDS = ("source", "acl", "model_id", "doc_id")
 # Ordinary indexes for what the sync looks up.
 LOOKUP_INDEXES = (
     [("source", 1), ("doc_id", 1)],
@@ -48,65 +52,6 @@ class StoreError(RuntimeError):
 
 
 # ---------------------------------------------------------------- pure parts
-
-
-def vector_index_definition(dimension: int) -> dict[str, Any]:
-    fields: list[dict[str, Any]] = [
-        {"type": "vector", "path": "vector", "numDimensions": dimension, "similarity": "cosine"}
-    ]
-    fields.extend({"type": "filter", "path": name} for name in FILTER_FIELDS)
-    return {"fields": fields}
-
-
-def vector_search_pipeline(
-    vector: Sequence[float],
-    k: int,
-    index_name: str,
-    source: str | None,
-    labels: Sequence[str] | None = None,
-) -> list[dict[str, Any]]:
-    stage: dict[str, Any] = {
-        "index": index_name,
-        "path": "vector",
-        "queryVector": [float(x) for x in vector],
-        # Atlas recommends 10-20x the limit as candidates for good recall.
-        "numCandidates": max(100, k * 20),
-        "limit": k,
-    }
-    # Filters run inside the index search (acl and source are filter fields),
-    # so the limit counts only chunks the caller may see.
-    conditions: list[dict[str, Any]] = []
-    if source is not None:
-        conditions.append({"source": {"$eq": source}})
-    if labels is not None:
-        conditions.append({"acl": {"$in": sorted(set(labels))}})
-    if len(conditions) == 1:
-        stage["filter"] = conditions[0]
-    elif conditions:
-        stage["filter"] = {"$and": conditions}
-    projection = {name: 1 for name, _ in CHUNK_COLUMNS if name != "chunk_id"}
-    projection["score"] = {"$meta": "vectorSearchScore"}  # type: ignore[assignment]
-    return [{"$vectorSearch": stage}, {"$project": projection}]
-
-
-def _only_allowed(rows: list[dict[str, Any]], labels: set[str], index: str) -> list[dict[str, Any]]:
-    """The hits whose labels meet the caller's. The index filter should have done this;
-    a hit it let through (an index built without `acl` as a filter field, a server
-    that ignored the filter) is dropped here, never shown: access fails closed."""
-    allowed = [row for row in rows if labels & set(row.get("acl") or ())]
-    if len(allowed) < len(rows):
-        log.error(
-            "search index %s returned %d hit(s) outside the caller's labels (dropped): "
-            "is acl a filter field of the index?",
-            index,
-            len(rows) - len(allowed),
-        )
-    return allowed
-
-
-def cosine_from_atlas_score(score: float) -> float:
-    """Atlas reports cosine as (1 + cos) / 2; the store interface returns cos itself."""
-    return 2.0 * score - 1.0
 
 
 def chunk_documents(table: pa.Table) -> list[dict[str, Any]]:
@@ -257,7 +202,7 @@ class MongoDBStore(ChunkStore):
         pipeline = vector_search_pipeline(vector, k, self.index_name, source, labels)
         rows = self._retrying("search", lambda: list(self.collection.aggregate(pipeline)))
         if labels is not None:
-            rows = _only_allowed(rows, set(labels), self.index_name)
+            rows = only_allowed(rows, set(labels), self.index_name)
         return [
             SearchHit.from_row(
                 row, chunk_id=row["_id"], score=cosine_from_atlas_score(float(row["score"]))
