@@ -18,7 +18,10 @@ from tests.conftest import PROJECT_ROOT, write_config
 pytestmark = pytest.mark.slow
 
 # The DAG's retries, as configured, but not 30 s and then 60 s apart.
-FAST_RETRIES = "retries:\n  retry_delay_seconds: 1\n"
+FAST_RETRIES = (
+    "retries:\n  retry_delay_seconds: 1\n  busy_source_wait_seconds: 4\n"
+    "  busy_source_poke_seconds: 1\n"
+)
 
 
 def run_dag(
@@ -276,6 +279,7 @@ def test_a_lease_left_by_a_finished_run_is_broken_and_a_live_one_is_respected(
 ) -> None:
     """The extract task asks Airflow whether the lease's run is still running."""
     from rag_ingest import lease
+    from rag_ingest.reports import latest_run_report
 
     config = write_config(tmp_path, docs_corpus, extra=FAST_RETRIES)
     staging = load_settings(config).staging_dir
@@ -285,9 +289,12 @@ def test_a_lease_left_by_a_finished_run_is_broken_and_a_live_one_is_respected(
     lease.acquire(staging, "docs", first)
     run_dag(config, monkeypatch)  # Airflow says that run is over: the lease is broken
     assert lease.holder(staging, "docs") is None
-    # A run Airflow cannot vouch for counts as active: the next run's extract is
-    # refused on every try (the DAG's retries) and the run fails.
+    # A run Airflow cannot vouch for counts as active: the next run waits for the
+    # source (busy_source_wait_seconds), then fails, its report naming the holder.
     lease.acquire(staging, "docs", "manual__elsewhere")
     run_dag(config, monkeypatch, expect="failed")
     holding = lease.holder(staging, "docs")
     assert holding is not None and holding["run_id"] == "manual__elsewhere"
+    report = latest_run_report(Path(load_settings(config).reports_dir), "docs")
+    assert report is not None and report["status"] == "failed"
+    assert "manual__elsewhere" in report["reason"]
