@@ -64,9 +64,16 @@ def get_session(
     return builder.getOrCreate()
 
 
+# Spark at WARN in the driver and executors (Spark 4 logs through log4j2).
+LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+
+
 def session_conf(config: SparkConfig) -> dict[str, str]:
     """Settings every rag-ingest Spark application runs with, local or submitted."""
+    java_logging = f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}"
     return {
+        "spark.driver.extraJavaOptions": java_logging,
+        "spark.executor.extraJavaOptions": java_logging,
         "spark.driver.memory": config.driver_memory,
         "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
