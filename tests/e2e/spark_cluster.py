@@ -36,6 +36,7 @@ def standalone_cluster(logs: Path, cores: int = 1) -> Iterator[tuple[str, Path]]
     import pyspark
 
     spark_home = Path(pyspark.__file__).parent
+    logs.mkdir(parents=True, exist_ok=True)
     os.environ["SPARK_HOME"] = str(spark_home)
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     port, ui_port, worker_ui = _free_port(), _free_port(), _free_port()
