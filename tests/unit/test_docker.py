@@ -117,9 +117,13 @@ def test_the_gpu_worker_reserves_a_gpu_and_takes_the_gpu_queue(compose: dict[str
     command = gpu["command"]
     assert command[command.index("--queues") + 1] == queue == "gpu"
     assert "cu1" in gpu["build"]["args"]["TORCH_INDEX_URL"]  # a CUDA build of torch
-    cpu = compose["services"]["airflow-worker"]["command"]
-    assert queue not in cpu[cpu.index("--queues") + 1].split(",")
-    assert load_settings(DOCKER_DIR / "rag_ingest.yaml").embedding.queue is None
+    for name in ("airflow-worker", "airflow-worker-embedding"):
+        cpu = compose["services"][name]["command"]
+        assert queue not in cpu[cpu.index("--queues") + 1].split(",")
+    # The CPU configuration sends embedding to its own workers, which listen on its queue.
+    cpu_queue = load_settings(DOCKER_DIR / "rag_ingest.yaml").embedding.queue
+    embedding = compose["services"]["airflow-worker-embedding"]["command"]
+    assert embedding[embedding.index("--queues") + 1] == cpu_queue == "embedding"
 
 
 def test_every_variable_is_documented_and_no_secret_is_committed(compose: dict[str, Any]) -> None:
@@ -158,10 +162,31 @@ def test_the_image_installs_this_package_on_the_pinned_airflow() -> None:
     version = airflow_pin.split("==")[1]
     assert f"ARG AIRFLOW_VERSION={version}" in dockerfile
     assert re.search(r"^FROM apache/airflow:\$\{AIRFLOW_VERSION\}", dockerfile, re.MULTILINE)
-    assert '"/opt/rag-ingest[onnx]"' in dockerfile  # this project, installed
+    assert '"/opt/rag-ingest[onnx,deploy]"' in dockerfile  # this project, with the deploy extra
     for folder in ("plugins", "dags", "spark_jobs"):
         assert f"COPY --chown=airflow:root {folder} ./{folder}" in dockerfile
         assert (PROJECT / folder).is_dir()
     assert "openjdk-17-jre-headless" in dockerfile  # Spark 4 needs Java 17
     torch_pin = [d for d in pyproject["project"]["dependencies"] if d.startswith("torch==")][0]
     assert f"ARG TORCH_VERSION={torch_pin.split('==')[1]}" in dockerfile
+
+
+def test_the_deployment_fixes_found_when_it_was_run(compose: dict[str, Any]) -> None:
+    """What bringing the deployment up for real (tests/e2e/test_deployment.py) found."""
+    dockerfile = (DOCKER_DIR / "Dockerfile").read_text()
+    # The data folder exists in the image, owned by the image's user, so a fresh
+    # named volume mounted there is writable by airflow-init.
+    assert "mkdir -p /opt/rag-ingest/data" in dockerfile
+    assert "chown -R airflow:root /opt/rag-ingest/data" in dockerfile
+    services = compose["services"]
+    environment = services["airflow-scheduler"]["environment"]
+    # A dead worker's task is retried within a minute, not after Airflow's 300 s.
+    assert int(environment["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) <= 30
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+    # Task logs on one volume every worker writes and the API server reads.
+    for name in ("airflow-apiserver", "airflow-worker", "airflow-worker-embedding"):
+        assert "logs:/opt/airflow/logs" in services[name]["volumes"], name
+    # The Spark worker cleans finished applications and works on the data volume.
+    worker = services["spark-worker"]
+    assert "spark.worker.cleanup.enabled=true" in worker["environment"]["SPARK_WORKER_OPTS"]
+    assert "--work-dir /opt/rag-ingest/data/spark-work" in worker["command"][-1]
