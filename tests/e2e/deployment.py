@@ -171,8 +171,11 @@ def celery_deployment(
         pool = [AIRFLOW, "pools", "set", "rag_ingest_embedding", "4", "embedding tasks"]
         subprocess.run(pool, env=env, check=True, capture_output=True)
         deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
-        for component in ("scheduler", "dag-processor", "triggerer"):
-            deployment.start(component, component)
+        # Logs are read from the shared folder: no component serves them on a port
+        # (which would listen on every interface, not only loopback).
+        deployment.start("scheduler", "scheduler", "--skip-serve-logs")
+        deployment.start("triggerer", "triggerer", "--skip-serve-logs")
+        deployment.start("dag-processor", "dag-processor")
         deployment.start_worker("worker-default", "default")
         deployment.start_worker("worker-embedding", "embedding")
         wait_until_healthy(
