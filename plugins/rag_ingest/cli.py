@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import re
 import sys
 from collections.abc import Sequence
@@ -31,10 +33,15 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.source is not None:
         settings.source(args.source)  # unknown source: clear error, not zero hits
+    # The model takes seconds to load: say so, on stderr (stdout stays the answer).
+    print(f"loading the model {settings.embedding.model_id} ...", file=sys.stderr, flush=True)
     embedder = Embedder(settings.embedding, settings.models_dir, allow_pool=False)
     vector = embedder.encode([args.query])[0]
     labels = _labels(args.labels)
     hits = open_store(settings).search(vector.tolist(), k=args.k, source=args.source, labels=labels)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(hit) for hit in hits], indent=2))
+        return 0 if hits else 1
     if not hits:
         if labels is not None:
             say(f"no results that labels {', '.join(labels) or '(none)'} may see")
@@ -56,24 +63,55 @@ def _labels(text: str | None) -> list[str] | None:
     return sorted({part.strip() for part in text.split(",") if part.strip()})
 
 
-def _status(settings: Settings, args: argparse.Namespace) -> int:
+STATUS_COLUMNS = ("source", "documents", "chunks", "last run", "state", "finished", "quarantined")
+# Exit codes: 0 all well; 1 nothing found; 2 a usage or configuration error;
+# 3 a run failed (status: some source's last run; report: that run).
+RUN_FAILED = 3
+
+
+def source_status(settings: Settings) -> list[dict[str, object]]:
+    """Per source: what the store holds and how its last run ended."""
     from rag_ingest.reports import latest_run_report
     from rag_ingest.stores import open_store
 
     store = open_store(settings)
+    rows: list[dict[str, object]] = []
     for source in settings.sources:
         stats = store.stats(source.name)
-        say(f"{source.name}: {stats.documents} documents, {stats.chunks} chunks in the store")
         last = latest_run_report(Path(settings.reports_dir), source.name)
-        if last is None:
-            say("  last run: none")
-            continue
-        counts = ", ".join(f"{k}={v}" for k, v in sorted(last["counts"].items()))
-        say(f"  last run: {last['run_id']} finished {last['finished_at']}")
-        say(f"  counts: {counts}")
-        if last.get("quarantine"):
-            say(f"  quarantined: {len(last['quarantine'])} (see the run report)")
-    return 0
+        rows.append(
+            {
+                "source": source.name,
+                "documents": stats.documents,
+                "chunks": stats.chunks,
+                "last_run": last["run_id"] if last else None,
+                "state": last.get("status", "success") if last else "never run",
+                "reason": last.get("reason") if last else None,
+                "finished": last["finished_at"] if last else None,
+                "quarantined": len(last.get("quarantine", [])) if last else 0,
+                "counts": last["counts"] if last else {},
+            }
+        )
+    return rows
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    rows = source_status(settings)
+    failed = [row for row in rows if row["state"] == "failed"]
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return RUN_FAILED if failed else 0
+    cells = [
+        [str(row[key.replace(" ", "_")] if row[key.replace(" ", "_")] is not None else "-")
+         for key in STATUS_COLUMNS]
+        for row in rows
+    ]  # fmt: skip
+    widths = [max(len(c) for c in column) for column in zip(STATUS_COLUMNS, *cells, strict=True)]
+    for line in (STATUS_COLUMNS, *cells):
+        say("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+    for row in failed:
+        say(f"{row['source']}: last run {row['last_run']} FAILED: {row['reason']}")
+    return RUN_FAILED if failed else 0
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
@@ -84,14 +122,22 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     if args.source is not None:
         settings.source(args.source)  # unknown source: clear error
     reports_dir = Path(settings.reports_dir)
-    reports = list_run_reports(reports_dir, args.source)
+    every = list_run_reports(reports_dir, args.source)
+    reports = every
     if args.run is not None:
-        reports = [r for r in reports if args.run in (r["run_id"], safe_run_key(str(r["run_id"])))]
+        reports = [r for r in every if args.run in (r["run_id"], safe_run_key(str(r["run_id"])))]
     if not reports:
-        where = f" of run {args.run!r}" if args.run else ""
-        say(f"no run report{where} under {reports_dir}: run an ingestion first")
+        if not every:
+            say(f"no run report under {reports_dir}: run an ingestion first")
+        else:
+            known = ", ".join(str(r["run_id"]) for r in every[:5])
+            more = f" and {len(every) - 5} more" if len(every) > 5 else ""
+            say(f"no run {args.run!r} among the {len(every)} reported: {known}{more}")
         return 1
     report = reports[0]
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0 if report.get("status", "success") == "success" else RUN_FAILED
     say(f"{report['source']}  run {report['run_id']}  finished {report['finished_at']}")
     status = report.get("status", "success")
     say(f"status: {status}" + (f" ({report['reason']})" if report.get("reason") else ""))
@@ -135,7 +181,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     for row in report.get("quarantine", [])[:10]:
         say(f"quarantined: {row['uri']}: {row.get('reason')} ({row.get('detail')})")
     say(f"report: {reports_dir / report['json']}  (page: {reports_dir / report['html']})")
-    return 0 if status == "success" else 3
+    return 0 if status == "success" else RUN_FAILED
 
 
 def _validate(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,12 +196,41 @@ def _validate(settings: Settings, args: argparse.Namespace) -> int:
                 apply_overrides(suite, settings.quality_overrides(source))
             except ValueError as error:
                 raise ConfigError(f"sources[{source.name}].quality_overrides: {error}") from None
+    for warning in _empty_sources(settings):
+        print(shown(f"warning: {warning}"), file=sys.stderr)
     names = ", ".join(s.name for s in settings.sources)
     say(
         f"configuration OK: {len(settings.sources)} source(s): {names}; store {settings.store.kind}"
         f"; quality suites in {settings.suites_dir}"
     )
     return 0
+
+
+def _empty_sources(settings: Settings) -> list[str]:
+    """Sources whose glob matches no file today (templated locations: a partition per
+    run date, so not listed here)."""
+    from rag_ingest.sources import list_files
+
+    warnings = []
+    for source in settings.sources:
+        if source.is_templated:
+            continue
+        location = settings.source_location(source)
+        if not list_files(location, source.glob):
+            warnings.append(
+                f"source {source.name!r}: glob {source.glob!r} matches no file under {location}"
+            )
+    return warnings
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"wants a positive number, got {value}")
+    return value
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -169,8 +244,6 @@ def _ks(text: str) -> tuple[int, ...]:
 
 
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
-    import json
-
     from rag_ingest.dag_runner import default_dags_folder
     from rag_ingest.evaluation import BeirDataset
     from rag_ingest.retrieval_eval import EvalPlan, markdown_summary, run_evaluation
@@ -180,7 +253,13 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     dags_folder = Path(args.dags_folder) if args.dags_folder else default_dags_folder()
     plan = EvalPlan(dataset, work_dir, args.k, args.subset)
     try:
-        result = run_evaluation(settings, plan, dags_folder)
+        result = (
+            run_evaluation(
+                settings, plan, dags_folder, say=lambda line: print(line, file=sys.stderr)
+            )
+            if args.json
+            else run_evaluation(settings, plan, dags_folder)
+        )
     except RuntimeError as error:  # the ingestion run failed: its reason and log tail
         print(shown(f"rag-ingest eval: {error}"), file=sys.stderr)
         return 1
@@ -189,13 +268,22 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     output.write_text(json.dumps(result, indent=2) + "\n")
     summary = markdown_summary(result)
     output.with_suffix(".md").write_text(summary)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
     print(summary)
     print(f"written: {output} and {output.with_suffix('.md')}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag-ingest", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="rag-ingest",
+        description=__doc__,
+        epilog="Exit codes: 0 success; 1 nothing found (no hits, no report); 2 a usage or "
+        "configuration error; 3 a run failed (status: a source's last run; report: that run).",
+    )
+    parser.add_argument("--version", action="version", version=f"rag-ingest {_version()}")
     parser.add_argument(
         "--config", help="configuration file (default: $RAG_INGEST_CONFIG or ./rag_ingest.yaml)"
     )
@@ -204,19 +292,22 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="search the store")
     search.add_argument("query")
     search.add_argument("--source", help="only this source")
-    search.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
+    search.add_argument("-k", type=_positive, default=5, help="number of hits (default 5)")
     search.add_argument(
         "--labels",
         help="the caller's access labels, comma-separated: only chunks carrying one of them",
     )
+    search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(handler=_search)
 
     status = commands.add_parser("status", help="per source: store contents and the last run")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_status)
 
     report = commands.add_parser("report", help="a run's summary (default: the newest run)")
     report.add_argument("--source", help="only this source's runs")
     report.add_argument("--run", help="this run id (or its folder name)")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
     report.set_defaults(handler=_report)
 
     validate = commands.add_parser("validate", help="check the configuration")
@@ -243,8 +334,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--dags-folder",
         help="folder of rag_ingest_sources.py (default: Airflow's, else one over the package)",
     )
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(handler=_eval)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rag-ingest")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

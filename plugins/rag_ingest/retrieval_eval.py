@@ -132,6 +132,15 @@ def run_evaluation(
         )
     counts, stages = RunCounts.from_report(report["counts"]), report["stages"]
     embed = stages.get("embed", {})
+    stored = open_store(eval_settings).stats(plan.source_name).documents
+    if stored < documents:  # scores over part of the corpus would mislead
+        reasons = sorted({str(row.get("reason")) for row in report.get("quarantine", [])})
+        raise RuntimeError(
+            f"the ingestion stored {stored} of the dataset's {documents} documents "
+            f"({counts.quarantined} quarantined: {', '.join(reasons) or 'no reason given'}); "
+            f"scores over part of the corpus are not an evaluation. Report: "
+            f"{Path(eval_settings.reports_dir) / report['json']}"
+        )
 
     say(f"eval: ingested in {run.seconds:.1f} s; searching {len(dataset.queries)} queries")
     store = open_store(eval_settings)

@@ -59,8 +59,84 @@ def test_status_of_an_empty_store(tmp_path: Path) -> None:
     config.write_text("sources:\n  - name: docs\n    location: corpus\n")
     result = run_cli("--config", str(config), "status")
     assert result.returncode == 0, result.stderr
-    assert "docs: 0 documents, 0 chunks in the store" in result.stdout
-    assert "last run: none" in result.stdout
+    header, row = result.stdout.splitlines()
+    assert header.split() == ["source", "documents", "chunks", "last", "run", "state",
+                              "finished", "quarantined"]  # fmt: skip
+    assert row.split() == ["docs", "0", "0", "-", "never", "run", "-", "0"]
+
+
+def _two_sources_with_reports(tmp_path: Path) -> Path:
+    """Sources `docs` (last run succeeded) and `hr` (last run failed), reports on disk."""
+    import json
+
+    for name in ("docs", "hr"):
+        (tmp_path / name).mkdir()
+    config = tmp_path / "rag_ingest.yaml"
+    config.write_text(
+        "sources:\n  - name: docs\n    location: docs\n  - name: hr\n    location: hr\n"
+        f"paths:\n  reports: {tmp_path / 'reports'}\n  staging: {tmp_path / 'staging'}\n"
+        f"store:\n  path: {tmp_path / 'lancedb'}\n"
+    )
+    runs = [("docs", "manual__1", "success", None), ("hr", "manual__2", "failed",
+             "documents gate: 1 of 4 expectations failed")]  # fmt: skip
+    for source, run_id, status, reason in runs:
+        folder = tmp_path / "reports" / source
+        folder.mkdir(parents=True)
+        quarantine = [{"uri": "/hr/bad.md", "reason": "binary_content"}]
+        report = {"source": source, "run_id": run_id, "status": status, "reason": reason,
+                  "finished_at": "2026-12-01T10:00:00", "counts": {}, "stages": {},
+                  "gates": {}, "quarantine": quarantine}  # fmt: skip
+        (folder / f"{run_id}.json").write_text(json.dumps(report))
+    return config
+
+
+def test_status_is_a_table_and_fails_when_a_last_run_failed(tmp_path: Path) -> None:
+    import json
+
+    config = str(_two_sources_with_reports(tmp_path))
+    result = run_cli("--config", config, "status")
+    assert result.returncode == 3, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split()[:5] == ["docs", "0", "0", "manual__1", "success"]
+    assert lines[2].split()[:5] == ["hr", "0", "0", "manual__2", "failed"]
+    assert "hr: last run manual__2 FAILED: documents gate: 1 of 4 expectations failed" in lines
+    as_json = run_cli("--config", config, "status", "--json")
+    assert as_json.returncode == 3
+    rows = {row["source"]: row for row in json.loads(as_json.stdout)}
+    assert rows["hr"]["state"] == "failed" and rows["hr"]["quarantined"] == 1
+    assert rows["docs"]["last_run"] == "manual__1"
+
+
+def test_report_names_the_runs_there_are_when_asked_for_one_that_is_not(tmp_path: Path) -> None:
+    import json
+
+    config = str(_two_sources_with_reports(tmp_path))
+    unknown = run_cli("--config", config, "report", "--run", "manual__9")
+    assert unknown.returncode == 1
+    assert "no run 'manual__9' among the 2 reported:" in unknown.stdout
+    assert "manual__1" in unknown.stdout and "first" not in unknown.stdout
+    failed = run_cli("--config", config, "report", "--run", "manual__2", "--json")
+    assert failed.returncode == 3
+    assert json.loads(failed.stdout)["reason"].startswith("documents gate")
+
+
+def test_version_and_bad_k_are_answered_in_the_projects_words(tmp_path: Path) -> None:
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("rag-ingest 0.")
+    for bad in ("0", "-3", "many"):
+        result = run_cli("search", "anything", "-k", bad)
+        assert result.returncode == 2
+        assert "argument -k: wants a" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_validate_warns_of_a_glob_that_matches_no_file(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "page.txt").write_text("not markdown")
+    config = tmp_path / "rag_ingest.yaml"
+    config.write_text("sources:\n  - name: docs\n    location: corpus\n    glob: '**/*.md'\n")
+    result = run_cli("--config", str(config), "validate")
+    assert result.returncode == 0
+    assert "warning: source 'docs': glob '**/*.md' matches no file under" in result.stderr
 
 
 @pytest.mark.parametrize(
