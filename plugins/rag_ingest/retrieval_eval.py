@@ -138,8 +138,8 @@ def run_evaluation(
         raise RuntimeError(
             f"the ingestion stored {stored} of the dataset's {documents} documents "
             f"({counts.quarantined} quarantined: {', '.join(reasons) or 'no reason given'}); "
-            f"scores over part of the corpus are not an evaluation. Report: "
-            f"{Path(eval_settings.reports_dir) / report['json']}"
+            f"scores over part of the corpus are not an evaluation. Reports: "
+            f"{Path(eval_settings.reports_dir) / plan.source_name}"
         )
 
     say(f"eval: ingested in {run.seconds:.1f} s; searching {len(dataset.queries)} queries")

@@ -66,3 +66,25 @@ def test_eval_on_a_scifact_subset_is_no_worse_than_whole_documents(tmp_path: Pat
     print("pipeline", metrics, "\nwhole-document floor", floor)
     for name in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
         assert metrics[name] >= floor[name] - TOLERANCE, (name, metrics[name], floor[name])
+
+
+def test_eval_fails_when_the_corpus_was_not_all_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A BEIR-layout dataset whose corpus partly cannot be ingested (a document with
+    no text): the evaluation stops, exit 1, and says how many were stored and why."""
+    dataset = tmp_path / "tiny"
+    (dataset / "qrels").mkdir(parents=True)
+    corpus = [{"_id": "d1", "title": "Salt", "text": "Salt intake raises blood pressure."},
+              {"_id": "d2", "title": "Empty", "text": ""}]  # fmt: skip
+    (dataset / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
+    (dataset / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "salt"}) + "\n")
+    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    code = cli.main(
+        ["--config", str(PROJECT_ROOT / "rag_ingest.yaml"), "eval", "--dataset", str(dataset),
+         "--work-dir", str(tmp_path / "work")]
+    )  # fmt: skip
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "stored 1 of the dataset's 2 documents (1 quarantined:" in error
+    assert not (tmp_path / "work" / "eval.json").exists()
