@@ -14,7 +14,8 @@ import posixpath
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from rag_ingest.extract import (
     SensitiveGate,
     parse_files,
 )
+from rag_ingest.log_levels import quieten_third_party
 from rag_ingest.parsing import RecordFields
 from rag_ingest.run import RunLayout
 from rag_ingest.sources import list_files
@@ -56,12 +58,31 @@ def get_session(
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
+    quieten_third_party()
     builder = SparkSession.builder.appName(app_name)
     if set_master:
         builder = builder.master(config.master)
     for key, value in session_conf(config).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    with _jvm_stderr_to_stdout():
+        return builder.getOrCreate()
+
+
+@contextmanager
+def _jvm_stderr_to_stdout() -> Iterator[None]:
+    """The JVM a session starts inherits stdout as its stderr. Airflow logs a task's
+    stderr at ERROR, and the JVM writes start-up notes there ("Using incubator
+    modules"), which are not errors; Spark's own warnings and errors still say so
+    in their text. This process's stderr is put back at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(1, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # Spark at WARN in the driver and executors (Spark 4 logs through log4j2).

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rag_ingest.log_levels import quieten_third_party
 from rag_ingest.quality.results import ExpectationOutcome, GateFailed, GateResult
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def run_gate(
     Expectations then computes every metric in Spark).
     """
     started = time.perf_counter()
+    quieten_third_party()  # before GX's import, which logs at import time
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core import ExpectationSuite
