@@ -41,6 +41,7 @@ from rag_ingest.stores import open_store
 from tests.conftest import DOCS_DIR, PROJECT_ROOT
 from tests.e2e.deployment import AIRFLOW, Deployment, celery_deployment
 from tests.e2e.spark_cluster import standalone_cluster
+from tests.e2e.task_logs import foreign, severe
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -156,6 +157,9 @@ def test_the_compose_deployment_runs_for_real(tmp_path: Path) -> None:
             "?full_content=true",
         )  # fmt: skip
         assert "documents" in json.dumps(log)
+        entries = [e for e in log["content"] if isinstance(e, dict)]
+        assert severe(entries) == [], severe(entries)  # no false ERROR lines
+        assert len(foreign(entries)) <= 8, foreign(entries)
 
         # 2. The backfill beside a scheduled run that holds the source.
         phase = time.monotonic()
