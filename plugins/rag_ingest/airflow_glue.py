@@ -30,6 +30,8 @@ from rag_ingest import timing
 from rag_ingest.config import ConfigError
 from rag_ingest.run import RunLayout
 
+# The trigger form's options, recorded in each run's report.
+RUN_PARAMS = ("full_resync", "allow_mass_delete")
 # What a task receives from Airflow: run_id, ds, params, ti, dag_run, ...
 TaskContext = Mapping[str, Any]
 # Airflow DAG run states in which a run still holds its source.
@@ -199,10 +201,32 @@ def report(config_path: str, source: str, dag_id: str, context: TaskContext) -> 
     from rag_ingest.pipeline import report as stage
 
     dag_run: Any = context["dag_run"]
-    summary = stage.run(config_path, source, str(context["run_id"]), dag_id, dag_run.start_date)
+    params = {name: bool(context["params"][name]) for name in RUN_PARAMS}
+    run_id = str(context["run_id"])
+    summary = stage.run(config_path, source, run_id, dag_id, dag_run.start_date, params)
     result = summary.to_dict()
+    if result["status"] != "success":
+        notify_failed_run(config_path, source, run_id, result, context)
     fail_unless_succeeded(result)
     return result
+
+
+def notify_failed_run(
+    config_path: str, source: str, run_id: str, summary: Mapping[str, Any], context: TaskContext
+) -> None:
+    """A failed ingestion run goes to the configured notifier, as a freshness breach does."""
+    from rag_ingest.config import load_settings
+    from rag_ingest.notifiers import build_notifier
+
+    config = load_settings(config_path).freshness
+    message = (
+        f"rag-ingest: run {run_id} of source {source!r} failed: {summary['reason']}\n"
+        f"report: {summary['report']}"
+    )
+    notifier = build_notifier(
+        config.notifier, config.notifier_kwargs, message, subject="rag-ingest run failed"
+    )
+    notifier(context)
 
 
 def measure_freshness(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
@@ -218,6 +242,7 @@ def measure_freshness(config_path: str, source: str, context: TaskContext) -> di
             config.notifier,
             config.notifier_kwargs,
             f"{result['summary']}\nreport: {result['report']}",
+            subject="rag-ingest freshness breach",
         )
         notifier(context)
     return {k: result[k] for k in ("source", "status", "breaches", "report")}

@@ -1,4 +1,6 @@
-"""The default freshness notifier, and how a configured one is built.
+"""The default notifier, and how a configured one is built.
+
+It is told of freshness breaches and of failed ingestion runs.
 
 Notifiers are Airflow's own (`BaseNotifier` subclasses: Slack, email, and
 the other providers' ones), named by import path in `freshness.notifier`,
@@ -29,10 +31,12 @@ class LogNotifier(BaseNotifier):
         self.message = message
 
     def notify(self, context: Any) -> None:
-        log.warning("rag-ingest freshness alert:\n%s", self.message)
+        log.warning("rag-ingest alert:\n%s", self.message)
 
 
-def build_notifier(path: str, kwargs: dict[str, Any], message: str) -> BaseNotifier:
+def build_notifier(
+    path: str, kwargs: dict[str, Any], message: str, subject: str = "rag-ingest alert"
+) -> BaseNotifier:
     """An instance of the notifier class at `path`, told `message`.
 
     The message goes to the keyword the class takes for its text (`message`,
@@ -53,7 +57,7 @@ def build_notifier(path: str, kwargs: dict[str, Any], message: str) -> BaseNotif
             break
     else:
         if "html_content" in parameters:
-            arguments.setdefault("subject", "rag-ingest freshness breach")
+            arguments.setdefault("subject", subject)
             arguments.setdefault("html_content", f"<pre>{html.escape(message)}</pre>")
     notifier: BaseNotifier = cls(**arguments)
     return notifier

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from rag_ingest.stage_results import (
     EmbedShardResult,
     EvaluationResult,
     ExtractResult,
+    MassDeleteRefusedResult,
     PlanChunksResult,
     PlanDocumentsResult,
     RefusedResult,
@@ -98,6 +100,9 @@ def _verdict(
     missing = [name for name in expected if name not in results.stages]
     if refused is not None and extract is None:
         return "failed", refused.reason
+    mass_delete = results.get(MassDeleteRefusedResult)
+    if mass_delete is not None:
+        return "failed", mass_delete.reason
     if extract and extract.sensitive_policy == "fail" and extract.documents_with_sensitive_data:
         return "failed", (
             f"sensitive-data gate: {extract.documents_with_sensitive_data} document(s) hold "
@@ -126,6 +131,7 @@ def build_run_report(
     store: StoreStats | str,
     evaluation_expected: bool = False,
     run_started: datetime | None = None,
+    params: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
     results = RunResults.read(layout.stages)
     stages: dict[str, dict[str, Any]] = {
@@ -149,6 +155,8 @@ def build_run_report(
         "status": status,
         "reason": reason,
         "finished_at": now.isoformat(),
+        # The run's trigger options (full re-sync, allow mass delete), as given.
+        "params": dict(params or {}),
         "counts": results.counts(),
         "stages": stages,
         "timing": timing.summarise(timing.task_records(layout.root), stages, run_started, now),
@@ -158,9 +166,17 @@ def build_run_report(
         # Chunks held after the run, or why the store could not say.
         "store": asdict(store) if isinstance(store, StoreStats) else {"error": store},
         "quarantine": _quarantine(layout),
+        "mass_delete_refused": _refused_delete(results),
         "sensitive": _sensitive(layout),
         "staging": str(layout.root),
     }
+
+
+def _refused_delete(results: RunResults) -> dict[str, Any] | None:
+    refused = results.get(MassDeleteRefusedResult)
+    if refused is None:
+        return None
+    return {"would_delete": refused.would_delete, "examples": refused.examples}
 
 
 def write_run_report(
@@ -172,9 +188,10 @@ def write_run_report(
     store: StoreStats | str,
     evaluation_expected: bool = False,
     run_started: datetime | None = None,
+    params: Mapping[str, object] | None = None,
 ) -> ReportSummary:
     report = build_run_report(
-        layout, source, run_id, dag_id, store, evaluation_expected, run_started
+        layout, source, run_id, dag_id, store, evaluation_expected, run_started, params
     )
     target = reports_dir / source / f"{layout.root.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)

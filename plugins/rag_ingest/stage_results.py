@@ -67,6 +67,17 @@ class RefusedResult(StageResult):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MassDeleteRefusedResult(StageResult):
+    """plan_documents refused to delete this many documents (the run wrote nothing)."""
+
+    NAME = "mass_delete_refused"
+    reason: str
+    would_delete: int
+    # The first of them, by uri, for the report (the count says how many more).
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExtractResult(StageResult):
     NAME = "extract"
     files_listed: int = counter()
@@ -215,6 +226,7 @@ STAGE_TYPES: dict[str, type[StageResult]] = {
     t.NAME: t
     for t in (
         RefusedResult,
+        MassDeleteRefusedResult,
         ExtractResult,
         PlanDocumentsResult,
         ChunkResult,

@@ -135,19 +135,27 @@ def test_a_failed_gate_fails_the_dag_run_writes_nothing_and_reports_why(
     airflow_db: Path, docs_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No page of the docs is 10 million characters long: the documents gate fails.
+    alerts = tmp_path / "alerts.txt"
     config = write_config(
         tmp_path,
         docs_corpus,
-        extra="quality:\n  overrides:\n    text_not_empty: {min_value: 10000000}\n",
+        extra="quality:\n  overrides:\n    text_not_empty: {min_value: 10000000}\n"
+        "freshness:\n  notifier: tests.e2e.test_freshness.FileNotifier\n"
+        f"  notifier_kwargs: {{path: {alerts}}}\n",
     )
     settings = load_settings(config)
-    run_dag(config, monkeypatch, expect="failed")
+    run_id = run_dag(config, monkeypatch, expect="failed", full_resync=True)
+    # The configured notifier heard of the failed run: which, why, and where its report is.
+    alert = alerts.read_text()
+    assert f"run {run_id} of source 'docs' failed: quality gate documents failed" in alert
+    assert "report: " in alert and ".json" in alert
     assert open_store(settings).stats("docs").chunks == 0
     from rag_ingest.reports import latest_run_report
 
     report = latest_run_report(Path(settings.reports_dir), "docs")
     assert report is not None and report["status"] == "failed"
     assert report["reason"] == "quality gate documents failed; nothing was written"
+    assert report["params"] == {"full_resync": True, "allow_mass_delete": False}
     (failed,) = [e for e in report["gates"]["documents"]["expectations"] if not e["success"]]
     assert failed["name"] == "text_not_empty"
     assert failed["unexpected_count"] == len(list(docs_corpus.glob("*.md")))

@@ -14,6 +14,7 @@ import pytest
 
 from rag_ingest import buckets
 from rag_ingest.config import load_settings
+from rag_ingest.reports import latest_run_report
 from rag_ingest.stores import open_store
 from rag_ingest.sync import MassDeleteRefused
 from tests.conftest import DOCS_DIR, write_config
@@ -114,6 +115,15 @@ def test_mass_delete_guard_refuses_and_leaves_the_store_untouched(
     ):
         run(config, "shrunk")
     assert snapshot(config).equals(before)
+    # The report says why, and which documents would have gone (the first of them).
+    report = latest_run_report(Path(load_settings(config).reports_dir), "docs")
+    assert report is not None and report["run_id"] == "shrunk"
+    assert report["status"] == "failed" and "allow_mass_delete" in report["reason"]
+    refused = report["mass_delete_refused"]
+    assert refused["would_delete"] == gone
+    assert sorted(Path(uri).name for uri in refused["examples"]) == sorted(
+        p.name for p in pages[:gone]
+    )[: len(refused["examples"])]
     counts = run(config, "allowed", allow_mass_delete=True)
     assert counts["documents_deleted"] == gone
     assert {Path(u).name for u in snapshot(config)["uri"].to_pylist()} == {

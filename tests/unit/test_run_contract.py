@@ -78,6 +78,7 @@ def _every_stage_result() -> list[object]:
         "on_failure": "fail",
         "success": True,
         "gate": "chunks",
+        "would_delete": 12,
     }
     made = []
     for n, kind in enumerate(STAGE_TYPES.values()):

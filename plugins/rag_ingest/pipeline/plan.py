@@ -30,7 +30,12 @@ from rag_ingest.parquet_io import (
     with_vectors,
 )
 from rag_ingest.run import RunContext, RunLayout
-from rag_ingest.stage_results import ExtractResult, PlanChunksResult, PlanDocumentsResult
+from rag_ingest.stage_results import (
+    ExtractResult,
+    MassDeleteRefusedResult,
+    PlanChunksResult,
+    PlanDocumentsResult,
+)
 from rag_ingest.stores import open_store
 from rag_ingest.stores.base import INVENTORY_COLUMNS, ChunkStore
 
@@ -104,9 +109,19 @@ def documents(
                 counts[name] += len(getattr(plan, name))
     shutil.rmtree(work, ignore_errors=True)
     if not allow_mass_delete:
-        sync.check_mass_delete(
-            counts["vanished"], counts["candidates"], ctx.source.max_delete_share
-        )
+        try:
+            sync.check_mass_delete(
+                counts["vanished"], counts["candidates"], ctx.source.max_delete_share
+            )
+        except sync.MassDeleteRefused as refused:  # the report names what would have gone
+            ctx.record(
+                MassDeleteRefusedResult(
+                    reason=str(refused),
+                    would_delete=counts["vanished"],
+                    examples=_vanished_uris(layout, MASS_DELETE_EXAMPLES),
+                )
+            )
+            raise
     return ctx.record(
         PlanDocumentsResult(
             documents_seen=counts["seen"],
@@ -117,6 +132,19 @@ def documents(
             seconds=round(time.perf_counter() - started, 3),
         )
     )
+
+
+# How many of the documents a refused mass delete would have removed the report names.
+MASS_DELETE_EXAMPLES = 20
+
+
+def _vanished_uris(layout: RunLayout, limit: int) -> list[str]:
+    """The stored uris of the first `limit` vanished documents (by doc id)."""
+    first = sorted(distinct(layout.vanished, "doc_id"))[:limit]
+    inventory = pq.read_table(layout.inventory, columns=["doc_id", "uri"])
+    wanted = inventory.filter(pc.is_in(inventory["doc_id"], pa.array(first)))
+    by_doc = dict(zip(wanted["doc_id"].to_pylist(), wanted["uri"].to_pylist(), strict=True))
+    return [by_doc.get(doc, doc) for doc in first]
 
 
 def _partition_scope(ctx: RunContext) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -17,11 +18,13 @@ def run(
     run_id: str,
     dag_id: str,
     run_started: datetime | None = None,
+    params: Mapping[str, object] | None = None,
 ) -> reports.ReportSummary:
     """Write the run report; returns its path, counts and status.
 
     `run_started` (the DAG run's start) lets the report count the time before
-    the first task and between tasks too.
+    the first task and between tasks too; `params` are the run's trigger
+    options, recorded as given.
     """
     ctx = RunContext.load(config_path, source_name, run_id)
     # A run that failed because the store is down still gets its report.
@@ -38,6 +41,7 @@ def run(
         store=stats,
         evaluation_expected=ctx.source.evaluation is not None,
         run_started=run_started,
+        params=params,
     )
     # The run is over, whatever happened: the next run of the source may start.
     lease.release(ctx.settings.staging_dir, source_name, run_id)
