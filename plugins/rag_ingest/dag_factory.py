@@ -124,7 +124,9 @@ def build_dag(
             mode="reschedule",
             poke_interval=retries.busy_source_poke_seconds,
             timeout=retries.busy_source_wait_seconds,
-            retries=0,
+            # Its timeout is final (Airflow never retries a sensor timeout); retries
+            # absorb a lost race between a reschedule and its executor event.
+            retries=retries.retries,
         )
 
         @task

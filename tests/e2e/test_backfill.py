@@ -58,7 +58,7 @@ def airflow(tmp_path: Path) -> dict:
         f"store:\n  path: {tmp_path / 'lancedb'}\n"
         f"paths:\n  staging: {tmp_path / 'staging'}\n  reports: {tmp_path / 'reports'}\n"
         # The latest scheduled run and the backfill's take turns on the source: look often.
-        "retries:\n  busy_source_poke_seconds: 5\n"
+        "retries:\n  busy_source_poke_seconds: 15\n"
     )
     port = free_port()
     home = tmp_path / "airflow-home"

@@ -61,7 +61,7 @@ def _config(folder: Path, docs: Path, drops: Path, *, cluster: bool) -> Path:
     ]  # fmt: skip
     document["store"] = {"kind": "lancedb", "path": str(folder / "lancedb")}
     document["paths"] = {name: str(folder / name) for name in ("staging", "reports", "models")}
-    document["retries"] = {"retry_delay_seconds": 5, "busy_source_poke_seconds": 5}
+    document["retries"] = {"retry_delay_seconds": 5, "busy_source_poke_seconds": 15}
     if cluster:
         document["spark"]["jobs_dir"] = str(PROJECT_ROOT / "spark_jobs")
     else:  # the `dags test` reference: the same pipeline in local Spark
