@@ -28,7 +28,7 @@ help:
 	@echo "make test-fast the tests without the slow end-to-end ones"
 	@echo "make lint      ruff, and mypy on the library"
 	@echo "make fuzz      the parser fuzz campaign, long form (FUZZ_CASES a family)"
-	@echo "make airflow   start airflow standalone on this project's DAGs"
+	@echo "make airflow   start airflow standalone on this project's DAGs (PORT=8080)"
 	@echo "make bench          SciFact through the DAG: overhead over bare encode, unchanged re-run"
 	@echo "make bench-chunking  Spark chunk job vs LangChain splitter throughput"
 	@echo "make bench-sync      SciFact ingested twice, rag-ingest vs LangChain indexing API"
@@ -53,7 +53,9 @@ airflow-init: $(STAMP)
 
 demo: airflow-init
 	rag-ingest validate
-	airflow dags test rag_ingest__docs > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
+	@echo "ingesting docs/ through Airflow (airflow dags test); full log: $(AIRFLOW_HOME)/demo-run.log"
+	set -o pipefail; airflow dags test rag_ingest__docs 2>&1 | tee $(AIRFLOW_HOME)/demo-run.log \
+		| sed -un 's/.*\[DAG TEST\] starting task_id=\([a-z_]*\).*/  task \1 .../p' \
 		|| (tail -40 $(AIRFLOW_HOME)/demo-run.log; exit 1)
 	@grep -E "DagRun Finished|state=success|state=failed" $(AIRFLOW_HOME)/demo-run.log | tail -1 || true
 	rag-ingest status
@@ -76,9 +78,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check plugins dags spark_jobs tests
 	$(BIN)/mypy
 
+# `make airflow PORT=8090`: the API server's port, and the URLs the task runners
+# and the UI use to reach it, all from one setting (a port alone leaves tasks
+# calling 8080 and failing with empty logs).
+PORT ?= 8080
 airflow: airflow-init
-	@echo "Starting Airflow on http://localhost:8080 ; user 'admin', password in"
+	@echo "Starting Airflow on http://localhost:$(PORT) ; user 'admin', password in"
 	@echo "  $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	AIRFLOW__API__PORT=$(PORT) AIRFLOW__API__BASE_URL=http://localhost:$(PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(PORT)/execution/ \
 	airflow standalone
 
 clean:

@@ -42,11 +42,24 @@ from rag_ingest.config import (
 )
 
 START_DATE = datetime(2026, 1, 1)
-INGESTION_DOC = """Ingest one source into the vector store: wait for the source if another
-run holds it, extract and parse (Spark), plan,
-chunk (Spark), embed only what is new or changed, write, delete what went stale,
-report. Quality gates after extract, chunk and embed stop the run before the store
-is touched. The trigger form offers Full re-sync and Allow mass delete."""
+INGESTION_DOC = """Ingests one knowledge source into the vector store.
+
+**What a run does**: waits for the source if another run holds it
+(`wait_for_source`), reads and parses every file with Spark (`extract`; files
+that cannot be parsed are quarantined with their reason, the run goes on),
+compares them with the store (`plan_documents`), chunks what is new or
+changed (`chunk`), embeds only chunks whose text changed (`embed`), writes
+them and deletes what went stale (`upsert`), and writes the run report
+(`report`, which runs whatever happened). Quality gates after extract, chunk
+and embed stop a run before the store is touched.
+
+**Trigger options**: *Full re-sync* re-chunks and re-embeds every document;
+*Allow mass delete* lets the run delete more of the source's documents than
+its `max_delete_share`.
+
+**Reports**: the **Knowledge ingestion** page in the navigation lists this
+source's runs with their reports, Data Docs and freshness; `rag-ingest
+report --source <name>` prints the newest one."""
 FRESHNESS_DOC = """Freshness, consistency and drift of every source's knowledge. Runs on
 `freshness.schedule` and whenever an ingestion DAG updates its source's asset. Per
 source, `measure__<source>` runs every check, writes the freshness report and calls
