@@ -31,9 +31,11 @@ from rag_ingest.extract import (
     parse_files,
 )
 from rag_ingest.log_levels import quieten_third_party
+from rag_ingest.parquet_io import rows_in
 from rag_ingest.parsing import RecordFields
 from rag_ingest.run import RunLayout
 from rag_ingest.sources import list_files
+from rag_ingest.spark_progress import progress
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -147,24 +149,25 @@ def extract_job(
         ),
         PARSED_SCHEMA,
     )
-    parsed = _first_of_each_id(parsed).persist()
-    ok = F.col("error_reason").isNull()
-    documents = parsed.filter(ok).drop("error_reason", "error_detail")
-    documents.write.mode("overwrite").parquet(str(layout.documents))
-    # What the sensitive-data gate found, per document: kinds and counts, never the text.
-    findings = parsed.filter(ok & F.col("sensitive").isNotNull()).select(
-        "uri", "doc_id", F.col("sensitive").alias("findings")
-    )
-    findings.coalesce(1).write.mode("overwrite").parquet(str(layout.sensitive))
-    quarantine = parsed.filter(~ok).select(
-        "uri",
-        "doc_id",
-        F.lit("extract").alias("stage"),
-        F.col("error_reason").alias("reason"),
-        F.col("error_detail").alias("detail"),
-    )
-    quarantine.coalesce(1).write.mode("overwrite").parquet(str(layout.quarantine))
-    counts = parsed.groupBy(ok.alias("ok")).count().collect()
+    with progress(spark, "extract", len(files), "files"):
+        parsed = _first_of_each_id(parsed).persist()
+        ok = F.col("error_reason").isNull()
+        documents = parsed.filter(ok).drop("error_reason", "error_detail")
+        documents.write.mode("overwrite").parquet(str(layout.documents))
+        # What the sensitive-data gate found, per document: kinds and counts, never the text.
+        findings = parsed.filter(ok & F.col("sensitive").isNotNull()).select(
+            "uri", "doc_id", F.col("sensitive").alias("findings")
+        )
+        findings.coalesce(1).write.mode("overwrite").parquet(str(layout.sensitive))
+        quarantine = parsed.filter(~ok).select(
+            "uri",
+            "doc_id",
+            F.lit("extract").alias("stage"),
+            F.col("error_reason").alias("reason"),
+            F.col("error_detail").alias("detail"),
+        )
+        quarantine.coalesce(1).write.mode("overwrite").parquet(str(layout.quarantine))
+        counts = parsed.groupBy(ok.alias("ok")).count().collect()
     parsed.unpersist()
     by_status = {row["ok"]: row["count"] for row in counts}
     return {
@@ -241,9 +244,10 @@ def chunk_job(
         CHUNK_JOB_SCHEMA,
     )
     # Files of at most one embedding shard each, so shards map onto whole files.
-    chunks.write.mode("overwrite").partitionBy("refused").option(
-        "maxRecordsPerFile", settings.embedding.shard_size
-    ).parquet(str(layout.chunk_job_output))
+    with progress(spark, "chunk", rows_in(layout.to_chunk), "documents"):
+        chunks.write.mode("overwrite").partitionBy("refused").option(
+            "maxRecordsPerFile", settings.embedding.shard_size
+        ).parquet(str(layout.chunk_job_output))
     made = layout.chunk_job_output / "refused=__HIVE_DEFAULT_PARTITION__"
     refused = layout.chunk_job_output / f"refused={TOO_MANY_CHUNKS}"
     shutil.rmtree(layout.chunks, ignore_errors=True)
