@@ -147,3 +147,19 @@ def test_the_app_asks_the_permissions_on_every_route(tmp_path: Path) -> None:
     assert as_user("alice", "/files/hr/r.html")[0] == 404
     assert as_user("bob", "/files/hr/r.html") == (200, "<p>hr salaries</p>")
     assert "hr_run" not in as_user("alice", "/")[1] and "hr_run" in as_user("bob", "/")[1]
+
+
+def test_a_failed_run_shows_its_reason_options_and_no_false_zeros(tmp_path: Path) -> None:
+    settings = Settings.model_validate(
+        {"sources": [{"name": "docs", "location": "c"}], "paths": {"reports": str(tmp_path)}}
+    )
+    (tmp_path / "docs").mkdir()
+    report = {"source": "docs", "run_id": "manual__9", "finished_at": "2026-12-01",
+              "status": "failed", "reason": "quality gate documents failed; nothing was written",
+              "params": {"full_resync": True, "allow_mass_delete": False},
+              "counts": {"files_listed": 8}, "gates": {}}  # fmt: skip
+    (tmp_path / "docs" / "manual__9.json").write_text(json.dumps(report))
+    page = render_index(settings, every_dag)
+    assert "quality gate documents failed; nothing was written" in page
+    assert "[full resync]" in page and "[allow mass delete]" not in page
+    assert "– / – / – / –" in page and "0 / 0 / 0 / 0" not in page
