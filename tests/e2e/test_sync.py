@@ -121,9 +121,10 @@ def test_mass_delete_guard_refuses_and_leaves_the_store_untouched(
     assert report["status"] == "failed" and "allow_mass_delete" in report["reason"]
     refused = report["mass_delete_refused"]
     assert refused["would_delete"] == gone
-    assert sorted(Path(uri).name for uri in refused["examples"]) == sorted(
-        p.name for p in pages[:gone]
-    )[: len(refused["examples"])]
+    assert (
+        sorted(Path(uri).name for uri in refused["examples"])
+        == sorted(p.name for p in pages[:gone])[: len(refused["examples"])]
+    )
     counts = run(config, "allowed", allow_mass_delete=True)
     assert counts["documents_deleted"] == gone
     assert {Path(u).name for u in snapshot(config)["uri"].to_pylist()} == {

@@ -163,3 +163,26 @@ def test_a_failed_run_shows_its_reason_options_and_no_false_zeros(tmp_path: Path
     assert "quality gate documents failed; nothing was written" in page
     assert "[full resync]" in page and "[allow mass delete]" not in page
     assert "– / – / – / –" in page and "0 / 0 / 0 / 0" not in page
+
+
+def test_the_page_and_the_report_link_back_to_the_airflow_run(tmp_path: Path) -> None:
+    """Both are served on Airflow's own host (the plugin), so a root path reaches its UI."""
+    from rag_ingest.reports import build_run_report, render_html
+    from rag_ingest.run import RunLayout
+
+    settings = Settings.model_validate(
+        {"sources": [{"name": "docs", "location": "c"}], "paths": {"reports": str(tmp_path)}}
+    )
+    (tmp_path / "docs").mkdir()
+    run_id = "manual__2026-12-01T10:00:00+00:00"
+    report = {"source": "docs", "dag_id": "rag_ingest__docs", "run_id": run_id,
+              "finished_at": "2026-12-01", "status": "success", "counts": {},
+              "gates": {}}  # fmt: skip
+    (tmp_path / "docs" / "r.json").write_text(json.dumps(report))
+    link = 'href="/dags/rag_ingest__docs/runs/manual__2026-12-01T10%3A00%3A00%2B00%3A00"'
+    assert link in render_index(settings, every_dag)
+    layout = RunLayout(tmp_path / "staging" / "docs" / "r")
+    page = render_html(
+        build_run_report(layout, "docs", run_id, "rag_ingest__docs", "n/a"), tmp_path
+    )
+    assert link in page and "this run in Airflow" in page
