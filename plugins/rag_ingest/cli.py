@@ -101,11 +101,8 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return RUN_FAILED if failed else 0
-    cells = [
-        [str(row[key.replace(" ", "_")] if row[key.replace(" ", "_")] is not None else "-")
-         for key in STATUS_COLUMNS]
-        for row in rows
-    ]  # fmt: skip
+    keys = [title.replace(" ", "_") for title in STATUS_COLUMNS]  # "last run" -> last_run
+    cells = [["-" if row[key] is None else str(row[key]) for key in keys] for row in rows]
     widths = [max(len(c) for c in column) for column in zip(STATUS_COLUMNS, *cells, strict=True)]
     for line in (STATUS_COLUMNS, *cells):
         say("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
@@ -252,14 +249,10 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     work_dir = Path(args.work_dir or Path(".rag_ingest") / "eval" / dataset.name).resolve()
     dags_folder = Path(args.dags_folder) if args.dags_folder else default_dags_folder()
     plan = EvalPlan(dataset, work_dir, args.k, args.subset)
+    # With --json, stdout is the result alone: progress goes to stderr.
+    progress = (lambda line: print(line, file=sys.stderr)) if args.json else print
     try:
-        result = (
-            run_evaluation(
-                settings, plan, dags_folder, say=lambda line: print(line, file=sys.stderr)
-            )
-            if args.json
-            else run_evaluation(settings, plan, dags_folder)
-        )
+        result = run_evaluation(settings, plan, dags_folder, say=progress)
     except RuntimeError as error:  # the ingestion run failed: its reason and log tail
         print(shown(f"rag-ingest eval: {error}"), file=sys.stderr)
         return 1
