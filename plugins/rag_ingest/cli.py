@@ -167,14 +167,13 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 say(
                     f"  - {expectation['name']}: "
                     + (f"{seen} unexpected" if seen is not None else f"observed {observed}")
-                    + (
-                        f", e.g. {expectation['examples'][:3]}"
-                        if expectation.get("examples")
-                        else ""
-                    )
                 )
+                for row in expectation.get("failing", []):
+                    say(f"      {row['uri']}: {row['value']}")
         if gate.get("data_docs"):
             say(f"  Data Docs: {gate['data_docs']}")
+        if gate.get("failing_csv"):
+            say(f"  failing rows by file: {gate['failing_csv']}")
     for row in report.get("quarantine", [])[:10]:
         say(f"quarantined: {row['uri']}: {row.get('reason')} ({row.get('detail')})")
     say(f"report: {reports_dir / report['json']}  (page: {reports_dir / report['html']})")

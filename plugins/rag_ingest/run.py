@@ -199,6 +199,10 @@ class RunContext:
         """This source's folder of run reports, Data Docs and freshness reports."""
         return Path(self.settings.reports_dir) / self.source.name
 
+    def failing_rows_csv(self, gate: str) -> Path:
+        """A failed gate's rows by file, for download from the UI."""
+        return self.source_reports / "failing" / f"{self.layout.root.name}-{gate}.csv"
+
     def record(self, result: StageT) -> StageT:
         write_stage_result(self.layout, result)
         log.info("%s: %s", result.file_name, result.summary())

@@ -175,7 +175,8 @@ class GateRecord(StageResult):
     expectations: list[dict[str, Any]] = field(default_factory=list)
     engine: str = "pandas"
     data_docs: str | None = None
-    failing_rows: str | None = None
+    failing_rows: str | None = None  # the failing rows' facts (Parquet, staging)
+    failing_csv: str | None = None  # the same rows by file and value (CSV, reports)
 
     @property
     def file_name(self) -> str:

@@ -10,6 +10,7 @@ and that the store is exactly as before.
 
 from __future__ import annotations
 
+import csv
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -176,6 +177,40 @@ DEFECTS = [
 ]
 
 
+# How a failing row's offending value reads in the report: in its unit, not raw.
+VALUE_SHOWN = {
+    "text_not_empty": "0 characters",
+    "format_allowed": "spreadsheet",
+    "modified_not_in_future": "2099-01-01 00:00:00 UTC",  # not 4070908800.0
+    "token_count_within_model_limit": "400 tokens",
+    "unit_norm": "1.5000",
+    "values_finite": "false",
+    "every_document_has_a_chunk": "missing",
+}
+
+
+def assert_failing_documents_named(
+    report: dict, stage: str, expectation: str, corpus: Path
+) -> None:
+    """The failed expectation lists its documents by path with the value in its unit, and
+    the CSV the UI offers for download holds every failing row by file."""
+    gate = report["gates"][stage]
+    (broken,) = [e for e in gate["expectations"] if e["name"] == expectation]
+    assert broken["failing"] and broken["failing_documents"] >= len(broken["failing"])
+    assert len({row["uri"] for row in broken["failing"]}) == len(broken["failing"])  # each once
+    for row in broken["failing"]:
+        assert Path(row["uri"].split("#")[0]).is_relative_to(corpus), row
+        assert Path(row["uri"].split("#")[0]).exists(), row
+    if expectation in VALUE_SHOWN:
+        assert VALUE_SHOWN[expectation] in {row["value"] for row in broken["failing"]}, broken
+    with open(gate["failing_csv"], newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["expectation"] == expectation]
+    assert len(rows) == broken["failing_count"]
+    assert len({r["uri"] for r in rows}) == broken["failing_documents"]
+    assert {r["uri"] for r in broken["failing"]} <= {r["uri"] for r in rows}
+    assert Path(gate["failing_csv"]).is_relative_to(corpus.parent / "reports" / "docs")
+
+
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A corpus ingested once by a clean run; each defect test works on a copy."""
@@ -240,6 +275,14 @@ def test_a_planted_defect_fails_its_gate_and_leaves_the_store_unchanged(
     (report,) = [r for r in list_run_reports(folder / "reports", "docs") if r["run_id"] == "defect"]
     assert report["status"] == "failed" and f"quality gate {stage} failed" in report["reason"]
     assert not report["gates"][stage]["success"]
+    if result.failing_rows:
+        assert_failing_documents_named(report, stage, expectation, folder / "corpus")
+        page = (folder / "reports" / report["html"]).read_text()
+        first = report["gates"][stage]
+        assert "Download the failing rows (CSV)" in page
+        assert any(
+            e.get("failing") and e["failing"][0]["uri"] in page for e in first["expectations"]
+        )
     capsys.readouterr()
     assert cli.main(["--config", str(config), "report", "--run", "defect"]) == 3
     printed = capsys.readouterr().out

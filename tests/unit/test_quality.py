@@ -98,7 +98,8 @@ def test_a_mostly_threshold_tunes_how_many_rows_may_fail(tmp_path: Path) -> None
             run_name="r",
         )
 
-    with pytest.raises(GateFailed, match=r"text_not_empty .*1 unexpected, e.g. \[0\]") as failure:
+    shown = r"text_not_empty .*1 unexpected, e.g. \[0 characters\]"  # in its unit
+    with pytest.raises(GateFailed, match=shown) as failure:
         gate({})
     failing = pd.read_parquet(failure.value.result.failing_rows)
     assert failing["doc_id"].tolist() == ["d0"]

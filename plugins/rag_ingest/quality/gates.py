@@ -13,30 +13,54 @@ stage's staged output against the suite of the same name
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rag_ingest import parquet_io
-from rag_ingest.quality import facts
+from rag_ingest.quality import facts, failing
 from rag_ingest.quality.results import GateFailed, GateResult
 from rag_ingest.run import RunContext, safe_run_key
 from rag_ingest.stage_results import GateRecord, PlanChunksResult
 
+log = logging.getLogger(__name__)
 
-def _record(gate: str, result: GateResult) -> GateRecord:
-    outcome = result.to_dict()
+
+def _record(ctx: RunContext, gate: str, result: GateResult) -> GateRecord:
+    expectations = result.to_dict()["expectations"]
+    failing_csv = None
+    if result.failing_rows:
+        columns = {e.name: e.column for e in result.expectations if not e.success}
+        rows = failing.failing_documents(ctx.layout, result.failing_rows, columns)
+        expectations = failing.with_failing_documents(expectations, rows)
+        failing_csv = ctx.failing_rows_csv(gate)
+        failing.write_csv(failing_csv, rows)
     return GateRecord(
         gate=gate,
         success=result.success,
         seconds=result.seconds,
         rows=result.rows,
-        expectations=outcome["expectations"],
+        expectations=expectations,
         engine=result.engine,
         data_docs=result.data_docs,
         failing_rows=result.failing_rows,
+        failing_csv=str(failing_csv) if failing_csv else None,
     )
+
+
+def _log_failing_documents(record: GateRecord) -> None:
+    """The task log names the failing files too, not only row numbers."""
+    for expectation in record.expectations:
+        name = expectation["name"]
+        for row in expectation.get("failing", []):
+            log.error("gate %s: %s: %s (%s)", record.gate, name, row["uri"], row["value"])
+        hidden = expectation.get("failing_documents", 0) - len(expectation.get("failing", []))
+        if hidden > 0:
+            log.error("gate %s: %s: and %d more documents", record.gate, name, hidden)
+    if record.failing_csv:
+        log.error("gate %s: every failing row by file: %s", record.gate, record.failing_csv)
 
 
 def _is_empty(frame: Any) -> bool:
@@ -74,9 +98,9 @@ def check(ctx: RunContext, gate: str, frame: Any, parameters: Mapping[str, Any])
                 run_name=safe_run_key(ctx.run_id),
             )
         except GateFailed as failure:
-            ctx.record(_record(gate, failure.result))
+            _log_failing_documents(ctx.record(_record(ctx, gate, failure.result)))
             raise
-        record = _record(gate, result)
+        record = _record(ctx, gate, result)
     ctx.record(record)
     return record
 

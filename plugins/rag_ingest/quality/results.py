@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag_ingest.quality.units import shown
+
 
 class GateFailed(RuntimeError):
     """A stage's output broke its expectations; nothing was written to the store."""
@@ -39,7 +41,8 @@ class ExpectationOutcome:
         if self.unexpected_count is not None:
             seen.append(f"{self.unexpected_count} unexpected")
         if self.examples:
-            seen.append(f"e.g. {self.examples[:5]}")
+            values = ", ".join(shown(self.column, value) for value in self.examples[:5])
+            seen.append(f"e.g. [{values}]")
         if self.observed is not None:
             seen.append(f"observed {self.observed}")
         return f"{self.name} ({self.type}{where}): " + (", ".join(seen) or "failed")

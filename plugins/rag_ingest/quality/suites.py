@@ -107,15 +107,37 @@ def _numbered(frame: Any, spark: bool) -> tuple[Any, int]:
     return frame, len(frame)
 
 
-def _failing_rows(results: list[Any]) -> set[int]:
-    rows: set[int] = set()
+def _failing_rows(results: list[Any]) -> dict[str, list[int]]:
+    """Each failed expectation's failing row numbers, by its meta.name."""
+    rows: dict[str, list[int]] = {}
     for result in results:
         if result.success:
             continue
-        for index in (result.result or {}).get("unexpected_index_list") or []:
-            if isinstance(index, Mapping) and _ROW in index:
-                rows.add(int(index[_ROW]))
+        numbers = [
+            int(index[_ROW])
+            for index in (result.result or {}).get("unexpected_index_list") or []
+            if isinstance(index, Mapping) and _ROW in index
+        ]
+        if numbers:
+            rows[_outcome(result).name] = numbers
     return rows
+
+
+def _write_failing_rows(frame: Any, spark: bool, failing: dict[str, list[int]], path: Path) -> None:
+    """The facts of every failing row, once per expectation it failed (an `expectation`
+    column names it), as Parquet: what `quality.failing` turns into files and values."""
+    import pandas as pd
+
+    wanted = sorted({row for rows in failing.values() for row in rows})
+    if spark:
+        rows = frame.filter(frame[_ROW].isin(wanted)).toPandas()
+    else:
+        rows = frame[frame[_ROW].isin(wanted)]
+    parts = [
+        rows[rows[_ROW].isin(numbers)].assign(expectation=name) for name, numbers in failing.items()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(parts, ignore_index=True).to_parquet(path, index=False)
 
 
 def run_gate(
@@ -198,13 +220,8 @@ def run_gate(
     failing_path = None
     failing = _failing_rows(results)
     if failing:
-        evidence_dir.mkdir(parents=True, exist_ok=True)
         failing_path = str(evidence_dir / f"{stage}-failing-rows.parquet")
-        if spark:
-            failed = frame.filter(frame[_ROW].isin(sorted(failing))).toPandas()
-        else:
-            failed = frame[frame[_ROW].isin(failing)]
-        failed.to_parquet(failing_path, index=False)
+        _write_failing_rows(frame, spark, failing, Path(failing_path))
     result = GateResult(
         stage=stage,
         success=bool(outcome.success),
