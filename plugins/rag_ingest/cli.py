@@ -28,17 +28,14 @@ def say(line: str) -> None:
 
 
 def _search(settings: Settings, args: argparse.Namespace) -> int:
-    from rag_ingest.embedding import Embedder
-    from rag_ingest.stores import open_store
+    from rag_ingest.search import search
 
     if args.source is not None:
         settings.source(args.source)  # unknown source: clear error, not zero hits
     # The model takes seconds to load: say so, on stderr (stdout stays the answer).
     print(f"loading the model {settings.embedding.model_id} ...", file=sys.stderr, flush=True)
-    embedder = Embedder(settings.embedding, settings.models_dir, allow_pool=False)
-    vector = embedder.encode([args.query])[0]
     labels = _labels(args.labels)
-    hits = open_store(settings).search(vector.tolist(), k=args.k, source=args.source, labels=labels)
+    hits = search(settings, args.query, args.k, sources=[args.source], labels=labels)
     if args.json:
         print(json.dumps([dataclasses.asdict(hit) for hit in hits], indent=2))
         return 0 if hits else 1
@@ -69,33 +66,9 @@ STATUS_COLUMNS = ("source", "documents", "chunks", "last run", "state", "finishe
 RUN_FAILED = 3
 
 
-def source_status(settings: Settings) -> list[dict[str, object]]:
-    """Per source: what the store holds and how its last run ended."""
-    from rag_ingest.reports import latest_run_report
-    from rag_ingest.stores import open_store
-
-    store = open_store(settings)
-    rows: list[dict[str, object]] = []
-    for source in settings.sources:
-        stats = store.stats(source.name)
-        last = latest_run_report(Path(settings.reports_dir), source.name)
-        rows.append(
-            {
-                "source": source.name,
-                "documents": stats.documents,
-                "chunks": stats.chunks,
-                "last_run": last["run_id"] if last else None,
-                "state": last.get("status", "success") if last else "never run",
-                "reason": last.get("reason") if last else None,
-                "finished": last["finished_at"] if last else None,
-                "quarantined": len(last.get("quarantine", [])) if last else 0,
-                "counts": last["counts"] if last else {},
-            }
-        )
-    return rows
-
-
 def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from rag_ingest.overview import source_status
+
     rows = source_status(settings)
     failed = [row for row in rows if row["state"] == "failed"]
     if args.json:

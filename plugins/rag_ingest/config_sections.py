@@ -140,9 +140,12 @@ class SourceConfig(StrictModel):
         return dag_id_for(self.name)
 
 
+DAG_ID_PREFIX = "rag_ingest__"
+
+
 def dag_id_for(source_name: str) -> str:
     """The ingestion DAG of a source: its Airflow permissions are the source's."""
-    return f"rag_ingest__{source_name}"
+    return f"{DAG_ID_PREFIX}{source_name}"
 
 
 class ChunkingConfig(StrictModel):

@@ -40,6 +40,7 @@ from rag_ingest.config import (
 from rag_ingest.config import (
     config_path as default_config_path,
 )
+from rag_ingest.ui import URL_PREFIX
 
 START_DATE = datetime(2026, 1, 1)
 INGESTION_DOC = """Ingests one knowledge source into the vector store.
@@ -58,8 +59,10 @@ and embed stop a run before the store is touched.
 its `max_delete_share`.
 
 **Reports**: the **Knowledge ingestion** page in the navigation lists this
-source's runs with their reports, Data Docs and freshness; `rag-ingest
-report --source <name>` prints the newest one."""
+source's runs with their reports, Data Docs and freshness; every task of a run
+has the extra link *rag-ingest run report*, which opens that run's report
+(the failing files of a failed gate are on it); `rag-ingest report --source
+<name>` prints the newest one."""
 FRESHNESS_DOC = """Freshness, consistency and drift of every source's knowledge. Runs on
 `freshness.schedule` and whenever an ingestion DAG updates its source's asset. Per
 source, `measure__<source>` runs every check, writes the freshness report and calls
@@ -111,23 +114,27 @@ def build_dag(
     retries = retries or RetriesConfig()
     path = config_path or str(default_config_path())
     name, dag_id = source.name, source.dag_id
-    with DAG(
-        dag_id=dag_id,
-        description=f"Ingest source '{name}' into the vector store",
-        schedule=source.schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,  # one active run per source: runs never race on the store
-        default_args={
-            "owner": "rag-ingest",
-            "retries": retries.retries,
-            "retry_delay": timedelta(seconds=retries.retry_delay_seconds),
-            "retry_exponential_backoff": True,
-        },
-        params=PARAMS,
-        tags=["rag-ingest", f"source:{name}"],
-        doc_md=INGESTION_DOC,
-    ) as dag:
+    with (
+        DAG(
+            dag_id=dag_id,
+            description=f"Ingest source '{name}' into the vector store",
+            schedule=source.schedule,
+            start_date=START_DATE,
+            catchup=False,
+            max_active_runs=1,  # one active run per source: runs never race on the store
+            default_args={
+                "owner": "rag-ingest",
+                "retries": retries.retries,
+                "retry_delay": timedelta(seconds=retries.retry_delay_seconds),
+                "retry_exponential_backoff": True,
+            },
+            params=PARAMS,
+            tags=["rag-ingest", f"source:{name}"],
+            doc_md=INGESTION_DOC
+            + f"\n\n[Overview of source '{name}']({URL_PREFIX}/source/{name}): store, runs "
+            "and freshness over time, and a query box.",
+        ) as dag
+    ):
         # A busy source (a backfill beside a scheduled run) is waited for, not failed:
         # reschedule mode frees the worker slot between looks.
         wait_for_source = WaitForSource(

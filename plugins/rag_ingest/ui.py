@@ -2,9 +2,17 @@
 
 `plugins/rag_ingest_plugin.py` mounts it on Airflow's API server under
 `/rag-ingest` behind Airflow's own authentication (a bearer token or the
-cookie the Airflow UI sets). It lists each source's runs with their status
-and counts, and serves the run reports and Great Expectations Data Docs from
-the reports folder, refusing any path outside it.
+cookie the Airflow UI sets). Its pages:
+
+- `/`: every source with every run Airflow knows of (live state, refreshed
+  while a run is going), linked to the Airflow run and to its report;
+- `/source/<name>`: one source's overview (store, last good run, freshness,
+  quarantine) with charts of its runs and freshness over time;
+- `/run/<dag_id>/<run_id>`: a run's report, or its live state until it has
+  one (Airflow's task "extra link" points here);
+- `/search`: the CLI's search, with source and access-label filters;
+- `/files/...`: the run reports, Data Docs, failing-row CSVs and freshness
+  reports from the reports folder, refusing any path outside it.
 
 A caller sees a source (its runs, reports, Data Docs and freshness reports,
 all under `<reports>/<source>/`) only if Airflow lets them read that
@@ -14,19 +22,32 @@ reports folder, and any source the caller may not read, is "no such file".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rag_ingest.config import Settings, load_settings
 from rag_ingest.config_sections import dag_id_for
+from rag_ingest.overview import any_active, runs_of, source_overview
 from rag_ingest.reports import list_freshness_reports, list_run_reports, render_page
 
 URL_PREFIX = "/rag-ingest"
 RUNS_SHOWN = 50
+# Seconds between the pages' own reloads: often while a run is going, else now and then.
+REFRESH_ACTIVE_SECONDS = 10
+REFRESH_IDLE_SECONDS = 60
+SEARCH_MAX_K = 50
 
 # Which of these DAG ids the caller may read (Airflow's auth manager, when mounted).
 ReadableDags = Callable[[set[str]], set[str]]
+# The newest runs Airflow holds of these DAG ids, at most `limit` each: dicts with
+# dag_id, run_id, state, run_type, start_date, end_date (ISO text or None).
+AirflowRuns = Callable[[set[str], int], list[dict[str, Any]]]
+
+
+def no_airflow_runs(dag_ids: set[str], limit: int) -> list[dict[str, Any]]:
+    """Outside Airflow (tests, a bare server): only the run reports are known."""
+    return []
 
 
 def readable_sources(names: set[str], readable_dags: ReadableDags) -> set[str]:
@@ -35,27 +56,110 @@ def readable_sources(names: set[str], readable_dags: ReadableDags) -> set[str]:
     return {by_dag[dag] for dag in readable_dags(set(by_dag)) if dag in by_dag}
 
 
+def _known_sources(settings: Settings) -> set[str]:
+    """Configured sources, and any with reports left from before."""
+    names = {source.name for source in settings.sources}
+    reports_dir = Path(settings.reports_dir)
+    if reports_dir.is_dir():
+        names |= {p.name for p in reports_dir.iterdir() if p.is_dir() and any(p.glob("*.json"))}
+    return names
+
+
 def runs_by_source(
-    settings: Settings, readable_dags: ReadableDags
+    settings: Settings, readable_dags: ReadableDags, airflow_runs: AirflowRuns = no_airflow_runs
 ) -> dict[str, list[dict[str, Any]]]:
-    """The caller's readable sources (configured, or with reports), each with its newest runs."""
+    """The caller's readable sources, each with its newest runs: every run Airflow
+    knows of, joined with its report, and reports of runs Airflow no longer holds."""
+    allowed = sorted(readable_sources(_known_sources(settings), readable_dags))
+    live = airflow_runs({dag_id_for(name) for name in allowed}, RUNS_SHOWN)
     reports_dir = Path(settings.reports_dir)
-    runs: dict[str, list[dict[str, Any]]] = {source.name: [] for source in settings.sources}
-    for report in list_run_reports(reports_dir):
-        runs.setdefault(str(report["source"]), []).append(report)
-    allowed = readable_sources(set(runs), readable_dags)
-    return {source: reports[:RUNS_SHOWN] for source, reports in runs.items() if source in allowed}
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for name in allowed:
+        mine = [run for run in live if run.get("dag_id") == dag_id_for(name)]
+        by_source[name] = runs_of(list_run_reports(reports_dir, name), mine)[:RUNS_SHOWN]
+    return by_source
 
 
-def render_index(settings: Settings, readable_dags: ReadableDags) -> str:
+def refresh_seconds(active: bool) -> int:
+    return REFRESH_ACTIVE_SECONDS if active else REFRESH_IDLE_SECONDS
+
+
+def render_index(
+    settings: Settings, readable_dags: ReadableDags, airflow_runs: AirflowRuns = no_airflow_runs
+) -> str:
     reports_dir = Path(settings.reports_dir)
-    runs = runs_by_source(settings, readable_dags)
+    runs = runs_by_source(settings, readable_dags, airflow_runs)
     data_docs = {
         source: (reports_dir / source / "data_docs" / "index.html").exists() for source in runs
     }
     freshness = {source: list_freshness_reports(reports_dir, source)[:5] for source in runs}
+    active = any(any_active(rows) for rows in runs.values())
     return render_page(
-        "ui_index.html", runs=runs, data_docs=data_docs, freshness=freshness, prefix=URL_PREFIX
+        "ui_index.html",
+        runs=runs,
+        data_docs=data_docs,
+        freshness=freshness,
+        prefix=URL_PREFIX,
+        refresh=refresh_seconds(active),
+    )
+
+
+def render_source(settings: Settings, source: str, airflow_runs: AirflowRuns) -> str:
+    live = airflow_runs({dag_id_for(source)}, RUNS_SHOWN)
+    overview = source_overview(settings, source, live)
+    return render_page(
+        "ui_source.html",
+        o=overview,
+        prefix=URL_PREFIX,
+        refresh=refresh_seconds(overview["active"]),
+    )
+
+
+def report_of_run(settings: Settings, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """The run report of `run_id` of the ingestion DAG `dag_id`, if it has one."""
+    source = next((s.name for s in settings.sources if dag_id_for(s.name) == dag_id), None)
+    if source is None:
+        return None
+    reports = list_run_reports(Path(settings.reports_dir), source)
+    return next((r for r in reports if r.get("run_id") == run_id), None)
+
+
+def render_search(
+    settings: Settings,
+    readable: set[str],
+    form: Mapping[str, str],
+) -> str:
+    """The query box, and its hits when a query was given."""
+    from rag_ingest.search import search
+
+    query = form.get("q", "").strip()
+    source = form.get("source", "")
+    labels_text = form.get("labels", "").strip()
+    error = None
+    hits: list[Any] = []
+    try:
+        k = int(form.get("k", "5") or 5)
+    except ValueError:
+        k, error = 5, f"k must be a whole number (got {form.get('k')!r})"
+    if error is None and not 1 <= k <= SEARCH_MAX_K:
+        error = f"k must be between 1 and {SEARCH_MAX_K} (got {k})"
+    if error is None and source and source not in readable:
+        error = f"no source named {source!r} that you may read"
+    if error is None and query:
+        sources: list[str | None] = [source] if source else [*sorted(readable)]
+        labels = sorted({x.strip() for x in labels_text.split(",") if x.strip()})
+        hits = search(settings, query, k, sources, labels if labels_text else None)
+    return render_page(
+        "ui_search.html",
+        prefix=URL_PREFIX,
+        sources=sorted(readable),
+        query=query,
+        source=source,
+        labels=labels_text,
+        k=k,
+        hits=hits,
+        searched=bool(query) and error is None,
+        error=error,
     )
 
 
@@ -88,28 +192,73 @@ def create_app(
     readable_dags: Callable[..., ReadableDags],
     settings_loader: Callable[[], Settings] = load_settings,
     dependencies: Sequence[Any] = (),
+    airflow_runs: AirflowRuns = no_airflow_runs,
 ) -> Any:
     """The FastAPI app. `dependencies` carry the authentication and `readable_dags` (a
-    FastAPI dependency) the caller's DAG permissions: Airflow's, when mounted."""
+    FastAPI dependency) the caller's DAG permissions: Airflow's, when mounted;
+    `airflow_runs` reads the runs Airflow holds (its metadata database, when mounted)."""
     from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
     app = FastAPI(title="rag-ingest: knowledge ingestion", dependencies=list(dependencies))
     permissions = Depends(readable_dags)
 
+    def readable_source(settings: Settings, name: str, readable: ReadableDags) -> str:
+        if name not in _known_sources(settings) or not readable_sources({name}, readable):
+            raise HTTPException(status_code=404, detail=f"no source named {name!r}")
+        return name
+
     @app.get("/", response_class=HTMLResponse)
     def index(readable: ReadableDags = permissions) -> str:
-        return render_index(settings_loader(), readable)
+        return render_index(settings_loader(), readable, airflow_runs)
 
     @app.get("/api/runs")
     def runs(readable: ReadableDags = permissions) -> JSONResponse:
-        return JSONResponse(runs_by_source(settings_loader(), readable))
+        return JSONResponse(runs_by_source(settings_loader(), readable, airflow_runs))
+
+    @app.get("/source/{name}", response_class=HTMLResponse)
+    def source_page(name: str, readable: ReadableDags = permissions) -> str:
+        settings = settings_loader()
+        return render_source(settings, readable_source(settings, name, readable), airflow_runs)
+
+    @app.get("/run/{dag_id}/{run_id}", response_model=None)
+    def run_page(
+        dag_id: str, run_id: str, readable: ReadableDags = permissions
+    ) -> RedirectResponse | HTMLResponse:
+        settings = settings_loader()
+        report = report_of_run(settings, dag_id, run_id) if readable({dag_id}) else None
+        if report is not None:
+            return RedirectResponse(f"{URL_PREFIX}/files/{report['html']}", status_code=303)
+        if not readable({dag_id}):
+            raise HTTPException(status_code=404, detail="no such run")
+        live = [r for r in airflow_runs({dag_id}, RUNS_SHOWN) if r.get("run_id") == run_id]
+        if not live:
+            raise HTTPException(status_code=404, detail=f"no run {run_id!r} of {dag_id}")
+        page = render_page(
+            "ui_run_pending.html", run=live[0], prefix=URL_PREFIX, refresh=REFRESH_ACTIVE_SECONDS
+        )
+        return HTMLResponse(page)
+
+    @app.get("/search", response_class=HTMLResponse)
+    def search_page(
+        q: str = "",
+        source: str = "",
+        labels: str = "",
+        k: str = "5",
+        readable: ReadableDags = permissions,
+    ) -> str:
+        settings = settings_loader()
+        sources = readable_sources({s.name for s in settings.sources}, readable)
+        form = {"q": q, "source": source, "labels": labels, "k": k}
+        return render_search(settings, sources, form)
 
     @app.get("/files/{relative:path}")
     def report_file(relative: str, readable: ReadableDags = permissions) -> FileResponse:
         path = readable_report_path(Path(settings_loader().reports_dir), relative, readable)
         if path is None:
             raise HTTPException(status_code=404, detail="no such report file")
+        if path.suffix == ".csv":  # failing rows: a download, not a page
+            return FileResponse(path, media_type="text/csv", filename=path.name)
         return FileResponse(path)
 
     return app

@@ -59,10 +59,38 @@ def test_the_page_lists_the_run_and_every_link_resolves(server: dict) -> None:
                 assert get(url, server["token"])[0] == 200, target
 
 
+def test_the_source_overview_shows_store_runs_and_charts(server: dict) -> None:
+    status, page = get(f"{server['base']}/rag-ingest/source/docs", server["token"])
+    assert status == 200
+    assert "documents in the store" in page and "<b>1</b>" in page  # guide.md, one document
+    assert 'data-chart="seconds"' in page and 'data-chart="chunks_embedded"' in page
+    assert "ui_run" in page and 'http-equiv="refresh"' in page
+    assert get(f"{server['base']}/rag-ingest/source/no-such-source", server["token"])[0] == 404
+
+
+def test_the_query_box_finds_the_known_file(server: dict) -> None:
+    query = "how+does+the+pipeline+keep+knowledge+fresh"
+    status, page = get(f"{server['base']}/rag-ingest/search?q={query}&k=3", server["token"])
+    assert status == 200
+    assert str(server["folder"] / "corpus" / "guide.md") in page and 'class="score"' in page
+    status, page = get(f"{server['base']}/rag-ingest/search?q={query}&k=0", server["token"])
+    assert status == 200 and "k must be between 1 and 50 (got 0)" in page
+    status, page = get(f"{server['base']}/rag-ingest/search?q=x&source=hr", server["token"])
+    assert "no source named &#39;hr&#39; that you may read" in page
+
+
+def test_a_run_link_opens_its_report(server: dict) -> None:
+    status, page = get(f"{server['base']}/rag-ingest/run/rag_ingest__docs/ui_run", server["token"])
+    assert status == 200 and "Run report: docs" in page  # followed the redirect
+    assert get(f"{server['base']}/rag-ingest/run/rag_ingest__docs/nope", server["token"])[0] == 404
+
+
 def test_the_page_needs_an_airflow_login(server: dict) -> None:
     assert get(f"{server['base']}/rag-ingest/")[0] in (401, 403)
     assert get(f"{server['base']}/rag-ingest/api/runs")[0] in (401, 403)
     assert get(f"{server['base']}/rag-ingest/files/docs/ui_run.json")[0] in (401, 403)
+    assert get(f"{server['base']}/rag-ingest/search?q=pay")[0] in (401, 403)
+    assert get(f"{server['base']}/rag-ingest/source/docs")[0] in (401, 403)
     assert get(f"{server['base']}/rag-ingest/", "not-a-token")[0] in (401, 403)
 
 
@@ -122,3 +150,9 @@ def test_each_caller_sees_only_the_sources_whose_dag_airflow_lets_them_read(
         for link in hr_files:
             assert get(base + link, hr_reader)[0] == 200, link
             assert get(base + link, outsider)[0] == 404, link  # as if it did not exist
+        # The query box searches only the sources the caller may read.
+        status, page = get(f"{base}/rag-ingest/search?q=salary+band+grade&k=5", hr_reader)
+        assert status == 200 and "pay.md" in page
+        status, page = get(f"{base}/rag-ingest/search?q=salary+band+grade&k=5", outsider)
+        assert status == 200 and "pay.md" not in page and "guide.md" in page
+        assert get(f"{base}/rag-ingest/source/hr", outsider)[0] == 404

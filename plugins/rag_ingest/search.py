@@ -1,0 +1,56 @@
+"""A query against the knowledge base: the CLI's `search` and the UI's query box.
+
+The query is embedded with the configured model (loaded once per process and
+kept: a page's second query does not wait for it) and searched in the store,
+across the sources the caller may read, with the caller's access labels.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rag_ingest.config import EmbeddingConfig, Settings
+from rag_ingest.stores.base import SearchHit
+
+if TYPE_CHECKING:
+    from rag_ingest.embedding import Embedder
+
+_loaded: dict[tuple[str, str], Embedder] = {}
+_loading = threading.Lock()
+
+
+def _embedder(config: EmbeddingConfig, models_dir: str) -> Embedder:
+    from rag_ingest.embedding import Embedder
+
+    key = (str(config.model_path), config.backend)
+    with _loading:  # two first queries at once load the model once
+        if key not in _loaded:
+            _loaded[key] = Embedder(config, models_dir, allow_pool=False)
+        return _loaded[key]
+
+
+def search(
+    settings: Settings,
+    query: str,
+    k: int,
+    sources: Sequence[str | None] = (None,),
+    labels: Sequence[str] | None = None,
+) -> list[SearchHit]:
+    """The `k` chunks closest to `query` among `sources` (None: every source), best first.
+
+    `labels`: the caller's access labels (only chunks carrying one of them);
+    None searches without an access filter.
+    """
+    from rag_ingest.stores import open_store
+
+    if k < 1:
+        raise ValueError(f"k must be at least 1 (got {k})")
+    embedder = _embedder(settings.embedding, str(settings.models_dir))
+    vector = embedder.encode([query])[0].tolist()
+    store = open_store(settings)
+    hits = [
+        hit for source in sources for hit in store.search(vector, k=k, source=source, labels=labels)
+    ]
+    return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]
