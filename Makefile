@@ -44,6 +44,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m pip install --quiet -e '.[dev,onnx,deploy]' 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/rag-ingest assets fetch > /dev/null  # Data Docs' scripts and styles, served offline
 	touch $(STAMP)
 
 airflow-init: $(STAMP)

@@ -301,7 +301,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(handler=_eval)
+
+    assets = commands.add_parser(
+        "assets",
+        help="fetch the scripts and styles Data Docs pages load (served by the UI, offline)",
+        description="Download the pinned npm packages Great Expectations' Data Docs load from "
+        "CDNs, check each against its sha512, and keep their files for the UI to serve.",
+    )
+    assets.add_argument(
+        "action", choices=("fetch", "check"), help="fetch, or check what is missing"
+    )
     return parser
+
+
+def _assets(args: argparse.Namespace) -> int:
+    from rag_ingest import data_docs_assets
+
+    target = data_docs_assets.assets_dir()
+    if args.action == "fetch":
+        for name in data_docs_assets.fetch(target):
+            say(f"fetched {name}")
+    missing = data_docs_assets.missing(target)
+    if missing:
+        say(f"Data Docs assets missing in {target}: {', '.join(missing)} (rag-ingest assets fetch)")
+        return 1
+    say(f"Data Docs assets: all {len(data_docs_assets.PACKAGES)} packages in {target}")
+    return 0
 
 
 def _version() -> str:
@@ -315,6 +340,8 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "assets":  # needs no configuration
+        return _assets(args)
     try:
         settings = load_settings(args.config)
         return int(args.handler(settings, args))

@@ -26,12 +26,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rag_ingest import data_docs_assets
 from rag_ingest.config import Settings, load_settings
 from rag_ingest.config_sections import dag_id_for
 from rag_ingest.overview import any_active, runs_of, source_overview
 from rag_ingest.reports import list_freshness_reports, list_run_reports, render_page
 
 URL_PREFIX = "/rag-ingest"
+ASSETS_URL = f"{URL_PREFIX}/assets"  # Data Docs' scripts and styles (data_docs_assets)
 RUNS_SHOWN = 50
 # Seconds between the pages' own reloads: often while a run is going, else now and then.
 REFRESH_ACTIVE_SECONDS = 10
@@ -198,7 +200,13 @@ def create_app(
     FastAPI dependency) the caller's DAG permissions: Airflow's, when mounted;
     `airflow_runs` reads the runs Airflow holds (its metadata database, when mounted)."""
     from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+    from fastapi.responses import (
+        FileResponse,
+        HTMLResponse,
+        JSONResponse,
+        RedirectResponse,
+        Response,
+    )
 
     app = FastAPI(title="rag-ingest: knowledge ingestion", dependencies=list(dependencies))
     permissions = Depends(readable_dags)
@@ -252,13 +260,29 @@ def create_app(
         form = {"q": q, "source": source, "labels": labels, "k": k}
         return render_search(settings, sources, form)
 
-    @app.get("/files/{relative:path}")
-    def report_file(relative: str, readable: ReadableDags = permissions) -> FileResponse:
+    @app.get("/files/{relative:path}", response_model=None)
+    def report_file(relative: str, readable: ReadableDags = permissions) -> FileResponse | Response:
         path = readable_report_path(Path(settings_loader().reports_dir), relative, readable)
         if path is None:
             raise HTTPException(status_code=404, detail="no such report file")
         if path.suffix == ".csv":  # failing rows: a download, not a page
             return FileResponse(path, media_type="text/csv", filename=path.name)
+        if path.suffix in (".html", ".css") and "data_docs" in path.parts:
+            text = data_docs_assets.localise(path.read_text(encoding="utf-8"), ASSETS_URL)
+            kind = "text/html" if path.suffix == ".html" else "text/css"
+            return Response(text, media_type=kind)
+        return FileResponse(path)
+
+    @app.get("/assets/{relative:path}")
+    def asset(relative: str) -> FileResponse:
+        """Data Docs' scripts, styles and images (`rag-ingest assets fetch`)."""
+        folder, _, rest = relative.partition("/")
+        if folder == data_docs_assets.GX_IMAGES:
+            path = safe_report_path(data_docs_assets.gx_images_dir(), rest)
+        else:
+            path = safe_report_path(data_docs_assets.assets_dir(), relative)
+        if path is None:
+            raise HTTPException(status_code=404, detail="no such asset (rag-ingest assets fetch)")
         return FileResponse(path)
 
     return app

@@ -21,6 +21,7 @@ import yaml
 from tests.conftest import PROJECT_ROOT, write_config
 from tests.e2e.airflow_api import api_server, get, login
 from tests.e2e.pipeline_runs import run
+from tests.unit.test_data_docs_assets import loaded_urls
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +84,20 @@ def test_a_run_link_opens_its_report(server: dict) -> None:
     status, page = get(f"{server['base']}/rag-ingest/run/rag_ingest__docs/ui_run", server["token"])
     assert status == 200 and "Run report: docs" in page  # followed the redirect
     assert get(f"{server['base']}/rag-ingest/run/rag_ingest__docs/nope", server["token"])[0] == 404
+
+
+def test_data_docs_load_every_script_and_style_from_the_server(server: dict) -> None:
+    base, token = server["base"], server["token"]
+    status, page = get(f"{base}/rag-ingest/files/docs/data_docs/index.html", token)
+    assert status == 200
+    urls = loaded_urls(page)
+    assert any("bootstrap-table.min.js" in u for u in urls) and any(".css" in u for u in urls)
+    assert [u for u in urls if "://" in u] == []  # nothing from a CDN
+    for url in urls - {"data:,"}:  # data:, an image GX does not ship (loads nothing)
+        if url.startswith("/"):
+            assert get(base + url, token)[0] == 200, url
+        else:  # the page's own static/ folder
+            assert get(f"{base}/rag-ingest/files/docs/data_docs/{url}", token)[0] == 200, url
 
 
 def test_the_page_needs_an_airflow_login(server: dict) -> None:
