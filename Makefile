@@ -20,7 +20,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 EVAL_DATASET ?= $(CURDIR)/../shared/data/beir/scifact
 
-.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench-secrets bench eval screenshot
+.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench-secrets bench eval screenshots
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -37,6 +37,7 @@ help:
 	@echo "make bench-secrets  credential detectors: detection rate on 45 formats, false positives on SciFact"
 	@echo "make bench-scale     10k/100k/1M generated documents: time and memory per stage (SIZES=...)"
 	@echo "make eval      retrieval quality on SciFact, ingested through the DAG (EVAL_DATASET=dir)"
+	@echo "make screenshots  the UI pages in docs/images/, from the browser test (headless Chromium)"
 
 venv: $(STAMP)
 
@@ -59,6 +60,7 @@ demo: airflow-init
 		| sed -un 's/.*\[DAG TEST\] starting task_id=\([a-z_]*\).*/  task \1 .../p' \
 		|| (tail -40 $(AIRFLOW_HOME)/demo-run.log; exit 1)
 	@grep -E "DagRun Finished|state=success|state=failed" $(AIRFLOW_HOME)/demo-run.log | tail -1 || true
+	@echo "task logs of this run: $(AIRFLOW_HOME)/demo-run.log (dags test keeps none in the Airflow UI)"
 	rag-ingest status
 	@echo
 	@echo "search: $(DEMO_QUERY)"
@@ -117,12 +119,10 @@ bench-secrets: $(STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_scale --json .rag_ingest/bench-scale.json
 
-# A screenshot of the Airflow UI's "Knowledge ingestion" page (docs/images/).
-screenshot: $(STAMP)
-	command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-		|| apt-get install -y --no-install-recommends chromium chromium-driver
-	$(BIN)/python -m pip install --quiet "selenium==4.51.0" 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -m tests.screenshot_ui
+# The UI's pages in docs/images/, taken by the browser test (headless Chromium
+# against airflow standalone; it installs chromium and chromium-driver as root).
+screenshots: $(STAMP)
+	RAG_INGEST_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q -m browser tests/e2e/test_standalone_airflow.py
 
 eval: $(STAMP)
 	rag-ingest eval --dataset $(EVAL_DATASET)

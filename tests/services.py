@@ -18,7 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # The Debian packages that carry each server, and the program each must provide.
-PACKAGES = {"postgresql": "/usr/lib/postgresql", "redis-server": "/usr/bin/redis-server"}
+PACKAGES = {
+    "postgresql": "/usr/lib/postgresql",
+    "redis-server": "/usr/bin/redis-server",
+    # The browser tests' headless Chromium and the WebDriver server Selenium drives it by.
+    "chromium": "/usr/bin/chromium",
+    "chromium-driver": "/usr/bin/chromedriver",
+}
 
 
 def free_port() -> int:

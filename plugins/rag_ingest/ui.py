@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from rag_ingest import data_docs_assets
 from rag_ingest.config import Settings, load_settings
@@ -207,9 +208,21 @@ def create_app(
         RedirectResponse,
         Response,
     )
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     app = FastAPI(title="rag-ingest: knowledge ingestion", dependencies=list(dependencies))
     permissions = Depends(readable_dags)
+
+    @app.exception_handler(StarletteHTTPException)
+    def not_logged_in(request: Any, error: StarletteHTTPException) -> Response:
+        """A browser without a login goes to Airflow's login form, then back here."""
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if error.status_code == 401 and wants_page:
+            back = quote(str(request.url.path), safe="/")
+            return RedirectResponse(f"/auth/login?next={back}", status_code=303)
+        return JSONResponse(
+            {"detail": error.detail}, status_code=error.status_code, headers=error.headers
+        )
 
     def readable_source(settings: Settings, name: str, readable: ReadableDags) -> str:
         if name not in _known_sources(settings) or not readable_sources({name}, readable):

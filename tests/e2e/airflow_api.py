@@ -32,6 +32,20 @@ def get(url: str, token: str | None = None) -> tuple[int, str]:
         return error.code, error.read().decode("utf-8", "replace")
 
 
+def post(url: str, body: Mapping[str, object], token: str) -> tuple[int, str]:
+    """A JSON POST to Airflow's REST API as the bearer of `token`."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+
+
 def wait_until_healthy(
     base: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,16 @@ def test_eval_refuses_bad_arguments_in_one_line(
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert expected in result.stderr
+
+
+def test_assets_check_names_what_is_missing_and_needs_no_configuration(tmp_path: Path) -> None:
+    env_config = {"RAG_INGEST_CONFIG": str(tmp_path / "no-such-config.yaml")}
+    done = subprocess.run([CLI, "assets", "check"], capture_output=True, text=True,
+                          env={**os.environ, **env_config})  # fmt: skip
+    assert done.returncode == 0 and "all 10 packages" in done.stdout  # make venv fetched them
+    empty = {**env_config, "RAG_INGEST_ASSETS_DIR": str(tmp_path / "empty")}
+    done = subprocess.run([CLI, "assets", "check"], capture_output=True, text=True,
+                          env={**os.environ, **empty})  # fmt: skip
+    assert done.returncode == 1
+    assert "missing" in done.stdout and "bootstrap-table" in done.stdout
+    assert "rag-ingest assets fetch" in done.stdout

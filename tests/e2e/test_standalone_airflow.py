@@ -1,10 +1,15 @@
-"""Airflow's own backfill over daily partitions, with a scheduler on loopback (SQLite).
+"""`airflow standalone` on loopback (SQLite): Airflow's own backfill, then the UI in a browser.
 
 `airflow standalone` runs the scheduler, DAG processor, triggerer and API
 server (the task runners' execution API) with the LocalExecutor. The source
 is a JSON Lines drop per day (`drops/{{ ds }}/*.jsonl`); `airflow backfill
 create` over three days must ingest exactly those partitions, and running
 the same backfill again must leave the store identical.
+
+The same Airflow then serves the browser test, in a real headless Chromium:
+one more run, whose documents gate fails, and an operator's walk through the
+UI (tests/e2e/ui_walk.py). One Airflow for both: its start and its runs are
+most of either test's time.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow as pa
 import pytest
@@ -24,7 +31,8 @@ import pytest
 from rag_ingest.config import load_settings
 from rag_ingest.stores import open_store
 from tests.conftest import PROJECT_ROOT
-from tests.e2e.airflow_api import free_port, get, wait_until_healthy
+from tests.e2e import ui_walk
+from tests.e2e.airflow_api import free_port, get, login, post, wait_until_healthy
 from tests.e2e.task_logs import foreign, records, severe
 
 pytestmark = pytest.mark.slow
@@ -43,26 +51,32 @@ def write_drops(corpus: Path) -> None:
              "text": f"Observation {i} of {day}: station {number} read {i * 7} units."}
             for i in range(3)
         ]  # fmt: skip
+        if day == "2026-01-02":  # one record unlike the rest: the browser test queries it
+            records[0]["text"] = "The harbour crane lifted the shipping containers aboard."
         (folder / "notes.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
 
-@pytest.fixture
-def airflow(tmp_path: Path) -> dict:
+USER, PASSWORD = "operator", "an-operator-password"
+
+
+def airflow_home(folder: Path) -> dict:
     """A project-local Airflow home and configuration (nothing running yet)."""
-    corpus = tmp_path / "drops"
+    corpus = folder / "drops"
     write_drops(corpus)
-    config = tmp_path / "rag_ingest.yaml"
+    config = folder / "rag_ingest.yaml"
     config.write_text(
         f"sources:\n  - name: daily\n    location: {corpus}/{{{{ ds }}}}\n"
         "    glob: '*.jsonl'\n    mode: partitioned\n    schedule: '@daily'\n"
-        f"store:\n  path: {tmp_path / 'lancedb'}\n"
-        f"paths:\n  staging: {tmp_path / 'staging'}\n  reports: {tmp_path / 'reports'}\n"
+        f"store:\n  path: {folder / 'lancedb'}\n"
+        f"paths:\n  staging: {folder / 'staging'}\n  reports: {folder / 'reports'}\n"
         # The latest scheduled run and the backfill's take turns on the source: look often.
         "retries:\n  busy_source_poke_seconds: 15\n"
     )
     port = free_port()
-    home = tmp_path / "airflow-home"
+    home = folder / "airflow-home"
     home.mkdir()
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({USER: PASSWORD}))
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -76,14 +90,17 @@ def airflow(tmp_path: Path) -> dict:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        # One user who logs in through Airflow's own form (the simple auth manager's).
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "RAG_INGEST_CONFIG": str(config),
     }
     cli(env, "db", "migrate")
     cli(env, "dags", "reserialize")  # the DAGs in the database, before any scheduler
     cli(env, "dags", "unpause", DAG_ID)  # new DAGs start paused; a paused DAG's runs wait
-    return {"env": env, "config": config, "folder": tmp_path, "port": port}
+    return {"env": env, "config": config, "folder": folder, "port": port,
+            "base": f"http://127.0.0.1:{port}"}  # fmt: skip
 
 
 @contextmanager
@@ -100,7 +117,7 @@ def standalone(airflow: dict) -> Iterator[None]:
             start_new_session=True, cwd=airflow["folder"],
         )  # fmt: skip
         try:
-            wait_until_healthy(f"http://127.0.0.1:{airflow['port']}", process, log_path, 180)
+            wait_until_healthy(airflow["base"], process, log_path, 180)
             yield
         finally:
             if process.poll() is None:
@@ -139,8 +156,8 @@ def wait_for_runs(env: dict, count: int, timeout: float = 600) -> list[dict]:
 
 def wait_for_backfills_completed(airflow: dict, timeout: float = 120) -> None:
     """The scheduler marks a finished backfill complete every 30 s; a new one waits for it."""
-    base = f"http://127.0.0.1:{airflow['port']}"
-    token = json.loads(get(f"{base}/auth/token")[1])["access_token"]  # all-admins mode
+    base = airflow["base"]
+    token = login(base, USER, PASSWORD)
     deadline = time.monotonic() + timeout
     while True:
         status, body = get(f"{base}/api/v2/backfills?dag_id={DAG_ID}", token)
@@ -171,32 +188,73 @@ def assert_quiet_extract_log(logs: Path) -> None:
     assert any(str(e.get("logger", "")).startswith("rag_ingest") for e in entries)
 
 
-def test_backfill_ingests_exactly_its_partitions_and_twice_changes_nothing(airflow: dict) -> None:
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """The source backfilled twice over the same days; Airflow left running afterwards."""
+    airflow = airflow_home(tmp_path_factory.mktemp("standalone"))
     env = airflow["env"]
     # One run at a time, as the DAG's own max_active_runs (a backfill has its own).
     days = ["--from-date", DAYS[0], "--to-date", DAYS[-1], "--max-active-runs", "1"]
     cli(env, "backfill", "create", "--dag-id", DAG_ID, *days)
     with standalone(airflow):
-        runs = wait_for_runs(env, len(DAYS))
+        airflow["first_runs"] = wait_for_runs(env, len(DAYS))
         wait_for_backfills_completed(airflow)
+    airflow["first_store"] = snapshot(airflow["config"])
+    cli(env, "backfill", "create", "--dag-id", DAG_ID, *days, "--reprocess-behavior", "completed")
+    with standalone(airflow):
+        airflow["second_runs"] = wait_for_runs(env, len(DAYS))  # re-processing reuses the runs
+        airflow["second_store"] = snapshot(airflow["config"])
+        yield airflow
+
+
+def test_backfill_ingests_exactly_its_partitions_and_twice_changes_nothing(daily: dict) -> None:
+    runs, first = daily["first_runs"], daily["first_store"]
     assert sorted(r["logical_date"][:10] for r in runs) == list(DAYS)
     assert all(r["state"] == "success" for r in runs), runs
-    assert_quiet_extract_log(airflow["folder"] / "airflow-home" / "logs")
-    first = snapshot(airflow["config"])
+    assert_quiet_extract_log(daily["folder"] / "airflow-home" / "logs")
     records = sorted({uri.split("#", 1)[1] for uri in first["uri"].to_pylist()})
     assert records == sorted(f"{day}-{i}" for day in DAYS for i in range(3))  # not 2026-01-04
 
-    cli(env, "backfill", "create", "--dag-id", DAG_ID, *days, "--reprocess-behavior", "completed")
-    with standalone(airflow):
-        runs = wait_for_runs(env, len(DAYS))  # re-processing reuses the dates' runs
-    assert all(r["state"] == "success" for r in runs), runs
+    assert all(r["state"] == "success" for r in daily["second_runs"]), daily["second_runs"]
     for day in DAYS:
         report = json.loads(
-            (
-                airflow["folder"] / "reports" / "daily" / f"backfill__{day}T00_00_00_00_00.json"
-            ).read_text()
-        )
+            (daily["folder"] / "reports" / "daily" / f"backfill__{day}T00_00_00_00_00.json")
+            .read_text()
+        )  # fmt: skip
         assert report["counts"]["documents_unchanged"] == 3
         assert report["counts"]["store_writes"] == 0
-    second = snapshot(airflow["config"])
-    assert second.equals(first)  # same ids, vectors, provenance: nothing rewritten
+    assert daily["second_store"].equals(first)  # same ids, vectors, provenance: nothing rewritten
+
+
+@pytest.mark.browser
+def test_an_operator_finds_the_bad_file_of_a_failed_run_in_the_browser(daily: dict) -> None:
+    """A run whose documents gate fails (a file dated 2099), then the UI in Chromium."""
+    bad_file = daily["folder"] / "drops" / "2026-01-04" / "notes.jsonl"
+    future = datetime(2099, 1, 1, tzinfo=UTC).timestamp()
+    os.utime(bad_file, (future, future))
+    token = login(daily["base"], USER, PASSWORD)
+    run_id = trigger_run(daily["base"], token, "2026-01-04T00:00:00Z")
+    failed = wait_for_run(daily["base"], token, run_id)
+    assert failed["state"] == "failed", failed
+    ui_walk.walk(daily, USER, PASSWORD, run_id, bad_file)
+
+
+def trigger_run(base: str, token: str, logical_date: str) -> str:
+    status, body = post(
+        f"{base}/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": logical_date}, token
+    )
+    assert status in (200, 201), body
+    return str(json.loads(body)["dag_run_id"])
+
+
+def wait_for_run(base: str, token: str, run_id: str, timeout: float = 300) -> dict:
+    """The run once it has finished, with its report task done (it runs whatever happened)."""
+    deadline = time.monotonic() + timeout
+    url = f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+    while True:
+        status, body = get(url, token)
+        run = json.loads(body) if status == 200 else {}
+        if run.get("state") in ("success", "failed"):
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} not finished: {status} {body[:300]}"
+        time.sleep(3)
