@@ -172,3 +172,19 @@ def test_assets_check_names_what_is_missing_and_needs_no_configuration(tmp_path:
     assert done.returncode == 1
     assert "missing" in done.stdout and "bootstrap-table" in done.stdout
     assert "rag-ingest assets fetch" in done.stdout
+
+
+def test_make_airflow_sets_every_port_and_url_from_one_setting() -> None:
+    """`make airflow PORT=8123`: the server's port and the URLs the task runners and the
+    UI call all follow (a port alone left tasks calling 8080, with empty logs). The same
+    three settings run the real standalone Airflow in test_standalone_airflow.py."""
+    project = Path(__file__).resolve().parents[2]
+    done = subprocess.run(["make", "-n", "-s", "airflow", "PORT=8123"], cwd=project,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.replace("\\\n", " ").splitlines()  # continued lines joined
+    command = next(line for line in lines if "airflow standalone" in line)
+    assert "AIRFLOW__API__PORT=8123" in command
+    assert "AIRFLOW__API__BASE_URL=http://localhost:8123" in command
+    assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:8123/execution/" in command
+    assert "8080" not in done.stdout
