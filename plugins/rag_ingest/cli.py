@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag_ingest.config import ConfigError, Settings, load_settings
+from rag_ingest.stores.base import SEARCH_MODES
 
 # C0 and C1 control characters: a file name or a record id holding them must
 # not move the cursor, recolour the terminal or forge a line of output.
@@ -33,9 +34,10 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
     if args.source is not None:
         settings.source(args.source)  # unknown source: clear error, not zero hits
     # The model takes seconds to load: say so, on stderr (stdout stays the answer).
-    print(f"loading the model {settings.embedding.model_id} ...", file=sys.stderr, flush=True)
+    if args.mode != "lexical":
+        print(f"loading the model {settings.embedding.model_id} ...", file=sys.stderr, flush=True)
     labels = _labels(args.labels)
-    hits = search(settings, args.query, args.k, sources=[args.source], labels=labels)
+    hits = search(settings, args.query, args.k, [args.source], labels, mode=args.mode)
     if args.json:
         print(json.dumps([dataclasses.asdict(hit) for hit in hits], indent=2))
         return 0 if hits else 1
@@ -220,7 +222,7 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     dataset = BeirDataset.load(args.dataset, args.split)
     work_dir = Path(args.work_dir or Path(".rag_ingest") / "eval" / dataset.name).resolve()
     dags_folder = Path(args.dags_folder) if args.dags_folder else default_dags_folder()
-    plan = EvalPlan(dataset, work_dir, args.k, args.subset)
+    plan = EvalPlan(dataset, work_dir, args.k, args.subset, args.mode)
     # With --json, stdout is the result alone: progress goes to stderr.
     progress = (lambda line: print(line, file=sys.stderr)) if args.json else print
     try:
@@ -262,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels",
         help="the caller's access labels, comma-separated: only chunks carrying one of them",
     )
+    search.add_argument(
+        "--mode",
+        choices=SEARCH_MODES,
+        default="vector",
+        help="vector (default), lexical (the full-text index) or hybrid (both, rank-fused)",
+    )
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(handler=_search)
 
@@ -299,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dags-folder",
         help="folder of rag_ingest_sources.py (default: Airflow's, else one over the package)",
     )
+    evaluate.add_argument(
+        "--mode",
+        type=_modes,
+        default=("vector",),
+        help="search modes, comma-separated, each over the same ingestion: vector (default), "
+        "lexical, hybrid",
+    )
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(handler=_eval)
 
@@ -327,6 +342,14 @@ def _assets(args: argparse.Namespace) -> int:
         return 1
     say(f"Data Docs assets: all {len(data_docs_assets.PACKAGES)} packages in {target}")
     return 0
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    modes = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [mode for mode in modes if mode not in SEARCH_MODES]
+    if not modes or unknown:
+        raise argparse.ArgumentTypeError(f"modes are {', '.join(SEARCH_MODES)} (got {text!r})")
+    return modes
 
 
 def _version() -> str:

@@ -262,6 +262,16 @@ class StoreConfig(StrictModel):
     database: str = "rag_ingest"
     collection: str = "chunks"
     index_name: str = "chunks_vector_index"
+    # The Atlas Search (full-text) index on the chunk text, for lexical and hybrid search.
+    text_index_name: str = "chunks_text_index"
+    # Atlas's automatic quantization of the indexed vectors: scalar (int8, about a
+    # quarter of the memory) or binary (1 bit, about 1/24), rescored at full precision.
+    quantization: Literal["none", "scalar", "binary"] = "none"
+    # $vectorSearch's numCandidates = this many per hit asked (at least 100).
+    candidates_per_hit: int = Field(20, gt=0)
+    # Hybrid search's reciprocal-rank fusion: how much each ranking counts.
+    vector_weight: float = Field(1.0, ge=0)
+    text_weight: float = Field(1.0, ge=0)
     batch_size: int = Field(1000, gt=0, description="Writes per bulk request")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rag_ingest.stores.base import ChunkStore
+    from rag_ingest.stores.base import ChunkStore, SearchMode
 
 
 def ndcg_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
@@ -63,12 +63,15 @@ def document_key(uri: str) -> str:
 
 def ranked_documents(
     store: ChunkStore,
-    vector: Sequence[float],
+    vector: Sequence[float] | None,
     source: str,
     depth: int,
     key: Callable[[str], str] = document_key,
+    *,
+    text: str | None = None,
+    mode: SearchMode = "vector",
 ) -> list[str]:
-    """The top `depth` documents by best chunk, from the store's own search.
+    """The top `depth` documents by best chunk, from the store's own search in `mode`.
 
     Asks for more chunks until `depth` distinct documents are in hand (or the
     store has no more). Any document outside the hits scores below the last
@@ -76,7 +79,7 @@ def ranked_documents(
     """
     k = depth * 4
     while True:
-        hits = store.search(vector, k=k, source=source)
+        hits = store.search(vector, k=k, source=source, text=text, mode=mode)
         ranked = rank_documents([(key(hit.uri), hit.score) for hit in hits])
         if len(ranked) >= depth or len(hits) < k:
             return ranked[:depth]

@@ -32,6 +32,7 @@ from rag_ingest.evaluation import (
 )
 from rag_ingest.reports import latest_run_report
 from rag_ingest.stage_results import RunCounts
+from rag_ingest.stores.base import SearchMode
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class EvalPlan:
     work_dir: Path
     ks: tuple[int, ...]
     subset: int | None = None
+    # Each mode is searched over the same ingestion; the first is `metrics`.
+    modes: tuple[SearchMode, ...] = ("vector",)
 
     @property
     def source_name(self) -> str:
@@ -149,10 +152,22 @@ def run_evaluation(
         query_ids = sorted(dataset.queries)
         vectors = embedder.encode([dataset.queries[q] for q in query_ids])
         depth = max(plan.ks)
-        rankings = {
-            q: ranked_documents(store, vector.tolist(), plan.source_name, depth)
-            for q, vector in zip(query_ids, vectors, strict=True)
-        }
+        metrics_by_mode: dict[str, dict[str, float]] = {}
+        seconds_by_mode: dict[str, float] = {}
+        for mode in plan.modes:
+            mode_started = time.perf_counter()
+            rankings = {
+                q: ranked_documents(
+                    store, vector.tolist(), plan.source_name, depth,
+                    text=dataset.queries[q], mode=mode,
+                )
+                for q, vector in zip(query_ids, vectors, strict=True)
+            }  # fmt: skip
+            seconds_by_mode[mode] = round(time.perf_counter() - mode_started, 1)
+            metrics_by_mode[mode] = {
+                name: round(value, 4)
+                for name, value in score_rankings(rankings, dataset.qrels, plan.ks).items()
+            }
         model = {
             "model_id": embedder.info.model_id,
             "revision": embedder.info.revision,
@@ -182,16 +197,17 @@ def run_evaluation(
             "log": str(run.log),
         },
         "search_seconds": round(search_seconds, 1),
-        "metrics": {
-            name: round(value, 4)
-            for name, value in score_rankings(rankings, dataset.qrels, plan.ks).items()
-        },
+        "modes": list(plan.modes),
+        "metrics": metrics_by_mode[plan.modes[0]],
+        "metrics_by_mode": metrics_by_mode,
+        "search_seconds_by_mode": seconds_by_mode,
         "ks": list(plan.ks),
     }
 
 
 def markdown_summary(result: dict[str, Any]) -> str:
     ingestion, model, chunking = result["ingestion"], result["embedding"], result["chunking"]
+    by_mode, ks = result.get("metrics_by_mode", {"vector": result["metrics"]}), result["ks"]
     scope = f"subset of {result['subset']} documents" if result["subset"] else "whole corpus"
     embed_rate = ""
     if ingestion.get("model_seconds"):
@@ -210,8 +226,11 @@ def markdown_summary(result: dict[str, Any]) -> str:
             f"end{embed_rate}",
             f"- search: {result['queries']} queries in {result['search_seconds']} s",
             "",
-            markdown_table(result["metrics"], result["ks"]),
-            "",
+            *[
+                line
+                for mode, metrics in by_mode.items()
+                for line in (f"Search mode **{mode}**:", "", markdown_table(metrics, ks), "")
+            ],
         ]
     )
 

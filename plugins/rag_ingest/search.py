@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rag_ingest.config import EmbeddingConfig, Settings
-from rag_ingest.stores.base import SearchHit
+from rag_ingest.stores.base import SearchHit, SearchMode, check_query
 
 if TYPE_CHECKING:
     from rag_ingest.embedding import Embedder
@@ -37,20 +37,27 @@ def search(
     k: int,
     sources: Sequence[str | None] = (None,),
     labels: Sequence[str] | None = None,
+    mode: SearchMode = "vector",
 ) -> list[SearchHit]:
-    """The `k` chunks closest to `query` among `sources` (None: every source), best first.
+    """The `k` chunks that best answer `query` among `sources` (None: every source).
 
-    `labels`: the caller's access labels (only chunks carrying one of them);
-    None searches without an access filter.
+    `mode`: vector, lexical or hybrid (`ChunkStore.search`); a lexical search
+    loads no model. `labels`: the caller's access labels (only chunks carrying
+    one of them); None searches without an access filter.
     """
     from rag_ingest.stores import open_store
 
     if k < 1:
         raise ValueError(f"k must be at least 1 (got {k})")
-    embedder = _embedder(settings.embedding, str(settings.models_dir))
-    vector = embedder.encode([query])[0].tolist()
+    check_query(mode, None if mode == "lexical" else [0.0], query)
+    vector = None
+    if mode != "lexical":
+        embedder = _embedder(settings.embedding, str(settings.models_dir))
+        vector = embedder.encode([query])[0].tolist()
     store = open_store(settings)
     hits = [
-        hit for source in sources for hit in store.search(vector, k=k, source=source, labels=labels)
+        hit
+        for source in sources
+        for hit in store.search(vector, k=k, source=source, labels=labels, text=query, mode=mode)
     ]
     return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]

@@ -149,6 +149,7 @@ class UpsertResult(StageResult):
     chunks_deleted: int = counter()
     documents_deleted: int = counter()
     store_writes: int = counter()
+    indexes: str = ""  # what refreshing the store's own indexes did (nothing written: "")
 
 
 @dataclass(frozen=True, kw_only=True)

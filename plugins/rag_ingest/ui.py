@@ -32,6 +32,7 @@ from rag_ingest.config import Settings, load_settings
 from rag_ingest.config_sections import dag_id_for
 from rag_ingest.overview import any_active, runs_of, source_overview
 from rag_ingest.reports import list_freshness_reports, list_run_reports, render_page
+from rag_ingest.stores.base import SEARCH_MODES
 
 URL_PREFIX = "/rag-ingest"
 ASSETS_URL = f"{URL_PREFIX}/assets"  # Data Docs' scripts and styles (data_docs_assets)
@@ -148,10 +149,14 @@ def render_search(
         error = f"k must be between 1 and {SEARCH_MAX_K} (got {k})"
     if error is None and source and source not in readable:
         error = f"no source named {source!r} that you may read"
+    mode = form.get("mode") or "vector"
+    if error is None and mode not in SEARCH_MODES:
+        error = f"the search mode must be one of {', '.join(SEARCH_MODES)} (got {mode!r})"
     if error is None and query:
         sources: list[str | None] = [source] if source else [*sorted(readable)]
         labels = sorted({x.strip() for x in labels_text.split(",") if x.strip()})
-        hits = search(settings, query, k, sources, labels if labels_text else None)
+        labels_or_none = labels if labels_text else None
+        hits = search(settings, query, k, sources, labels_or_none, mode)  # type: ignore[arg-type]
     return render_page(
         "ui_search.html",
         prefix=URL_PREFIX,
@@ -160,6 +165,8 @@ def render_search(
         source=source,
         labels=labels_text,
         k=k,
+        mode=mode,
+        modes=SEARCH_MODES,
         hits=hits,
         searched=bool(query) and error is None,
         error=error,
@@ -266,11 +273,12 @@ def create_app(
         source: str = "",
         labels: str = "",
         k: str = "5",
+        mode: str = "vector",
         readable: ReadableDags = permissions,
     ) -> str:
         settings = settings_loader()
         sources = readable_sources({s.name for s in settings.sources}, readable)
-        form = {"q": q, "source": source, "labels": labels, "k": k}
+        form = {"q": q, "source": source, "labels": labels, "k": k, "mode": mode}
         return render_search(settings, sources, form)
 
     @app.get("/files/{relative:path}", response_model=None)

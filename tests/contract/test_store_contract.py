@@ -25,10 +25,10 @@ from rag_ingest.stores.lancedb_store import LanceDBStore
 DIM = 8
 
 
-def make_chunks(rows: list[tuple[str, str, str]], seed: int = 0) -> pa.Table:
+def make_chunks(rows: list[tuple[str, str, str]], seed: int = 0, dimension: int = DIM) -> pa.Table:
     """(chunk_id, doc_id, source) rows with unit random vectors."""
     rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(len(rows), DIM)).astype(np.float32)
+    vectors = rng.normal(size=(len(rows), dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     now = datetime(2026, 1, 1, tzinfo=UTC)
     n = len(rows)
@@ -50,7 +50,7 @@ def make_chunks(rows: list[tuple[str, str, str]], seed: int = 0) -> pa.Table:
         chunker_fingerprint=["fp"] * n,
         model_id=["m"] * n,
         model_revision=["r"] * n,
-        model_dimension=[DIM] * n,
+        model_dimension=[dimension] * n,
         run_id=["run"] * n,
         ingested_at=[now] * n,
         modified_at=[now] * n,
@@ -58,7 +58,7 @@ def make_chunks(rows: list[tuple[str, str, str]], seed: int = 0) -> pa.Table:
     )
     table = pa.table({name: pa.array(data[name], dtype) for name, dtype in CHUNK_COLUMNS})
     return table.append_column(
-        "vector", pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DIM)
+        "vector", pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dimension)
     )
 
 

@@ -93,9 +93,17 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
     assert 0 < timing["model_seconds"] < timing["in_tasks_seconds"] <= timing["wall_seconds"]
     assert report["stages"]["extract"]["parse_reused"] is False
 
-    # re-running on the unchanged corpus leaves the store identical
+    # the run's writes went into the full-text index too: a lexical query finds the phrase
+    assert report["stages"]["upsert"]["indexes"].startswith("full-text index took in")
+    assert store.unindexed_rows() == 0  # type: ignore[attr-defined]
+    lexical = store.search(None, k=3, source="docs", text=phrase, mode="lexical")
+    assert Path(lexical[0].uri).name == "quality.md"
+
+    # re-running on the unchanged corpus leaves the store identical, its indexes included
     before = store.fetch("docs")
+    version = store._table().version  # type: ignore[attr-defined]
     run_dag(config, monkeypatch)
+    assert store._table().version == version  # type: ignore[attr-defined]  # not one write
     after = store.fetch("docs")
     assert after["chunk_id"].to_pylist() == before["chunk_id"].to_pylist()
     assert after["vector"].to_pylist() == before["vector"].to_pylist()
@@ -105,6 +113,7 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
     assert rerun["counts"]["documents_unchanged"] == len(pages)
     assert rerun["counts"]["chunks_embedded"] == 0
     assert rerun["counts"]["chunks_written"] == 0
+    assert rerun["stages"]["upsert"]["indexes"] == ""  # nothing written, nothing refreshed
     # nothing under the source changed: the last parse was reused and Spark never started
     assert rerun["stages"]["extract"]["parse_reused"] is True
     assert rerun["timing"]["spark_startup_seconds"] == 0

@@ -47,11 +47,14 @@ def test_eval_on_a_scifact_subset_is_no_worse_than_whole_documents(tmp_path: Pat
             str(SUBSET),
             "--work-dir",
             str(work),
+            "--mode",
+            "vector,lexical,hybrid",
         ]
     )
     assert code == 0
     result = json.loads((work / "eval.json").read_text())
-    assert "| nDCG |" in (work / "eval.md").read_text()
+    summary = (work / "eval.md").read_text()
+    assert "| nDCG |" in summary and "Search mode **hybrid**" in summary
 
     full = BeirDataset.load(SCIFACT)
     subset, keep = full.subset(SUBSET, full.corpus_ids())
@@ -66,6 +69,14 @@ def test_eval_on_a_scifact_subset_is_no_worse_than_whole_documents(tmp_path: Pat
     print("pipeline", metrics, "\nwhole-document floor", floor)
     for name in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
         assert metrics[name] >= floor[name] - TOLERANCE, (name, metrics[name], floor[name])
+    # Every mode over the same ingestion; vector is the first, so it is `metrics`.
+    by_mode = result["metrics_by_mode"]
+    print("by mode", {mode: m["ndcg@10"] for mode, m in by_mode.items()})
+    assert list(by_mode) == ["vector", "lexical", "hybrid"] and by_mode["vector"] == metrics
+    assert by_mode["lexical"]["ndcg@10"] > 0.3  # the words alone find most answers
+    # Fusing both is no worse than the weaker of the two on this subset.
+    weaker = min(by_mode["vector"]["ndcg@10"], by_mode["lexical"]["ndcg@10"])
+    assert by_mode["hybrid"]["ndcg@10"] >= weaker - TOLERANCE
 
 
 def test_eval_fails_when_the_corpus_was_not_all_stored(

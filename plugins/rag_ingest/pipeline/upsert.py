@@ -62,12 +62,15 @@ def run(config_path: str | None, source_name: str, run_id: str) -> UpsertResult:
     vanished = read_ids(layout.vanished, "doc_id")
     # Only now, with every new chunk written, do old ones go (insert before delete).
     deleted = store.delete_chunks(stale) + store.delete_documents(source_name, vanished)
+    # The lexical index takes in what was written (an unchanged run touches nothing).
+    indexes = store.refresh_indexes() if writer.written + deleted else ""
     return ctx.record(
         UpsertResult(
             chunks_written=writer.written,
             chunks_deleted=deleted,
             documents_deleted=len(vanished),
             store_writes=writer.written + deleted,
+            indexes=indexes,
             seconds=round(time.perf_counter() - started, 3),
         )
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -75,7 +75,9 @@ class SearchHit:
     title: str
     section: str
     text: str
-    score: float  # cosine similarity, higher is closer
+    # Higher is closer, in the mode's own scale: cosine similarity (vector), the
+    # lexical index's relevance (lexical), the reciprocal-rank-fusion score (hybrid).
+    score: float
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], *, chunk_id: str, score: float) -> SearchHit:
@@ -96,6 +98,24 @@ class SearchHit:
 class StoreStats:
     documents: int
     chunks: int
+
+
+class StoreError(RuntimeError):
+    """A store operation failed; the message names the store and what failed."""
+
+
+SearchMode = Literal["vector", "lexical", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("vector", "lexical", "hybrid")
+
+
+def check_query(mode: str, vector: Sequence[float] | None, text: str | None) -> None:
+    """A clear error for a query its mode cannot run (before any store is asked)."""
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"search mode must be one of {', '.join(SEARCH_MODES)} (got {mode!r})")
+    if mode in ("vector", "hybrid") and vector is None:
+        raise ValueError(f"{mode} search needs the query's vector")
+    if mode in ("lexical", "hybrid") and not (text or "").strip():
+        raise ValueError(f"{mode} search needs the query's text")
 
 
 class ChunkStore(ABC):
@@ -131,17 +151,28 @@ class ChunkStore(ABC):
     @abstractmethod
     def search(
         self,
-        vector: Sequence[float],
+        vector: Sequence[float] | None,
         k: int = 5,
         source: str | None = None,
         labels: Sequence[str] | None = None,
+        *,
+        text: str | None = None,
+        mode: SearchMode = "vector",
     ) -> list[SearchHit]:
-        """The k chunks nearest to `vector` by cosine similarity.
+        """The k chunks that best answer the query, best first.
 
-        `labels`: the caller's access labels; only chunks carrying at least one
-        of them are returned (a chunk without labels is returned to no labelled
-        caller). None: no access filter, for the pipeline's own checks.
+        `mode`: "vector" (nearest to `vector` by cosine similarity), "lexical"
+        (the chunk-text index's best matches for `text`), "hybrid" (both,
+        fused by reciprocal rank). `labels`: the caller's access labels; only
+        chunks carrying at least one of them are returned (a chunk without
+        labels is returned to no labelled caller), in every mode. None: no
+        access filter, for the pipeline's own checks.
         """
+
+    def refresh_indexes(self) -> str:
+        """Bring the store's own indexes up to date after a run's writes; what was done.
+        Stores that index as they write (Atlas) have nothing to do."""
+        return "nothing to refresh"
 
     @abstractmethod
     def stats(self, source: str | None = None) -> StoreStats:

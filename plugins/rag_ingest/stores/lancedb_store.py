@@ -14,7 +14,9 @@ from rag_ingest.stores.base import (
     VECTOR_COLUMNS,
     ChunkStore,
     SearchHit,
+    SearchMode,
     StoreStats,
+    check_query,
     chunk_schema,
     vector_schema,
 )
@@ -23,6 +25,15 @@ log = logging.getLogger(__name__)
 
 # Deletes go as `chunk_id IN (...)` filters; keep each filter a sane size.
 _DELETE_BATCH = 1000
+# The full-text index: on the chunk text, which carries the context line too.
+TEXT_INDEX_COLUMN = "text"
+RRF_K = 60  # reciprocal-rank fusion's constant, as in Cormack et al. (2009)
+
+
+def _score(row: dict[str, Any], mode: str) -> float:
+    if mode == "vector":
+        return 1.0 - float(row["_distance"])
+    return float(row["_score"] if mode == "lexical" else row["_relevance_score"])
 
 
 def _quote(value: str) -> str:
@@ -62,6 +73,7 @@ class LanceDBStore(ChunkStore):
                 self.table_name, schema=chunk_schema(dimension), exist_ok=True
             )
             table.create_scalar_index("chunk_id", replace=True)
+            self._ensure_text_index(table)
         return table
 
     def inventory(self, source: str) -> pa.Table:
@@ -137,15 +149,34 @@ class LanceDBStore(ChunkStore):
 
     def search(
         self,
-        vector: Sequence[float],
+        vector: Sequence[float] | None,
         k: int = 5,
         source: str | None = None,
         labels: Sequence[str] | None = None,
+        *,
+        text: str | None = None,
+        mode: SearchMode = "vector",
     ) -> list[SearchHit]:
+        check_query(mode, vector, text)
         table = self._table()
         if table is None or (labels is not None and not labels):
             return []
-        query = table.search(list(vector)).distance_type("cosine").limit(k)
+        if mode == "vector":
+            query = table.search(list(vector or [])).distance_type("cosine")
+        elif mode == "lexical":
+            self._ensure_text_index(table)
+            query = table.search(text, query_type="fts", fts_columns=TEXT_INDEX_COLUMN)
+        else:
+            from lancedb.rerankers import RRFReranker
+
+            self._ensure_text_index(table)
+            query = (
+                table.search(query_type="hybrid", fts_columns=TEXT_INDEX_COLUMN)
+                .vector(list(vector or []))
+                .text(text)
+                .distance_type("cosine")
+                .rerank(RRFReranker(K=RRF_K))
+            )
         conditions = [f"source = {_quote(source)}"] if source is not None else []
         if labels is not None:
             wanted = ", ".join(_quote(label) for label in sorted(set(labels)))
@@ -153,11 +184,39 @@ class LanceDBStore(ChunkStore):
         if conditions:
             # Prefilter: the filter applies before the top k, so k permitted hits come back.
             query = query.where(" AND ".join(conditions), prefilter=True)
-        rows = query.to_arrow().to_pylist()
+        rows = query.limit(k).to_arrow().to_pylist()
         return [
-            SearchHit.from_row(row, chunk_id=row["chunk_id"], score=1.0 - float(row["_distance"]))
+            SearchHit.from_row(row, chunk_id=row["chunk_id"], score=_score(row, mode))
             for row in rows
         ]
+
+    def _ensure_text_index(self, table: Any) -> None:
+        """The full-text index on the chunk text (a store written before it existed gets
+        it on its first lexical query or write). Rows written since the index was last
+        refreshed are searched too, unindexed (Lance scans them)."""
+        if not any(TEXT_INDEX_COLUMN in index.columns for index in table.list_indices()):
+            table.create_fts_index(TEXT_INDEX_COLUMN, replace=True)
+
+    def unindexed_rows(self) -> int:
+        """Rows the full-text index has not taken in yet (searched, but by a scan)."""
+        table = self._table()
+        if table is None:
+            return 0
+        names = [i.name for i in table.list_indices() if TEXT_INDEX_COLUMN in i.columns]
+        if not names:
+            return int(table.count_rows())
+        return int(table.index_stats(names[0]).num_unindexed_rows)
+
+    def refresh_indexes(self) -> str:
+        table = self._table()
+        if table is None:
+            return "no table yet"
+        self._ensure_text_index(table)
+        pending = self.unindexed_rows()
+        if pending == 0:
+            return "full-text index up to date"
+        table.optimize()  # folds new rows into the indexes and compacts small files
+        return f"full-text index took in {pending} rows"
 
     def stats(self, source: str | None = None) -> StoreStats:
         table = self._table()

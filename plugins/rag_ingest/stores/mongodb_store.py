@@ -11,17 +11,25 @@ logs.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from rag_ingest.stores.atlas_indexes import AtlasIndexes, SearchIndexSpec
 from rag_ingest.stores.atlas_search import (
+    chunk_documents,
     cosine_from_atlas_score,
+    fuse_by_rank,
+    has_rank_fusion,
     only_allowed,
+    rank_fusion_pipeline,
+    scored,
+    text_index_definition,
+    text_search_stages,
     vector_index_definition,
-    vector_search_pipeline,
+    vector_search_stage,
+    vector_values,
 )
 from rag_ingest.stores.base import (
     CHUNK_COLUMNS,
@@ -29,7 +37,10 @@ from rag_ingest.stores.base import (
     VECTOR_COLUMNS,
     ChunkStore,
     SearchHit,
+    SearchMode,
+    StoreError,
     StoreStats,
+    check_query,
     vector_schema,
 )
 
@@ -47,20 +58,7 @@ LOOKUP_INDEXES = (
 )
 
 
-class StoreError(RuntimeError):
-    """A store operation failed; the message names the store and what failed."""
-
-
 # ---------------------------------------------------------------- pure parts
-
-
-def chunk_documents(table: pa.Table) -> list[dict[str, Any]]:
-    """Arrow rows -> Mongo documents keyed by chunk id."""
-    documents = []
-    for row in table.to_pylist():
-        row["_id"] = row.pop("chunk_id")
-        documents.append(row)
-    return documents
 
 
 def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -85,6 +83,10 @@ class MongoDBStore(ChunkStore):
         collection: Collection[dict[str, Any]],
         *,
         index_name: str = "chunks_vector_index",
+        text_index_name: str = "chunks_text_index",
+        weights: tuple[float, float] = (1.0, 1.0),
+        quantization: str = "none",
+        candidates_per_hit: int = 20,
         batch_size: int = 1000,
         max_attempts: int = 5,
         backoff_seconds: float = 0.5,
@@ -92,11 +94,17 @@ class MongoDBStore(ChunkStore):
     ) -> None:
         self.collection = collection
         self.index_name = index_name
+        self.text_index_name = text_index_name
+        self.weights = weights  # hybrid search: (vector, text)
+        self.quantization = quantization
+        self.candidates_per_hit = candidates_per_hit
+        self._server_version: str | None = None
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.index_timeout_seconds = index_timeout_seconds
         self.name = f"MongoDB {collection.database.name}.{collection.name}"
+        self.indexes = AtlasIndexes(collection, self._retrying, self.name, index_timeout_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MongoDBStore:
@@ -107,6 +115,10 @@ class MongoDBStore(ChunkStore):
         return cls(
             client[config.database][config.collection],
             index_name=config.index_name,
+            text_index_name=config.text_index_name,
+            weights=(config.vector_weight, config.text_weight),
+            quantization=config.quantization,
+            candidates_per_hit=config.candidates_per_hit,
             batch_size=config.batch_size,
         )
 
@@ -172,6 +184,7 @@ class MongoDBStore(ChunkStore):
             )
         for row in rows:
             row["chunk_id"] = row.pop("_id")
+            row["vector"] = vector_values(row.get("vector"))
         dimension = len(rows[0]["vector"]) if rows else None
         return pa.Table.from_pylist(rows, schema=vector_schema(dimension))
 
@@ -179,7 +192,7 @@ class MongoDBStore(ChunkStore):
         """Length of a stored vector, else numDimensions of the vector search index."""
         row = self._retrying("read a vector", lambda: self.collection.find_one({}, {"vector": 1}))
         if row and row.get("vector") is not None:
-            return len(row["vector"])
+            return len(vector_values(row["vector"]) or [])
         indexes = self._retrying(
             "list search indexes",
             lambda: list(self.collection.list_search_indexes(self.index_name)),
@@ -192,23 +205,56 @@ class MongoDBStore(ChunkStore):
 
     def search(
         self,
-        vector: Sequence[float],
+        vector: Sequence[float] | None,
         k: int = 5,
         source: str | None = None,
         labels: Sequence[str] | None = None,
+        *,
+        text: str | None = None,
+        mode: SearchMode = "vector",
     ) -> list[SearchHit]:
+        check_query(mode, vector, text)
         if labels is not None and not labels:
             return []  # a caller with no labels may see nothing
-        pipeline = vector_search_pipeline(vector, k, self.index_name, source, labels)
-        rows = self._retrying("search", lambda: list(self.collection.aggregate(pipeline)))
+        vector_stage = vector_search_stage(
+            vector or [], k, self.index_name, source, labels, self.candidates_per_hit
+        )
+        text_stages = text_search_stages(text or "", k, self.text_index_name, source, labels)
+        vector_query = scored([vector_stage], "vectorSearchScore")
+        text_query = scored(text_stages, "searchScore")
+        if mode == "vector":
+            rows = self._aggregate("search", vector_query)
+            for row in rows:
+                row["score"] = cosine_from_atlas_score(float(row["score"]))
+        elif mode == "lexical":
+            rows = self._aggregate("text search", text_query)
+        elif has_rank_fusion(self.server_version()):
+            pipeline = rank_fusion_pipeline(vector_stage, text_stages, k, self.weights)
+            rows = self._aggregate("hybrid search", pipeline)
+        else:  # before MongoDB 8.0: both searches, fused here the same way
+            by_vector = self._aggregate("search", vector_query)
+            by_text = self._aggregate("text search", text_query)
+            rows = fuse_by_rank([by_vector, by_text], self.weights, k)
         if labels is not None:
             rows = only_allowed(rows, set(labels), self.index_name)
         return [
-            SearchHit.from_row(
-                row, chunk_id=row["_id"], score=cosine_from_atlas_score(float(row["score"]))
-            )
-            for row in rows
+            SearchHit.from_row(row, chunk_id=row["_id"], score=float(row["score"])) for row in rows
         ]
+
+    def _aggregate(self, what: str, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._retrying(
+            what, lambda: list(self.collection.aggregate(pipeline))
+        )
+        return rows
+
+    def server_version(self) -> str:
+        """The server's version ("8.0.4"), asked once: which hybrid search it runs."""
+        if self._server_version is None:
+            info = self._retrying(
+                "server version", lambda: self.collection.database.client.server_info()
+            )
+            self._server_version = str(info.get("version", "0"))
+        return self._server_version
 
     def stats(self, source: str | None = None) -> StoreStats:
         match = {"source": source} if source is not None else {}
@@ -242,25 +288,16 @@ class MongoDBStore(ChunkStore):
         table: dict[str, list[Any]] = {name: [] for name in wanted}
         for row in rows:
             row["chunk_id"] = row.pop("_id")
+            if "vector" in row:
+                row["vector"] = vector_values(row["vector"])
             for name in table:
                 table[name].append(row.get(name))
         return pa.table(table)
 
     def index_health(self) -> tuple[bool, str]:
-        indexes = self._retrying(
-            "list search indexes",
-            lambda: list(self.collection.list_search_indexes(self.index_name)),
-        )
-        if not indexes:
-            return False, f"search index {self.index_name} does not exist"
-        index = indexes[0]
         dimension = self.vector_dimension()
-        wanted = vector_index_definition(dimension) if dimension else None
-        if wanted is not None and index.get("latestDefinition") != wanted:
-            return False, f"search index {self.index_name} differs from its definition"
-        if not index.get("queryable") or index.get("status") == "FAILED":
-            return False, f"search index {self.index_name} is not queryable ({index.get('status')})"
-        return True, f"search index {self.index_name} is {index.get('status')} and queryable"
+        vector = self._index_specs(dimension)[0] if dimension else self.index_name
+        return self.indexes.health([vector, self._index_specs(1)[1]])
 
     # ---- writes
 
@@ -313,43 +350,24 @@ class MongoDBStore(ChunkStore):
 
     # ---- indexes
 
-    def prepare(self, dimension: int) -> None:
-        """Lookup indexes, and the vector search index: created, updated, then waited on."""
-        from pymongo.operations import SearchIndexModel
+    def _index_specs(self, dimension: int) -> tuple[SearchIndexSpec, SearchIndexSpec]:
+        return (
+            SearchIndexSpec(
+                self.index_name,
+                "vectorSearch",
+                vector_index_definition(dimension, self.quantization),
+            ),
+            SearchIndexSpec(self.text_index_name, "search", text_index_definition()),
+        )
 
+    def prepare(self, dimension: int) -> None:
+        """Lookup indexes, and the vector and full-text search indexes: created, updated,
+        then waited on (a FAILED one is built again, a few times at most)."""
         for keys in LOOKUP_INDEXES:
             self._retrying("create index", lambda k=keys: self.collection.create_index(k))
-        wanted = vector_index_definition(dimension)
-        existing = self._retrying(
-            "list search indexes",
-            lambda: list(self.collection.list_search_indexes(self.index_name)),
-        )
-        if not existing:
-            log.info("%s: creating vector search index %s", self.name, self.index_name)
-            model = SearchIndexModel(definition=wanted, name=self.index_name, type="vectorSearch")
-            self._retrying(
-                "create search index", lambda: self.collection.create_search_index(model)
-            )
-        elif existing[0].get("latestDefinition") != wanted:
-            log.info("%s: updating vector search index %s", self.name, self.index_name)
-            self._retrying(
-                "update search index",
-                lambda: self.collection.update_search_index(self.index_name, wanted),
-            )
-        self.wait_until_queryable()
+        self.indexes.ensure(self._index_specs(dimension))
 
     def wait_until_queryable(self, poll_seconds: float = 2.0) -> None:
-        deadline = time.monotonic() + self.index_timeout_seconds
-        while True:
-            indexes = list(self.collection.list_search_indexes(self.index_name))
-            if indexes and indexes[0].get("queryable") and indexes[0].get("status") != "FAILED":
-                return
-            status = indexes[0].get("status") if indexes else "missing"
-            if status == "FAILED":
-                raise StoreError(f"{self.name}: search index {self.index_name} FAILED to build")
-            if time.monotonic() >= deadline:
-                raise StoreError(
-                    f"{self.name}: search index {self.index_name} not queryable after "
-                    f"{self.index_timeout_seconds:.0f} s (status {status})"
-                )
-            time.sleep(poll_seconds)
+        """Until the vector search index answers (its definition aside)."""
+        spec = SearchIndexSpec(self.index_name, "vectorSearch", {})
+        self.indexes.wait_until_queryable(spec, poll_seconds)

@@ -1,0 +1,141 @@
+"""Search modes on the embedded store: vector, lexical (the full-text index) and hybrid.
+
+Every mode honours the source filter and the caller's access labels (a
+property test over random labels, sources and k per mode); a changed or
+deleted chunk is gone from lexical results at once; the full-text index
+takes in a run's writes when the store is asked to refresh.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from rag_ingest.stores.base import SEARCH_MODES, check_query
+from rag_ingest.stores.lancedb_store import LanceDBStore
+from tests.contract.test_store_contract import make_chunks
+
+TEXTS = [
+    "the harbour crane lifts shipping containers",
+    "a cat sleeps on the warm mat",
+    "quarterly revenue grew in the finance report",
+    "containers of tea arrive by ship",
+]
+
+
+def with_texts(chunks: pa.Table, texts: list[str]) -> pa.Table:
+    return chunks.set_column(
+        chunks.schema.get_field_index("text"), "text", pa.array(texts, pa.string())
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LanceDBStore:
+    store = LanceDBStore(str(tmp_path / "lancedb"))
+    rows = [("c1", "d1", "s1"), ("c2", "d1", "s1"), ("c3", "d2", "s2"), ("c4", "d3", "s2")]
+    store.upsert(with_texts(make_chunks(rows), TEXTS))
+    return store
+
+
+def ids(hits: list) -> list[str]:
+    return [hit.chunk_id for hit in hits]
+
+
+def test_lexical_search_finds_the_words_and_ranks_the_best_match_first(
+    store: LanceDBStore,
+) -> None:
+    hits = store.search(None, k=5, text="harbour containers", mode="lexical")
+    assert ids(hits)[0] == "c1" and set(ids(hits)) == {"c1", "c4"}  # "containers" in both
+    assert hits[0].score > hits[1].score > 0
+    assert store.search(None, k=5, text="crane", mode="lexical", source="s2") == []
+    assert store.search(None, k=5, text="zebra unicorn", mode="lexical") == []
+
+
+def test_hybrid_search_fuses_the_vector_and_the_words(store: LanceDBStore) -> None:
+    chunks = store.fetch()
+    c3_vector = chunks["vector"][chunks["chunk_id"].to_pylist().index("c3")].as_py()
+    # The vector points at c3, the words at c1: both come back, fused, best first.
+    hits = store.search(c3_vector, k=4, text="harbour crane", mode="hybrid")
+    assert {"c1", "c3"} <= set(ids(hits))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert ids(store.search(c3_vector, k=2, mode="vector"))[0] == "c3"
+
+
+def test_a_changed_or_deleted_chunk_leaves_the_lexical_results(store: LanceDBStore) -> None:
+    assert "c2" in ids(store.search(None, k=5, text="cat", mode="lexical"))
+    changed = with_texts(make_chunks([("c2", "d1", "s1")]), ["a dog sleeps on the mat"])
+    store.upsert(changed)
+    assert "c2" not in ids(store.search(None, k=5, text="cat", mode="lexical"))
+    assert ids(store.search(None, k=5, text="dog", mode="lexical")) == ["c2"]
+    store.delete_chunks(["c2"])
+    assert store.search(None, k=5, text="dog", mode="lexical") == []
+    store.delete_documents("s2", ["d3"])
+    assert ids(store.search(None, k=5, text="containers", mode="lexical")) == ["c1"]
+
+
+def test_the_text_index_takes_in_new_rows_when_refreshed(store: LanceDBStore) -> None:
+    store.refresh_indexes()
+    assert store.unindexed_rows() == 0
+    store.upsert(with_texts(make_chunks([("c5", "d5", "s1")], seed=5), ["a new crane arrives"]))
+    assert store.unindexed_rows() == 1  # searched already, by a scan
+    assert "c5" in ids(store.search(None, k=5, text="crane", mode="lexical"))
+    assert store.refresh_indexes() == "full-text index took in 1 rows"
+    assert store.unindexed_rows() == 0
+    assert store.refresh_indexes() == "full-text index up to date"
+
+
+@pytest.mark.parametrize("mode", SEARCH_MODES)
+def test_no_search_in_any_mode_returns_a_chunk_the_callers_labels_do_not_allow(
+    tmp_path: Path, mode: str
+) -> None:
+    """Random labels on 60 chunks (empty ones included), 200 random searches per mode
+    with random caller labels, sources, k and words; every hit carries one of the
+    caller's labels and lies in the source asked for; nothing reachable is left out."""
+    rng = random.Random(21)
+    vocabulary = ["public", "hr", "finance", "legal", "eng"]
+    words = ["alpha", "bravo", "charlie", "delta"]
+    rows = [(f"c{i}", f"d{i % 20}", f"s{i % 3}") for i in range(60)]
+    labels = [rng.sample(vocabulary, rng.randint(0, 3)) for _ in rows]
+    texts = [f"note {rng.choice(words)} {rng.choice(words)}" for _ in rows]
+    chunks = with_texts(make_chunks(rows, seed=3), texts)
+    chunks = chunks.set_column(
+        chunks.schema.get_field_index("acl"), "acl", pa.array(labels, pa.list_(pa.string()))
+    )
+    store = LanceDBStore(str(tmp_path / "lancedb"))
+    store.upsert(chunks)
+    allowed = {row[0]: set(acl) for row, acl in zip(rows, labels, strict=True)}
+    source_of = {row[0]: row[2] for row in rows}
+    text_of = dict(zip([r[0] for r in rows], texts, strict=True))
+    vectors = chunks["vector"].to_pylist()
+    for _ in range(200):
+        caller = rng.sample(vocabulary + ["nobody"], rng.randint(0, 3))
+        source = rng.choice([None, "s0", "s1", "s2"])
+        k = rng.randint(1, 70)
+        word = rng.choice(words)
+        hits = store.search(
+            rng.choice(vectors), k=k, source=source, labels=caller, text=word, mode=mode
+        )
+        for hit in hits:
+            assert allowed[hit.chunk_id] & set(caller), (mode, hit.chunk_id, caller)
+            assert source is None or source_of[hit.chunk_id] == source
+            if mode == "lexical":
+                assert word in text_of[hit.chunk_id]
+        reachable = {
+            c for c, acl in allowed.items()
+            if acl & set(caller) and (source is None or source_of[c] == source)
+        }  # fmt: skip
+        if mode == "lexical":
+            reachable = {c for c in reachable if word in text_of[c]}
+        assert len(hits) == min(k, len(reachable)), (mode, k, len(hits), len(reachable))
+
+
+def test_a_query_its_mode_cannot_run_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="lexical search needs the query's text"):
+        check_query("lexical", None, "  ")
+    with pytest.raises(ValueError, match="vector search needs the query's vector"):
+        check_query("vector", None, "words")
+    with pytest.raises(ValueError, match="search mode must be one of vector, lexical, hybrid"):
+        check_query("fuzzy", [0.0], "words")
