@@ -171,7 +171,9 @@ class _ChunkStore:
         self.hits = sorted(hits, key=lambda h: -h[1])
         self.asked: list[int] = []
 
-    def search(self, vector: object, k: int = 5, source: str | None = None) -> list[SearchHit]:
+    def search(
+        self, vector: object, k: int = 5, source: str | None = None, **query: object
+    ) -> list[SearchHit]:
         self.asked.append(k)
         return [
             SearchHit(f"c{i}", uri, "s", uri, "", "", "", score)
