@@ -20,7 +20,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 EVAL_DATASET ?= $(CURDIR)/../shared/data/beir/scifact
 
-.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench-secrets bench eval screenshots
+.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench-secrets bench-ann bench eval screenshots
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -36,6 +36,7 @@ help:
 	@echo "make bench-retrieval SciFact: whole-document floor vs the pipeline, context lines on and off"
 	@echo "make bench-secrets  credential detectors: detection rate on 45 formats, false positives on SciFact"
 	@echo "make bench-scale     10k/100k/1M generated documents: time and memory per stage (SIZES=...)"
+	@echo "make bench-ann       LanceDB's ANN index against its exact scan at 1M chunks (ROWS=...)"
 	@echo "make eval      retrieval quality on SciFact, ingested through the DAG (EVAL_DATASET=dir)"
 	@echo "make screenshots  the UI pages in docs/images/, from the browser test (headless Chromium)"
 
@@ -115,6 +116,10 @@ bench-retrieval: $(STAMP)
 
 bench-secrets: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_secrets --json .rag_ingest/bench-secrets.json
+
+ROWS ?= 1000000
+bench-ann: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_ann --rows $(ROWS) --json .rag_ingest/bench-ann.json
 
 bench-scale: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_scale --json .rag_ingest/bench-scale.json

@@ -257,6 +257,17 @@ class StoreConfig(StrictModel):
     # lancedb: a folder (or object-store URL) holding the database.
     path: str = ".rag_ingest/lancedb"
     table: str = "chunks"
+    # lancedb: an approximate (ANN) vector index once the table holds this many chunks
+    # (below it, exact search is fast enough); 0 never builds one.
+    ann_min_rows: int = Field(100_000, ge=0)
+    ann_index_type: Literal["IVF_HNSW_SQ", "IVF_PQ", "IVF_SQ"] = "IVF_HNSW_SQ"
+    nprobes: int = Field(20, gt=0, description="IVF partitions searched per query")
+    refine_factor: int | None = Field(
+        10, gt=0, description="Candidates re-ranked exactly, per hit asked (none: off)"
+    )
+    # The index check (freshness) fails when more of the table than this is not yet
+    # in the indexes (searched by a scan meanwhile): each run's upsert folds rows in.
+    max_unindexed_share: float = Field(0.1, ge=0, le=1)
     # mongodb: credentials live in the Airflow connection, never here.
     conn_id: str = "mongo_default"
     database: str = "rag_ingest"

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from rag_ingest.stores.base import SEARCH_MODES, check_query
-from rag_ingest.stores.lancedb_store import LanceDBStore
+from rag_ingest.stores.lancedb_store import AnnSettings, LanceDBStore
 from tests.contract.test_store_contract import make_chunks
 
 TEXTS = [
@@ -82,9 +82,9 @@ def test_the_text_index_takes_in_new_rows_when_refreshed(store: LanceDBStore) ->
     store.upsert(with_texts(make_chunks([("c5", "d5", "s1")], seed=5), ["a new crane arrives"]))
     assert store.unindexed_rows() == 1  # searched already, by a scan
     assert "c5" in ids(store.search(None, k=5, text="crane", mode="lexical"))
-    assert store.refresh_indexes() == "full-text index took in 1 rows"
+    assert store.refresh_indexes() == "the indexes took in 1 rows"
     assert store.unindexed_rows() == 0
-    assert store.refresh_indexes() == "full-text index up to date"
+    assert store.refresh_indexes() == "indexes up to date"
 
 
 @pytest.mark.parametrize("mode", SEARCH_MODES)
@@ -139,3 +139,45 @@ def test_a_query_its_mode_cannot_run_is_a_clear_error() -> None:
         check_query("vector", None, "words")
     with pytest.raises(ValueError, match="search mode must be one of vector, lexical, hybrid"):
         check_query("fuzzy", [0.0], "words")
+
+
+def test_an_ann_index_is_built_past_its_size_kept_fresh_and_reported(tmp_path: Path) -> None:
+    """Past `min_rows` the refresh builds the vector index; rows written after it are
+    searched anyway (by a scan) and counted by the health check, which fails past the
+    allowed share until the next refresh folds them in."""
+    ann = AnnSettings(min_rows=500, nprobes=8, refine_factor=5, max_unindexed_share=0.1)
+    store = LanceDBStore(str(tmp_path / "lancedb"), ann=ann)
+    rows = [(f"c{i}", f"d{i}", "s") for i in range(400)]
+    store.upsert(make_chunks(rows, seed=1))
+    assert "vector index" not in store.refresh_indexes()  # 400 rows: exact search is enough
+    more = [(f"c{i}", f"d{i}", "s") for i in range(400, 600)]
+    store.upsert(make_chunks(more, seed=2))
+    assert store.refresh_indexes().startswith("built the IVF_HNSW_SQ vector index over 600 rows")
+    assert store.unindexed_rows("vector") == 0
+    healthy, detail = store.index_health()
+    assert healthy and "vector index: 0 of 600 rows" in detail, detail
+
+    # What the index finds is what an exact search finds, nearly always.
+    table = store.fetch()
+    vectors, ids_ = table["vector"].to_pylist(), table["chunk_id"].to_pylist()
+    exact = LanceDBStore(str(tmp_path / "lancedb"), ann=AnnSettings(min_rows=0))
+    agree = 0
+    for probe in range(0, 600, 30):
+        approximate = set(ids(store.search(vectors[probe], k=10)))
+        exact_ids = {
+            r["chunk_id"]
+            for r in exact._table().search(vectors[probe]).distance_type("cosine")  # type: ignore[union-attr]
+            .bypass_vector_index().limit(10).to_arrow().to_pylist()
+        }  # fmt: skip
+        agree += len(approximate & exact_ids)
+        assert ids_[probe] in approximate  # a stored vector finds itself
+    assert agree / (20 * 10) >= 0.9
+
+    late = [(f"c{i}", f"d{i}", "s") for i in range(600, 700)]
+    store.upsert(make_chunks(late, seed=3))
+    assert store.unindexed_rows("vector") == 100
+    assert "c650" in ids(store.search(make_chunks(late, seed=3)["vector"][50].as_py(), k=1))
+    healthy, detail = store.index_health()
+    assert not healthy and "vector index: 100 of 700 rows not in it" in detail, detail
+    assert store.refresh_indexes() == "the indexes took in 100 rows"
+    assert store.index_health()[0]

@@ -94,7 +94,7 @@ def test_ingests_the_docs_corpus_and_rerun_changes_nothing(
     assert report["stages"]["extract"]["parse_reused"] is False
 
     # the run's writes went into the full-text index too: a lexical query finds the phrase
-    assert report["stages"]["upsert"]["indexes"].startswith("full-text index took in")
+    assert report["stages"]["upsert"]["indexes"].startswith("the indexes took in")
     assert store.unindexed_rows() == 0  # type: ignore[attr-defined]
     lexical = store.search(None, k=3, source="docs", text=phrase, mode="lexical")
     assert Path(lexical[0].uri).name == "quality.md"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -22,6 +24,9 @@ from rag_ingest.stores.base import (
 )
 
 log = logging.getLogger(__name__)
+# The index health check reads each index's statistics; Lance would include every
+# IVF centroid in them (memory for nothing), and warns until told not to.
+os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
 
 # Deletes go as `chunk_id IN (...)` filters; keep each filter a sane size.
 _DELETE_BATCH = 1000
@@ -49,12 +54,26 @@ def _batches(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield values[start : start + size]
 
 
+@dataclass(frozen=True)
+class AnnSettings:
+    """The approximate vector index: when it is built and how it is searched."""
+
+    min_rows: int = 100_000  # 0: never
+    index_type: str = "IVF_HNSW_SQ"
+    nprobes: int = 20
+    refine_factor: int | None = 10
+    max_unindexed_share: float = 0.1
+
+
 class LanceDBStore(ChunkStore):
-    def __init__(self, uri: str, table_name: str = "chunks") -> None:
+    def __init__(
+        self, uri: str, table_name: str = "chunks", ann: AnnSettings | None = None
+    ) -> None:
         import lancedb
 
         self.uri = uri
         self.table_name = table_name
+        self.ann = ann or AnnSettings()
         self.db = lancedb.connect(uri)
 
     def _table(self) -> Any | None:
@@ -162,7 +181,7 @@ class LanceDBStore(ChunkStore):
         if table is None or (labels is not None and not labels):
             return []
         if mode == "vector":
-            query = table.search(list(vector or [])).distance_type("cosine")
+            query = self._tuned(table.search(list(vector or [])).distance_type("cosine"), table)
         elif mode == "lexical":
             self._ensure_text_index(table)
             query = table.search(text, query_type="fts", fts_columns=TEXT_INDEX_COLUMN)
@@ -177,6 +196,7 @@ class LanceDBStore(ChunkStore):
                 .distance_type("cosine")
                 .rerank(RRFReranker(K=RRF_K))
             )
+            query = self._tuned(query, table)
         conditions = [f"source = {_quote(source)}"] if source is not None else []
         if labels is not None:
             wanted = ", ".join(_quote(label) for label in sorted(set(labels)))
@@ -197,26 +217,56 @@ class LanceDBStore(ChunkStore):
         if not any(TEXT_INDEX_COLUMN in index.columns for index in table.list_indices()):
             table.create_fts_index(TEXT_INDEX_COLUMN, replace=True)
 
-    def unindexed_rows(self) -> int:
-        """Rows the full-text index has not taken in yet (searched, but by a scan)."""
+    def _tuned(self, query: Any, table: Any) -> Any:
+        """A vector query with the ANN index's search settings, when the table has one."""
+        if self._index_on(table, "vector") is None:
+            return query  # exact search: nothing to tune
+        query = query.nprobes(self.ann.nprobes)
+        return query.refine_factor(self.ann.refine_factor) if self.ann.refine_factor else query
+
+    @staticmethod
+    def _index_on(table: Any, column: str) -> str | None:
+        return next((i.name for i in table.list_indices() if column in i.columns), None)
+
+    def unindexed_rows(self, column: str = TEXT_INDEX_COLUMN) -> int:
+        """Rows the index on `column` has not taken in yet (searched, but by a scan);
+        every row when there is no such index."""
         table = self._table()
         if table is None:
             return 0
-        names = [i.name for i in table.list_indices() if TEXT_INDEX_COLUMN in i.columns]
-        if not names:
+        name = self._index_on(table, column)
+        if name is None:
             return int(table.count_rows())
-        return int(table.index_stats(names[0]).num_unindexed_rows)
+        return int(table.index_stats(name).num_unindexed_rows)
+
+    def _build_ann_index(self, table: Any, rows: int) -> str:
+        dimension = int(table.schema.field("vector").type.list_size)
+        options: dict[str, Any] = {"num_partitions": max(1, int(rows**0.5))}
+        if self.ann.index_type == "IVF_PQ":
+            options["num_sub_vectors"] = max(1, dimension // 8)
+        table.create_index(
+            metric="cosine", vector_column_name="vector", index_type=self.ann.index_type,
+            replace=True, **options,
+        )  # fmt: skip
+        return f"built the {self.ann.index_type} vector index over {rows} rows"
 
     def refresh_indexes(self) -> str:
         table = self._table()
         if table is None:
             return "no table yet"
         self._ensure_text_index(table)
+        done = []
+        rows = int(table.count_rows())
+        has_ann = self._index_on(table, "vector") is not None
+        if not has_ann and self.ann.min_rows and rows >= self.ann.min_rows:
+            done.append(self._build_ann_index(table, rows))
         pending = self.unindexed_rows()
-        if pending == 0:
-            return "full-text index up to date"
-        table.optimize()  # folds new rows into the indexes and compacts small files
-        return f"full-text index took in {pending} rows"
+        if has_ann:
+            pending = max(pending, self.unindexed_rows("vector"))
+        if pending:
+            table.optimize()  # folds new rows into every index, compacts small files
+            done.append(f"the indexes took in {pending} rows")
+        return "; ".join(done) or "indexes up to date"
 
     def stats(self, source: str | None = None) -> StoreStats:
         table = self._table()
@@ -251,11 +301,22 @@ class LanceDBStore(ChunkStore):
         return result.sort_by("chunk_id") if "chunk_id" in columns else result
 
     def index_health(self) -> tuple[bool, str]:
-        # An embedded table is searched by a scan or its own index: nothing to
-        # build or wait for; healthy when the table opens and answers a query.
+        """The table answers, and its indexes hold all but `max_unindexed_share` of it."""
         table = self._table()
         if table is None:
             return True, "no table yet (nothing ingested)"
         dimension = self.vector_dimension() or 0
         table.search([0.0] * dimension).limit(1).to_arrow()
-        return True, f"table {self.table_name} answers vector queries ({table.count_rows()} rows)"
+        rows = int(table.count_rows())
+        columns = [TEXT_INDEX_COLUMN] + (["vector"] if self._index_on(table, "vector") else [])
+        lagging = {column: self.unindexed_rows(column) for column in columns}
+        worst = max(lagging.values(), default=0)
+        detail = ", ".join(
+            f"{column} index: {n} of {rows} rows not in it" for column, n in lagging.items()
+        )
+        if rows and worst / rows > self.ann.max_unindexed_share:
+            return (
+                False,
+                f"table {self.table_name}: {detail} (more than {self.ann.max_unindexed_share:.0%})",
+            )
+        return True, f"table {self.table_name} answers queries ({rows} rows; {detail})"
