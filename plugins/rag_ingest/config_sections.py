@@ -6,6 +6,7 @@ re-exports these, so callers import every settings type from there.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Literal
 
@@ -190,6 +191,20 @@ class EmbeddingConfig(StrictModel):
     pool: str | None = None
     queue: str | None = None
     max_active_tasks: int = Field(4, gt=0, description="Embed tasks running at once per run")
+    # Asymmetric models (e5, bge, nomic) want text before queries and documents, e.g.
+    # "query: " and "passage: ". The document prompt is part of the stored vectors'
+    # identity (`vectors_id`): changing it re-embeds; the query prompt touches no
+    # stored vector, so changing it re-embeds nothing.
+    query_prompt: str = ""
+    document_prompt: str = ""
+
+    @property
+    def vectors_id(self) -> str:
+        """What stored vectors are compared by: the model, and the document prompt."""
+        if not self.document_prompt:
+            return self.model_id
+        digest = hashlib.sha256(self.document_prompt.encode("utf-8")).hexdigest()[:12]
+        return f"{self.model_id}+prompt-{digest}"
 
     @model_validator(mode="after")
     def _onnx_runs_on_cpu(self) -> EmbeddingConfig:

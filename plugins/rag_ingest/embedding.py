@@ -292,7 +292,7 @@ class Embedder:
         if config.backend != "torch":
             revision += f"+{config.backend}"
         self.info = ModelInfo(
-            model_id=config.model_id,
+            model_id=config.vectors_id,  # the model, and the document prompt
             revision=revision,
             dimension=self.backend.dimension,
             max_seq_length=self.backend.max_seq_length,
@@ -315,16 +315,18 @@ class Embedder:
         texts: Sequence[str],
         lengths: Sequence[int] | None = None,
         on_batch: Callable[[int], None] | None = None,
+        prompt: str = "",
     ) -> np.ndarray:
         """Unit-normalised float32 vectors, one row per text, in the order given.
 
         `lengths` (token counts, when known) orders the batches; character
         counts stand in for them otherwise. `on_batch` hears how many texts
-        each finished batch held.
+        each finished batch held. `prompt` goes before every text (as
+        sentence-transformers' own `prompt`, on every backend).
         """
         import numpy as np
 
-        texts = list(texts)
+        texts = [prompt + text for text in texts] if prompt else list(texts)
         out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
         if not texts:
             return out

@@ -150,7 +150,8 @@ def run_evaluation(
     started = time.perf_counter()
     with Embedder(eval_settings.embedding, eval_settings.models_dir, allow_pool=False) as embedder:
         query_ids = sorted(dataset.queries)
-        vectors = embedder.encode([dataset.queries[q] for q in query_ids])
+        prompt = eval_settings.embedding.query_prompt
+        vectors = embedder.encode([dataset.queries[q] for q in query_ids], prompt=prompt)
         depth = max(plan.ks)
         metrics_by_mode: dict[str, dict[str, float]] = {}
         seconds_by_mode: dict[str, float] = {}

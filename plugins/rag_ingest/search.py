@@ -53,7 +53,7 @@ def search(
     vector = None
     if mode != "lexical":
         embedder = _embedder(settings.embedding, str(settings.models_dir))
-        vector = embedder.encode([query])[0].tolist()
+        vector = embedder.encode([query], prompt=settings.embedding.query_prompt)[0].tolist()
     store = open_store(settings)
     hits = [
         hit

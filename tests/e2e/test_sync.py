@@ -224,3 +224,53 @@ def test_a_second_run_of_the_source_waits_its_turn_and_corrupts_nothing(
     assert (
         snapshot(config).sort_by("chunk_id")["chunk_id"] == after_a.sort_by("chunk_id")["chunk_id"]
     )
+
+
+def test_a_document_prompt_change_reembeds_and_a_query_prompt_change_does_not(
+    tmp_path: Path,
+) -> None:
+    """Prompts for asymmetric models: the document prompt is part of the stored vectors'
+    identity (a change re-embeds every chunk, with the prompt before its text); the
+    query prompt touches no stored vector (nothing re-embedded) and goes before the
+    query at search time."""
+    import numpy as np
+
+    from rag_ingest.embedding import Embedder
+    from rag_ingest.search import search
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in (("tea.md", "Green tea is steamed, black tea is oxidised."),
+                       ("port.md", "The harbour crane lifts containers onto ships.")):  # fmt: skip
+        (corpus / name).write_text(f"# {name}\n\n{text}\n")
+    config = write_config(tmp_path, corpus)
+    first = run(config, "first")
+    before = snapshot(config)
+
+    config.write_text(config.read_text() + "embedding:\n  query_prompt: 'query: '\n")
+    assert run(config, "query-prompt")["chunks_embedded"] == 0
+    assert snapshot(config).equals(before)
+
+    config.write_text(config.read_text() + "  document_prompt: 'passage: '\n")
+    counts = run(config, "document-prompt")
+    assert counts["chunks_embedded"] == first["chunks_embedded"] == before.num_rows
+    after = snapshot(config)
+    settings = load_settings(config)
+    assert set(after["model_id"].to_pylist()) == {settings.embedding.vectors_id}
+    assert settings.embedding.vectors_id.startswith(
+        "sentence-transformers/all-MiniLM-L6-v2+prompt-"
+    )
+    embedder = Embedder(settings.embedding)
+    texts = after["text"].to_pylist()
+    expected = embedder.encode(["passage: " + text for text in texts])
+    np.testing.assert_allclose(np.array(after["vector"].to_pylist()), expected, atol=1e-5)
+    assert not np.allclose(np.array(before["vector"].to_pylist()), expected, atol=1e-3)
+
+    question = "how are shipping containers loaded"
+    (hit,) = search(settings, question, 1, ["docs"])
+    query = embedder.encode(["query: " + question])[0]
+    stored = np.array(
+        after.filter(pa.compute.equal(after["chunk_id"], hit.chunk_id))["vector"][0].as_py()
+    )
+    assert hit.score == pytest.approx(float(query @ stored), abs=1e-4)
+    assert run(config, "again")["chunks_embedded"] == 0

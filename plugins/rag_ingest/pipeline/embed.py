@@ -46,6 +46,7 @@ def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
                     window["text"].to_pylist(),
                     window["token_count"].to_pylist(),
                     on_batch=progress.update,
+                    prompt=settings.embedding.document_prompt,
                 )
                 model_seconds += time.perf_counter() - encode_started
                 stamped = stamp(window, vectors, embedder.info)

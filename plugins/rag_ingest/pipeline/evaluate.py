@@ -40,7 +40,9 @@ def run(config_path: str | None, source_name: str, run_id: str) -> EvaluationRes
         raise ConfigError(f"sources[{source_name}].evaluation.golden_set: {error}") from error
     store = open_store(ctx.settings)
     with Embedder(ctx.settings.embedding, ctx.settings.models_dir, allow_pool=False) as embedder:
-        vectors = embedder.encode([g.query for g in golden])
+        vectors = embedder.encode(
+            [g.query for g in golden], prompt=ctx.settings.embedding.query_prompt
+        )
     recalls, misses = [], []
     for item, vector in zip(golden, vectors, strict=True):
         ranked = ranked_documents(store, vector.tolist(), source_name, gate.k, key=lambda u: u)

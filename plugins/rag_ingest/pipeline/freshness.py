@@ -56,7 +56,7 @@ def check(config_path: str | None, source_name: str, now: datetime | None = None
         if documents.exists():
             parsed = pq.read_table(documents, columns=["doc_id"])["doc_id"].to_pylist()
     findings += freshness.consistency(source_name, listing, stored, parsed, snapshot)
-    findings.append(freshness.model_drift(source_name, stored, settings.embedding.model_id))
+    findings.append(freshness.model_drift(source_name, stored, settings.embedding.vectors_id))
     healthy, detail = store.index_health()
     findings.append(
         freshness.Finding(source_name, "search_index_healthy", healthy, healthy, True, detail)

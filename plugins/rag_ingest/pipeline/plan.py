@@ -94,7 +94,7 @@ def documents(
                 quarantined.get(prefix)["doc_id"].to_pylist(),
                 _stored_chunks(stored.get(prefix)),
                 chunker_fingerprint=fingerprint,
-                model_id=ctx.settings.embedding.model_id,
+                model_id=ctx.settings.embedding.vectors_id,
                 snapshot=ctx.source.mode == "snapshot",
                 full_resync=full_resync,
                 allow_mass_delete=True,  # checked once below, over every bucket
@@ -169,7 +169,7 @@ def chunks(
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     layout = ctx.layout
-    model_id = ctx.settings.embedding.model_id
+    model_id = ctx.settings.embedding.vectors_id
     # What an earlier attempt of this plan left must not be embedded or written.
     for leftover in layout.plan_chunks_outputs():
         if leftover.is_dir():
@@ -250,7 +250,7 @@ def _vector_sources(
     a vector (a repeated or already stored text), not the ones to compute.
     """
     layout = ctx.layout
-    model_id = ctx.settings.embedding.model_id
+    model_id = ctx.settings.embedding.vectors_id
     width = buckets.prefix_width(max(rows_in(layout.needs_vector), rows_in(layout.inventory)))
     needed = buckets.Buckets(
         str(layout.needs_vector), ["chunk_id", "text_hash"], "text_hash", width, f"{work}/needed"

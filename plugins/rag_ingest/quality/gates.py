@@ -155,7 +155,7 @@ def validate_embeddings(ctx: RunContext, shards: list[Path]) -> GateRecord:
         facts.embeddings(layout, shards, _spark_if_large(ctx, rows)),
         {
             "dimensions": [model_dimension(ctx.settings.embedding.model_path)],
-            "model_ids": [ctx.settings.embedding.model_id],
+            "model_ids": [ctx.settings.embedding.vectors_id],
             "min_norm": 1.0 - tolerance,
             "max_norm": 1.0 + tolerance,
             "chunks_to_embed": planned.vectors_to_write,
