@@ -26,6 +26,7 @@ from rag_ingest.config_sections import (
     QualityConfig,
     RecordsConfig,
     RetriesConfig,
+    SearchConfig,
     SensitiveDataConfig,
     SourceConfig,
     SparkConfig,
@@ -69,6 +70,7 @@ class Settings(StrictModel):
     chunking: ChunkingConfig = ChunkingConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     store: StoreConfig = StoreConfig()
+    search: SearchConfig = SearchConfig()
     paths: PathsConfig = PathsConfig()
     spark: SparkConfig = SparkConfig()
     quality: QualityConfig = QualityConfig()

@@ -301,6 +301,13 @@ class StoreConfig(StrictModel):
     batch_size: int = Field(1000, gt=0, description="Writes per bulk request")
 
 
+class SearchConfig(StrictModel):
+    # An optional reranking stage: a cross-encoder (a local sentence-transformers
+    # CrossEncoder folder) re-scores the first `rerank_top` hits of any search mode.
+    rerank_model: str | None = None
+    rerank_top: int = Field(50, gt=0, description="Hits re-scored by the cross-encoder")
+
+
 class PathsConfig(StrictModel):
     staging: str = ".rag_ingest/staging"
     reports: str = ".rag_ingest/reports"

@@ -7,9 +7,10 @@ across the sources the caller may read, with the caller's access labels.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rag_ingest.config import EmbeddingConfig, Settings
 from rag_ingest.stores.base import SearchHit, SearchMode, check_query
@@ -55,9 +56,36 @@ def search(
         embedder = _embedder(settings.embedding, str(settings.models_dir))
         vector = embedder.encode([query], prompt=settings.embedding.query_prompt)[0].tolist()
     store = open_store(settings)
+    rerank = settings.search.rerank_model
+    depth = max(k, settings.search.rerank_top) if rerank else k
     hits = [
         hit
         for source in sources
-        for hit in store.search(vector, k=k, source=source, labels=labels, text=query, mode=mode)
+        for hit in store.search(
+            vector, k=depth, source=source, labels=labels, text=query, mode=mode
+        )
     ]
-    return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]
+    hits = sorted(hits, key=lambda hit: hit.score, reverse=True)[:depth]
+    if rerank:
+        hits = reranked(settings.resolve(rerank), query, hits)
+    return hits[:k]
+
+
+_cross_encoders: dict[str, Any] = {}
+
+
+def reranked(model_path: str, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+    """`hits` re-scored by the cross-encoder at `model_path` (loaded once), best first;
+    each hit's score becomes the cross-encoder's."""
+    if not hits:
+        return hits
+    with _loading:
+        if model_path not in _cross_encoders:
+            from sentence_transformers import CrossEncoder
+
+            _cross_encoders[model_path] = CrossEncoder(model_path, local_files_only=True)
+    scores = _cross_encoders[model_path].predict([(query, hit.text) for hit in hits])
+    rescored = [
+        dataclasses.replace(hit, score=float(s)) for hit, s in zip(hits, scores, strict=True)
+    ]
+    return sorted(rescored, key=lambda hit: hit.score, reverse=True)
