@@ -627,3 +627,11 @@ def test_quantization_and_candidates_reach_the_index_and_the_query(server: Mocku
     request.ok(cursor={"id": 0, "ns": "rag.chunks", "firstBatch": []})
     assert future() == []
     client.close()
+
+
+def test_rank_fusion_is_used_from_mongodb_8_0() -> None:
+    from rag_ingest.stores.atlas_search import has_rank_fusion
+
+    assert has_rank_fusion("8.0.4") and has_rank_fusion("8.2.1") and has_rank_fusion("9.0.0")
+    assert not has_rank_fusion("7.0.12") and not has_rank_fusion("6.0.20")
+    assert not has_rank_fusion("0")  # a server that said nothing: fuse here, to be safe

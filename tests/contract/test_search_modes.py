@@ -9,14 +9,16 @@ takes in a run's writes when the store is asked to refresh.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from rag_ingest.stores.base import SEARCH_MODES, check_query
+from rag_ingest.stores.base import SEARCH_MODES, ChunkStore, check_query
 from rag_ingest.stores.lancedb_store import AnnSettings, LanceDBStore
-from tests.contract.test_store_contract import make_chunks
+from tests.contract.test_store_contract import STORES, make_chunks
 
 TEXTS = [
     "the harbour crane lifts shipping containers",
@@ -32,12 +34,34 @@ def with_texts(chunks: pa.Table, texts: list[str]) -> pa.Table:
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> LanceDBStore:
-    store = LanceDBStore(str(tmp_path / "lancedb"))
+@pytest.fixture(params=["lancedb", "mongodb-live"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChunkStore]:
+    """The embedded store, and a live MongoDB (Atlas, or Atlas Local) when
+    RAG_INGEST_MONGODB_URI is set; its search indexes are eventually consistent, so
+    assertions on it are retried for a while (`eventually`)."""
+    created = (
+        LanceDBStore(str(tmp_path / "lancedb"))
+        if request.param == "lancedb"
+        else STORES["mongodb-live"](tmp_path)
+    )
     rows = [("c1", "d1", "s1"), ("c2", "d1", "s1"), ("c3", "d2", "s2"), ("c4", "d3", "s2")]
-    store.upsert(with_texts(make_chunks(rows), TEXTS))
-    return store
+    created.upsert(with_texts(make_chunks(rows), TEXTS))
+    yield created
+    if request.param == "mongodb-live":
+        created.collection.drop()  # type: ignore[attr-defined]
+
+
+def eventually(store: ChunkStore, check: Callable[[], None]) -> None:
+    """`check()` now (LanceDB), or within 60 s (a live Atlas index catching up)."""
+    deadline = time.monotonic() + (0 if isinstance(store, LanceDBStore) else 60)
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def ids(hits: list) -> list[str]:
@@ -45,38 +69,53 @@ def ids(hits: list) -> list[str]:
 
 
 def test_lexical_search_finds_the_words_and_ranks_the_best_match_first(
-    store: LanceDBStore,
+    store: ChunkStore,
 ) -> None:
-    hits = store.search(None, k=5, text="harbour containers", mode="lexical")
-    assert ids(hits)[0] == "c1" and set(ids(hits)) == {"c1", "c4"}  # "containers" in both
-    assert hits[0].score > hits[1].score > 0
+    def check() -> None:
+        hits = store.search(None, k=5, text="harbour containers", mode="lexical")
+        assert ids(hits)[0] == "c1" and set(ids(hits)) == {"c1", "c4"}  # "containers" in both
+        assert hits[0].score > hits[1].score > 0
+
+    eventually(store, check)
     assert store.search(None, k=5, text="crane", mode="lexical", source="s2") == []
     assert store.search(None, k=5, text="zebra unicorn", mode="lexical") == []
 
 
-def test_hybrid_search_fuses_the_vector_and_the_words(store: LanceDBStore) -> None:
+def test_hybrid_search_fuses_the_vector_and_the_words(store: ChunkStore) -> None:
     chunks = store.fetch()
     c3_vector = chunks["vector"][chunks["chunk_id"].to_pylist().index("c3")].as_py()
-    # The vector points at c3, the words at c1: both come back, fused, best first.
-    hits = store.search(c3_vector, k=4, text="harbour crane", mode="hybrid")
-    assert {"c1", "c3"} <= set(ids(hits))
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert ids(store.search(c3_vector, k=2, mode="vector"))[0] == "c3"
+
+    def check() -> None:
+        # The vector points at c3, the words at c1: both come back, fused, best first.
+        hits = store.search(c3_vector, k=4, text="harbour crane", mode="hybrid")
+        assert {"c1", "c3"} <= set(ids(hits))
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert ids(store.search(c3_vector, k=2, mode="vector"))[0] == "c3"
+
+    eventually(store, check)
 
 
-def test_a_changed_or_deleted_chunk_leaves_the_lexical_results(store: LanceDBStore) -> None:
-    assert "c2" in ids(store.search(None, k=5, text="cat", mode="lexical"))
-    changed = with_texts(make_chunks([("c2", "d1", "s1")]), ["a dog sleeps on the mat"])
-    store.upsert(changed)
-    assert "c2" not in ids(store.search(None, k=5, text="cat", mode="lexical"))
-    assert ids(store.search(None, k=5, text="dog", mode="lexical")) == ["c2"]
+def test_a_changed_or_deleted_chunk_leaves_the_lexical_results(store: ChunkStore) -> None:
+    def lexical(word: str) -> list[str]:
+        return ids(store.search(None, k=5, text=word, mode="lexical"))
+
+    eventually(store, lambda: _holds("c2" in lexical("cat")))
+    store.upsert(with_texts(make_chunks([("c2", "d1", "s1")]), ["a dog sleeps on the mat"]))
+    eventually(store, lambda: _holds("c2" not in lexical("cat") and lexical("dog") == ["c2"]))
     store.delete_chunks(["c2"])
-    assert store.search(None, k=5, text="dog", mode="lexical") == []
+    eventually(store, lambda: _holds(lexical("dog") == []))
     store.delete_documents("s2", ["d3"])
-    assert ids(store.search(None, k=5, text="containers", mode="lexical")) == ["c1"]
+    eventually(store, lambda: _holds(lexical("containers") == ["c1"]))
 
 
-def test_the_text_index_takes_in_new_rows_when_refreshed(store: LanceDBStore) -> None:
+def _holds(condition: bool) -> None:
+    assert condition
+
+
+def test_the_text_index_takes_in_new_rows_when_refreshed(tmp_path: Path) -> None:
+    store = LanceDBStore(str(tmp_path / "lancedb"))
+    rows = [("c1", "d1", "s1"), ("c2", "d1", "s1"), ("c3", "d2", "s2"), ("c4", "d3", "s2")]
+    store.upsert(with_texts(make_chunks(rows), TEXTS))
     store.refresh_indexes()
     assert store.unindexed_rows() == 0
     store.upsert(with_texts(make_chunks([("c5", "d5", "s1")], seed=5), ["a new crane arrives"]))
