@@ -116,18 +116,6 @@ def scored(stages: list[dict[str, Any]], score: str) -> list[dict[str, Any]]:
     return [*stages, {"$project": _projection(score)}]
 
 
-def vector_search_pipeline(
-    vector: Sequence[float],
-    k: int,
-    index_name: str,
-    source: str | None,
-    labels: Sequence[str] | None = None,
-    candidates_per_hit: int = 20,
-) -> list[dict[str, Any]]:
-    stage = vector_search_stage(vector, k, index_name, source, labels, candidates_per_hit)
-    return [stage, {"$project": _projection("vectorSearchScore")}]
-
-
 def text_search_stages(
     text: str, k: int, index_name: str, source: str | None, labels: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
@@ -141,13 +129,6 @@ def text_search_stages(
     if filters:
         compound["filter"] = filters
     return [{"$search": {"index": index_name, "compound": compound}}, {"$limit": k}]
-
-
-def text_search_pipeline(
-    text: str, k: int, index_name: str, source: str | None, labels: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    stages = text_search_stages(text, k, index_name, source, labels)
-    return [*stages, {"$project": _projection("searchScore")}]
 
 
 def rank_fusion_pipeline(
