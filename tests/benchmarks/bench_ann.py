@@ -34,9 +34,10 @@ BATCH = 50_000
 
 
 def vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
-    """Unit vectors near random topic centres (a spread like real embeddings')."""
+    """Unit vectors around unit topic centres, at a cosine of about 0.8 to their
+    centre (neighbours, but no near-duplicates: a spread like real embeddings')."""
     picked = centres[rng.integers(0, len(centres), n)]
-    drawn = picked + rng.normal(scale=0.35 / np.sqrt(DIMENSION), size=(n, DIMENSION))
+    drawn = picked + rng.normal(scale=0.75 / np.sqrt(DIMENSION), size=(n, DIMENSION))
     drawn = drawn.astype(np.float32)
     return drawn / np.linalg.norm(drawn, axis=1, keepdims=True)
 
@@ -82,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(21)
     centres = rng.normal(size=(TOPICS, DIMENSION))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     folder = Path(tempfile.mkdtemp(prefix="rag-ingest-bench-ann-"))
     ann = AnnSettings(min_rows=1, index_type=args.index_type, nprobes=args.nprobes,
                       refine_factor=args.refine_factor)  # fmt: skip
