@@ -211,6 +211,8 @@ def test_an_ann_index_is_built_past_its_size_kept_fresh_and_reported(tmp_path: P
         agree += len(approximate & exact_ids)
         assert ids_[probe] in approximate  # a stored vector finds itself
     assert agree / (20 * 10) >= 0.9
+    # Hybrid queries take the index's settings too.
+    assert ids_[0] in ids(store.search(vectors[0], k=5, text="text", mode="hybrid"))
 
     late = [(f"c{i}", f"d{i}", "s") for i in range(600, 700)]
     store.upsert(make_chunks(late, seed=3))
