@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from rag_ingest import timing
-from rag_ingest.run import RunLayout
+from rag_ingest.run import RunLayout, safe_run_key
 from rag_ingest.stage_results import (
     ChunkResult,
     EmbedShardResult,
@@ -193,11 +193,16 @@ def write_run_report(
     report = build_run_report(
         layout, source, run_id, dag_id, store, evaluation_expected, run_started, params
     )
-    target = reports_dir / source / f"{layout.root.name}.json"
+    target = run_report_path(reports_dir, source, run_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(target, json.dumps(report, indent=2, default=str))
     _write_atomically(target.with_suffix(".html"), render_html(report, reports_dir))
     return ReportSummary(str(target), report["status"], report["reason"], report["counts"])
+
+
+def run_report_path(reports_dir: Path, source: str, run_id: str) -> Path:
+    """Where a run's report lies (its page beside it, as .html)."""
+    return reports_dir / source / f"{safe_run_key(run_id)}.json"
 
 
 def _write_atomically(target: Path, text: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag_ingest.config import EmbeddingConfig, Settings
-from rag_ingest.stores.base import SearchHit, SearchMode, check_query
+from rag_ingest.stores.base import SearchHit, SearchMode
 
 if TYPE_CHECKING:
     from rag_ingest.embedding import Embedder
@@ -50,7 +50,6 @@ def search(
 
     if k < 1:
         raise ValueError(f"k must be at least 1 (got {k})")
-    check_query(mode, None if mode == "lexical" else [0.0], query)
     vector = None
     if mode != "lexical":
         embedder = _embedder(settings.embedding, str(settings.models_dir))

@@ -31,7 +31,13 @@ from rag_ingest import data_docs_assets
 from rag_ingest.config import Settings, load_settings
 from rag_ingest.config_sections import dag_id_for
 from rag_ingest.overview import any_active, runs_of, source_overview
-from rag_ingest.reports import list_freshness_reports, list_run_reports, render_page
+from rag_ingest.reports import (
+    list_freshness_reports,
+    list_run_reports,
+    read_report,
+    render_page,
+    run_report_path,
+)
 from rag_ingest.stores.base import SEARCH_MODES
 
 URL_PREFIX = "/rag-ingest"
@@ -119,13 +125,18 @@ def render_source(settings: Settings, source: str, airflow_runs: AirflowRuns) ->
     )
 
 
-def report_of_run(settings: Settings, dag_id: str, run_id: str) -> dict[str, Any] | None:
-    """The run report of `run_id` of the ingestion DAG `dag_id`, if it has one."""
+def report_page_of_run(settings: Settings, dag_id: str, run_id: str) -> str | None:
+    """The report page of `run_id` of the ingestion DAG `dag_id` (relative to the reports
+    folder), if that run has a report."""
     source = next((s.name for s in settings.sources if dag_id_for(s.name) == dag_id), None)
     if source is None:
         return None
-    reports = list_run_reports(Path(settings.reports_dir), source)
-    return next((r for r in reports if r.get("run_id") == run_id), None)
+    reports_dir = Path(settings.reports_dir)
+    path = run_report_path(reports_dir, source, run_id)
+    report = read_report(path) if path.is_file() else None
+    if report is None or report.get("run_id") != run_id:
+        return None
+    return path.with_suffix(".html").relative_to(reports_dir).as_posix()
 
 
 def render_search(
@@ -253,19 +264,18 @@ def create_app(
     def run_page(
         dag_id: str, run_id: str, readable: ReadableDags = permissions
     ) -> RedirectResponse | HTMLResponse:
-        settings = settings_loader()
-        report = report_of_run(settings, dag_id, run_id) if readable({dag_id}) else None
-        if report is not None:
-            return RedirectResponse(f"{URL_PREFIX}/files/{report['html']}", status_code=303)
         if not readable({dag_id}):
             raise HTTPException(status_code=404, detail="no such run")
+        page = report_page_of_run(settings_loader(), dag_id, run_id)
+        if page is not None:
+            return RedirectResponse(f"{URL_PREFIX}/files/{page}", status_code=303)
         live = [r for r in airflow_runs({dag_id}, RUNS_SHOWN) if r.get("run_id") == run_id]
         if not live:
             raise HTTPException(status_code=404, detail=f"no run {run_id!r} of {dag_id}")
-        page = render_page(
+        pending = render_page(
             "ui_run_pending.html", run=live[0], prefix=URL_PREFIX, refresh=REFRESH_ACTIVE_SECONDS
         )
-        return HTMLResponse(page)
+        return HTMLResponse(pending)
 
     @app.get("/search", response_class=HTMLResponse)
     def search_page(

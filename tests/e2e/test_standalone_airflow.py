@@ -161,7 +161,10 @@ def wait_for_backfills_completed(airflow: dict, count: int = 1, timeout: float =
     token = login(base, USER, PASSWORD)
     deadline = time.monotonic() + timeout
     while True:
-        status, body = get(f"{base}/api/v2/backfills?dag_id={DAG_ID}", token)
+        try:
+            status, body = get(f"{base}/api/v2/backfills?dag_id={DAG_ID}", token)
+        except OSError as error:  # a server busy on its SQLite lock: ask again
+            status, body = 0, str(error)
         backfills = json.loads(body)["backfills"] if status == 200 else []
         if len(backfills) >= count and all(b["completed_at"] for b in backfills):
             return
