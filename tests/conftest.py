@@ -97,3 +97,11 @@ def tokenizer():  # type: ignore[no-untyped-def]
     from rag_ingest.embedding import resolve_model_path
 
     return load_tokenizer(resolve_model_path(PACKAGED_MODEL))
+
+
+@pytest.fixture(scope="session")
+def tesseract() -> None:
+    """Debian's tesseract-ocr, installed when missing (tests marked `ocr`)."""
+    from tests.services import ensure_installed
+
+    ensure_installed("tesseract-ocr")

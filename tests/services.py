@@ -24,6 +24,8 @@ PACKAGES = {
     # The browser tests' headless Chromium and the WebDriver server Selenium drives it by.
     "chromium": "/usr/bin/chromium",
     "chromium-driver": "/usr/bin/chromedriver",
+    # OCR of scanned pages; its English model data comes with the package.
+    "tesseract-ocr": "/usr/bin/tesseract",
 }
 
 

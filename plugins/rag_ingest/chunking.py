@@ -26,21 +26,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag_ingest import markup
+from rag_ingest.chunk_tables import TableHeader, table_parts
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
     from rag_ingest.config import Settings
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 # Separator levels, coarsest first: a span too long at one level is split at the next.
+# A separator ends before the next line's indentation, which belongs to that line.
 _LEVELS = (
-    re.compile(r"\n[ \t]*\n\s*"),  # paragraphs
-    re.compile(r"\n\s*"),  # lines (lists, code)
+    re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*"),  # paragraphs
+    re.compile(r"\n(?:[ \t]*\n)*"),  # lines (lists, code)
     re.compile(r"(?<=[.!?])\s+"),  # sentences
     re.compile(r"\s+"),  # words
 )
 _SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _WORD_START = re.compile(r"\s+(?=\S)")
+_LINE_START = re.compile(r"\n(?=[ \t]*\S)")
 # Hard cuts inside a word may tokenize differently when the chunk stands alone;
 # chunks this close to the limit are re-counted on their own text.
 _RECHECK_MARGIN = 8
@@ -84,7 +88,7 @@ class _TokenIndex:
 
 def _sections(text: str) -> list[tuple[int, int, str]]:
     """(start, end, heading path) for each heading-delimited section."""
-    matches = list(_HEADING.finditer(text))
+    matches = markup.headings(text)  # not the `#` lines of fenced code
     bounds = [0] + [m.start() for m in matches] + [len(text)]
     paths = [""]
     stack: list[tuple[int, str]] = []
@@ -94,10 +98,17 @@ def _sections(text: str) -> list[tuple[int, int, str]]:
             stack.pop()
         stack.append((level, match.group(2).strip()))
         paths.append(" > ".join(title for _, title in stack))
-    return [
+    found = [
         (bounds[i], bounds[i + 1], paths[i])
         for i in range(len(bounds) - 1)
         if text[bounds[i] : bounds[i + 1]].strip()
+    ]
+    # A heading with nothing under it but subsections would be a chunk of one
+    # line; its text reaches the subsections' chunks in their context line.
+    return [
+        section
+        for i, section in enumerate(found)
+        if i == len(found) - 1 or not markup.only_heading(text[section[0] : section[1]])
     ]
 
 
@@ -127,30 +138,45 @@ class Chunker:
         # The longest context line's tokens are kept free in every chunk.
         reserve = max((tokens for _, tokens in contexts.values()), default=0)
         sizer = self if reserve == 0 else self._smaller_by(reserve)
-        spans: list[tuple[int, int, str]] = []
+        spans: list[tuple[int, int, str, TableHeader | None]] = []
         for start, end, section in sections:
-            pieces = sizer._atomise(text, index, start, end, 0)
-            spans.extend((s, e, section) for s, e in sizer._merge(text, index, pieces))
-        spans = sizer._enforce_limit(text, index, spans)
+            for part_start, part_end, header in table_parts(
+                text, index.count, start, end, sizer.max_tokens
+            ):
+                part_sizer = sizer if header is None else sizer._for_table(header.tokens)
+                pieces = part_sizer._atomise(text, index, part_start, part_end, 0)
+                merged = [(s, e, section) for s, e in part_sizer._merge(text, index, pieces)]
+                checked = part_sizer._enforce_limit(text, index, merged)
+                spans.extend((s, e, section_of, header) for s, e, section_of in checked)
         chunks: list[Chunk] = []
-        for start, end, section in spans:
+        for start, end, section, header in spans:
             start, end = _strip_span(text, start, end)
             if start >= end:
                 continue
             context, context_tokens = contexts[section] if chunks else ("", 0)
             span = text[start:end]
+            tokens = index.count(start, end) + context_tokens
+            if header is not None and start >= header.end:  # a table's later rows
+                span, tokens = f"{header.text}\n{span}", tokens + header.tokens
             chunks.append(
                 Chunk(
                     index=len(chunks),
                     text=f"{context}\n\n{span}" if context else span,
                     char_start=start,
                     char_end=end,
-                    token_count=index.count(start, end) + context_tokens,
+                    token_count=tokens,
                     section=section,
                     context=context,
                 )
             )
         return chunks
+
+    def _for_table(self, header_tokens: int) -> Chunker:
+        """The sizer of a table's rows: the header row repeated in every chunk
+        counts against the limit, and rows need no overlap (the header says
+        what each column is)."""
+        limit = max(1, self.max_tokens - header_tokens)
+        return Chunker(self.tokenizer, limit, 0)
 
     def _context(self, title: str, section: str) -> tuple[str, int]:
         """The context line of a section's chunks and its token count.
@@ -260,7 +286,10 @@ class Chunker:
         if last - first <= self.overlap_tokens:
             return None
         window_start = index.starts[last - self.overlap_tokens]
-        for pattern in (_SENTENCE_START, _WORD_START):
+        line = text.rfind("\n", 0, window_start) + 1
+        # In code (indented lines) and tables (rows) the next chunk starts at a line.
+        by_line = text[line : line + 1] in (" ", "\t", "|")
+        for pattern in (_LINE_START,) if by_line else (_SENTENCE_START, _WORD_START):
             match = pattern.search(text, window_start, span[1])
             if match and match.end() < span[1]:
                 return match.end()
@@ -289,8 +318,13 @@ def _is_anchor(text: str, start: int, end: int) -> bool:
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
+    """The span without blank lines around it; a first line keeps its indentation
+    (a chunk that starts inside code must not shift it left)."""
+    first = start
+    while first < end and text[first].isspace():
+        first += 1
+    line_start = text.rfind("\n", 0, first) + 1
+    start = line_start if line_start >= start else first  # mid-line: from the word
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
@@ -306,7 +340,9 @@ def context_title(title: str | None, uri: str) -> str | None:
 
 # Bump when the splitting rules change, so stored chunks count as out of date.
 # 3: context lines (title > heading path) on every chunk after the first.
-CHUNKER_VERSION = 3
+# 4: `#` lines inside fenced code are not headings; no heading-only chunks;
+#    tables cut between rows with their header repeated; indentation kept.
+CHUNKER_VERSION = 4
 
 
 def chunker_fingerprint(settings: Settings) -> str:

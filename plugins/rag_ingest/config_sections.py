@@ -73,6 +73,22 @@ class GoldenSetConfig(StrictModel):
     on_failure: Literal["fail", "warn"] = "fail"
 
 
+class ParsingConfig(StrictModel):
+    """How a source's files are read beyond their format's defaults (rag_ingest.parsing)."""
+
+    # off: never; auto: PDF pages without a text layer, and image files; force: every page.
+    ocr: Literal["off", "auto", "force"] = "auto"
+    # A page whose mean word confidence (0-100) is below this is reported in the run report.
+    ocr_min_confidence: float = Field(60.0, ge=0, le=100)
+    ocr_languages: str = Field("eng", pattern=r"^[a-z_]+(\+[a-z_]+)*$")
+    ocr_dpi: int = Field(200, ge=72, le=600)
+    # Office files and EPUBs are zip archives: checked before any entry is read.
+    max_unpacked_mb: float = Field(200.0, gt=0, allow_inf_nan=False)
+    max_archive_entries: int = Field(10_000, gt=0)
+    # Rows read per spreadsheet sheet (empty ones included); the rest is reported.
+    max_sheet_rows: int = Field(100_000, gt=0)
+
+
 class SourceConfig(StrictModel):
     name: str
     location: str = Field(
@@ -94,6 +110,7 @@ class SourceConfig(StrictModel):
         120.0, gt=0, allow_inf_nan=False, description="Seconds to parse one file"
     )
     records: RecordsConfig = RecordsConfig()
+    parsing: ParsingConfig = ParsingConfig()
     # Per-source tuning of the quality suites: expectation name -> kwargs,
     # over `quality.overrides` (for example {text_not_empty: {mostly: 0.99}}).
     quality_overrides: dict[str, dict[str, Any]] = {}

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -36,15 +36,19 @@ from rag_ingest.parsing import (
     parse_records,
 )
 from rag_ingest.parsing.base import escaped, is_unicode
+from rag_ingest.parsing.context import ArchiveLimits, OcrSettings, SourceParsing
 from rag_ingest.sensitive import Scanner, describe
 from rag_ingest.sources import read_bytes
+
+if TYPE_CHECKING:
+    from rag_ingest.config import SourceConfig
 
 # Spark DDL of what the extract step produces; failed rows carry error_* columns.
 PARSED_SCHEMA = (
     "doc_id string, source string, uri string, relative_path string, title string, "
     "text string, format string, encoding string, content_hash string, size long, "
     "modified_at timestamp, page_starts array<long>, metadata string, acl array<string>, "
-    "sensitive string, error_reason string, error_detail string"
+    "sensitive string, parse_notes string, error_reason string, error_detail string"
 )
 PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
 LISTING_SCHEMA = (
@@ -93,6 +97,7 @@ def _document_row(
         page_starts=list(document.page_starts) if document.page_starts is not None else None,
         metadata=metadata,
         acl=acl,
+        parse_notes=json.dumps(document.notes, sort_keys=True) if document.notes else None,
     )
     return row
 
@@ -240,6 +245,7 @@ def parse_source_file(
     refused: str | None = None,
     gate: SensitiveGate | None = None,
     refused_reason: str = "not_followed",
+    parsing: SourceParsing | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for one listed file: one document, one per record, or quarantine rows.
 
@@ -251,7 +257,10 @@ def parse_source_file(
         return [_failed(file_row, refused_reason, refused)]  # never opened
     try:
         with _time_limit(limits.max_seconds):
-            rows = _parse(file_row, uri, relative_path, size, limits, fields, access_labels, gate)
+            rows = _parse(
+                file_row, uri, relative_path, size, limits, fields, access_labels, gate,
+                parsing or SourceParsing(),
+            )  # fmt: skip
     except ParseError as exc:
         rows = [_failed(file_row, exc.reason, exc.detail)]
     except OSError as exc:
@@ -272,13 +281,15 @@ def _parse(
     fields: RecordFields,
     access_labels: tuple[str, ...],
     gate: SensitiveGate | None,
+    parsing: SourceParsing,
 ) -> list[dict[str, Any]]:
     source, modified_at = file_row["source"], file_row["modified_at"]
     if size > limits.max_file_bytes:
         raise ParseError("too_large", f"{size} bytes is over the limit of {limits.max_file_bytes}")
     data = read_bytes(uri, limits.max_file_bytes)
     if not is_record_file(relative_path):
-        return [_document_row(file_row, parse_file(relative_path, data), access_labels, gate)]
+        document = parse_file(relative_path, data, parsing.context(uri))
+        return [_document_row(file_row, document, access_labels, gate)]
     if not data:
         raise ParseError("empty_file", "the file has zero bytes")
     rows = []
@@ -301,6 +312,22 @@ def _parse(
     return rows
 
 
+def source_parsing(source: SourceConfig, location: str) -> SourceParsing:
+    """The parsing settings Spark's workers get for one source at `location`."""
+    settings = source.parsing
+    return SourceParsing(
+        root=location,
+        ocr=OcrSettings(
+            settings.ocr, settings.ocr_min_confidence, settings.ocr_languages, settings.ocr_dpi
+        ),
+        archives=ArchiveLimits(
+            int(settings.max_unpacked_mb * 1024 * 1024),
+            settings.max_archive_entries,
+            settings.max_sheet_rows,
+        ),
+    )
+
+
 def parse_files(
     batches: Iterator[pd.DataFrame],
     source: str,
@@ -308,6 +335,7 @@ def parse_files(
     fields: RecordFields,
     access_labels: tuple[str, ...] = (),
     gate: SensitiveGate | None = None,
+    parsing: SourceParsing | None = None,
 ) -> Iterator[pd.DataFrame]:
     """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
     for batch in batches:
@@ -336,6 +364,7 @@ def parse_files(
                     refused if isinstance(refused, str) else None,
                     gate,
                     reason if isinstance(reason, str) else "not_followed",
+                    parsing,
                 )
             )
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

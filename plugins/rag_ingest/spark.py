@@ -29,6 +29,7 @@ from rag_ingest.extract import (
     ParseLimits,
     SensitiveGate,
     parse_files,
+    source_parsing,
 )
 from rag_ingest.log_levels import quieten_third_party
 from rag_ingest.parquet_io import rows_in
@@ -146,6 +147,7 @@ def extract_job(
             fields=RecordFields(**source.records.model_dump()),
             access_labels=tuple(source.access_labels),
             gate=sensitive_gate(settings, source),
+            parsing=source_parsing(source, location),
         ),
         PARSED_SCHEMA,
     )
@@ -203,7 +205,7 @@ def _first_of_each_id(parsed: DataFrame) -> DataFrame:
     return parsed.select(*columns)
 
 
-_CONTENT_FIELDS = ("title", "text", "page_starts", "metadata", "sensitive")
+_CONTENT_FIELDS = ("title", "text", "page_starts", "metadata", "sensitive", "parse_notes")
 
 
 def sensitive_gate(settings: Settings, source: SourceConfig) -> SensitiveGate | None:

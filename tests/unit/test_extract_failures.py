@@ -92,7 +92,7 @@ def test_a_decompression_bomb_is_quarantined_as_too_large(tmp_path: Path) -> Non
 def test_any_exception_a_parser_raises_quarantines_only_its_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, reason: str
 ) -> None:
-    def broken(relative_path: str, data: bytes) -> Any:
+    def broken(relative_path: str, data: bytes, context: object) -> Any:
         raise error
 
     monkeypatch.setattr(extract, "parse_file", broken)
@@ -107,7 +107,7 @@ def test_any_exception_a_parser_raises_quarantines_only_its_file(
 def test_a_parse_past_its_time_limit_is_quarantined(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def endless(relative_path: str, data: bytes) -> Any:
+    def endless(relative_path: str, data: bytes, context: object) -> Any:
         while True:
             time.sleep(0.01)
 

@@ -48,7 +48,7 @@ def make_pdf(pages: list[str], password: str | None = None, title: str | None = 
 
 def test_markdown_keeps_headings_and_drops_markup() -> None:
     source = b"""---
-title: ignored front matter
+title: Installing, from the front matter
 ---
 # Install **rag-ingest**
 
@@ -66,13 +66,13 @@ code  stays
 ```
 """
     doc = parse_file("guide/install.md", source)
-    assert doc.title == "Install rag-ingest"
+    assert doc.title == "Installing, from the front matter"  # MkDocs' page title
     assert doc.format == "markdown"
     assert doc.text.startswith("# Install rag-ingest\n\nRun make demo and make test.")
     assert "https://example.com" not in doc.text and "**" not in doc.text
     assert "- first item\n\n- second item" in doc.text
-    assert "key | value\n\na | 1" in doc.text
-    assert "code stays" in doc.text
+    assert "| key | value |\n| --- | --- |\n| a | 1 |" in doc.text
+    assert "```\ncode  stays\n```" in doc.text  # code keeps its spacing
     assert "front matter" not in doc.text
 
 

@@ -13,11 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from rag_ingest.parsing.base import ParsedDocument, ParseError, normalise_text
+from rag_ingest.parsing.context import OcrSettings, ParseContext
+from rag_ingest.parsing.epub import parse_epub
 from rag_ingest.parsing.html import parse_html
+from rag_ingest.parsing.mail import parse_eml
+from rag_ingest.parsing.markdown import parse_markdown
+from rag_ingest.parsing.ocr import parse_image
 from rag_ingest.parsing.pdf import parse_pdf
 from rag_ingest.parsing.records import RecordFields, RecordProblem, parse_records
 from rag_ingest.parsing.rst import parse_rst
-from rag_ingest.parsing.text import parse_markdown, parse_plain_text
+from rag_ingest.parsing.sheets import parse_xlsx
+from rag_ingest.parsing.slides import parse_pptx
+from rag_ingest.parsing.text import parse_plain_text
+from rag_ingest.parsing.word import parse_docx
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,7 @@ class Format:
     name: str  # the documents' `format` value, which the documents gate checks
     suffixes: tuple[str, ...]
     # bytes -> one document; None for record files, split by `parse_records`.
-    parse: Callable[[str, bytes], ParsedDocument] | None
+    parse: Callable[[str, bytes, ParseContext], ParsedDocument] | None
 
 
 REGISTRY: tuple[Format, ...] = (
@@ -36,6 +44,12 @@ REGISTRY: tuple[Format, ...] = (
     Format("rst", (".rst",), parse_rst),
     Format("html", (".html", ".htm"), parse_html),
     Format("pdf", (".pdf",), parse_pdf),
+    Format("docx", (".docx", ".docm"), parse_docx),
+    Format("pptx", (".pptx", ".pptm"), parse_pptx),
+    Format("xlsx", (".xlsx", ".xlsm"), parse_xlsx),
+    Format("epub", (".epub",), parse_epub),
+    Format("email", (".eml",), parse_eml),
+    Format("image", (".png", ".jpg", ".jpeg", ".tif", ".tiff"), parse_image),
     Format("record", (".jsonl", ".ndjson", ".parquet"), None),
 )
 FORMAT_NAMES = tuple(f.name for f in REGISTRY)
@@ -52,7 +66,10 @@ def is_record_file(relative_path: str) -> bool:
     return suffix_of(relative_path) in RECORD_SUFFIXES
 
 
-def parse_file(relative_path: str, data: bytes) -> ParsedDocument:
+def parse_file(
+    relative_path: str, data: bytes, context: ParseContext | None = None
+) -> ParsedDocument:
+    """One document from a file's bytes; `context` gives its includes and OCR settings."""
     suffix = suffix_of(relative_path)
     found = _BY_SUFFIX.get(suffix)
     parser = found.parse if found else None
@@ -64,7 +81,7 @@ def parse_file(relative_path: str, data: bytes) -> ParsedDocument:
         )
     if not data:
         raise ParseError("empty_file", "the file has zero bytes")
-    document = parser(relative_path, data)
+    document = parser(relative_path, data, context or ParseContext.bare(relative_path))
     if not document.text.strip():
         raise ParseError("empty_text", "no text left after parsing")
     return replace(document, format=found.name)
@@ -76,6 +93,8 @@ __all__ = [
     "RECORD_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "Format",
+    "OcrSettings",
+    "ParseContext",
     "ParseError",
     "ParsedDocument",
     "RecordFields",

@@ -13,9 +13,12 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from rag_ingest.markup import FENCED_BLOCK
+
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
-_INLINE_SPACE = re.compile(r"[ \t\f\v\u00a0]+")
+# Runs of space after a line's first character: leading indentation is kept.
+_INLINE_SPACE = re.compile(r"(?<=\S)[ \t\f\v\u00a0]+")
 # Control characters other than tab and newline carry no meaning in text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BOMS = (
@@ -49,20 +52,35 @@ class ParsedDocument:
     metadata: dict[str, object] = field(default_factory=dict)
     # Record sources with an `acl_field`: the record's own access labels.
     acl: tuple[str, ...] | None = None
+    # What the parse observed, not content: includes read and dropped, per-page
+    # text paths and OCR confidence. Stored beside the document, not hashed.
+    notes: dict[str, object] = field(default_factory=dict)
 
 
 def normalise_text(text: str) -> str:
     """NFC, unified newlines, no control characters, collapsed spaces and blank lines.
 
     Paragraph breaks (blank lines) survive because the chunker cuts at them.
+    A line's leading indentation (nested lists) survives, and fenced code
+    keeps every space and blank line: indentation is meaning in code.
     """
     text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
+    text = _CONTROL.sub("", text).expandtabs(4)
+    parts = []
+    cursor = 0
+    for match in FENCED_BLOCK.finditer(text):
+        parts.append(_collapse(text[cursor : match.start()]))
+        parts.append(_TRAILING_SPACE.sub("\n", match.group(0)))
+        cursor = match.end()
+    parts.append(_collapse(text[cursor:]))
+    return "".join(parts).strip("\n").strip()
+
+
+def _collapse(text: str) -> str:
     text = _INLINE_SPACE.sub(" ", text)
     text = _TRAILING_SPACE.sub("\n", text)
-    text = _MANY_BLANK_LINES.sub("\n\n", text)
-    return text.strip()
+    return _MANY_BLANK_LINES.sub("\n\n", text)
 
 
 def decode_text(data: bytes) -> tuple[str, str]:

@@ -13,9 +13,10 @@ from rag_ingest.parsing.base import (
     file_stem,
     normalise_text,
 )
+from rag_ingest.parsing.context import ParseContext
 
 
-def parse_html(relative_path: str, data: bytes) -> ParsedDocument:
+def parse_html(relative_path: str, data: bytes, context: ParseContext) -> ParsedDocument:
     import trafilatura
 
     raw, encoding = decode_text(data)

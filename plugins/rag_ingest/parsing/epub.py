@@ -1,0 +1,41 @@
+"""EPUB through ebooklib: the book's chapters in reading (spine) order."""
+
+from __future__ import annotations
+
+import io
+
+from rag_ingest.parsing.archives import CORRUPT_ENTRY_ERRORS, open_archive
+from rag_ingest.parsing.base import ParsedDocument, ParseError, file_stem, normalise_text
+from rag_ingest.parsing.context import ParseContext
+from rag_ingest.parsing.xhtml import html_blocks
+
+
+def parse_epub(relative_path: str, data: bytes, context: ParseContext) -> ParsedDocument:
+    import ebooklib
+    from ebooklib import epub
+
+    open_archive(data, context.archives, "EPUB book")
+    try:
+        book = epub.read_epub(io.BytesIO(data), options={"ignore_ncx": True})
+        blocks: list[str] = []
+        first_heading = None
+        for item_id, _linear in book.spine:
+            item = book.get_item_with_id(item_id)
+            if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
+                continue
+            chapter, heading = html_blocks(item.get_content())
+            blocks.extend(chapter)
+            first_heading = first_heading or heading
+        titles = book.get_metadata("DC", "title")
+        title = str(titles[0][0]).strip() if titles and titles[0][0] else first_heading
+    except ParseError:
+        raise
+    except epub.EpubException as exc:
+        raise ParseError("corrupt_archive", f"EPUB: {exc}") from None
+    except CORRUPT_ENTRY_ERRORS as exc:
+        raise ParseError("corrupt_archive", f"{type(exc).__name__}: {exc}") from None
+    return ParsedDocument(
+        title=title or file_stem(relative_path),
+        text=normalise_text("\n\n".join(blocks)),
+        format="epub",
+    )
