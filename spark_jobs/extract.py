@@ -22,12 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", required=True)
     parser.add_argument("--run-dir", required=True, help="run staging folder")
     parser.add_argument("--ds", help="the run's logical date, for a templated location")
+    parser.add_argument("--reparse", action="store_true", help="parse every file afresh")
     args = parser.parse_args(argv)
 
     settings = load_settings(args.config, check_paths=True)
     source = settings.source(args.source)
     spark = get_session(settings.spark, f"rag-ingest extract {source.name}", set_master=False)
-    counts = extract_job(spark, settings, source, args.run_dir, args.ds)
+    counts = extract_job(spark, settings, source, args.run_dir, args.ds, args.reparse)
     write_job_result(args.run_dir, "extract", counts)
     print(json.dumps(counts))
     return 0

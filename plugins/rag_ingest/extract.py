@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -36,25 +36,25 @@ from rag_ingest.parsing import (
     parse_records,
 )
 from rag_ingest.parsing.base import escaped, is_unicode
-from rag_ingest.parsing.context import ArchiveLimits, OcrSettings, SourceParsing
+from rag_ingest.parsing.context import SourceParsing
 from rag_ingest.sensitive import Scanner, describe
 from rag_ingest.sources import read_bytes
-
-if TYPE_CHECKING:
-    from rag_ingest.config import SourceConfig
 
 # Spark DDL of what the extract step produces; failed rows carry error_* columns.
 PARSED_SCHEMA = (
     "doc_id string, source string, uri string, relative_path string, title string, "
     "text string, format string, encoding string, content_hash string, size long, "
     "modified_at timestamp, page_starts array<long>, metadata string, acl array<string>, "
-    "sensitive string, parse_notes string, error_reason string, error_detail string"
+    "sensitive string, parse_notes string, error_reason string, error_detail string, "
+    "reuse_key string"
 )
 PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
 LISTING_SCHEMA = (
     "uri string, relative_path string, size long, modified_at timestamp, refused string, "
-    "refused_reason string"
+    "refused_reason string, reuse_key string"
 )
+# Bookkeeping of the per-file reuse (rag_ingest.parse_cache), not part of a document.
+REUSE_KEY = "reuse_key"
 
 
 def _row(source: str, uri: str, key: str, size: int, modified_at: Any) -> dict[str, Any]:
@@ -312,20 +312,13 @@ def _parse(
     return rows
 
 
-def source_parsing(source: SourceConfig, location: str) -> SourceParsing:
-    """The parsing settings Spark's workers get for one source at `location`."""
-    settings = source.parsing
-    return SourceParsing(
-        root=location,
-        ocr=OcrSettings(
-            settings.ocr, settings.ocr_min_confidence, settings.ocr_languages, settings.ocr_dpi
-        ),
-        archives=ArchiveLimits(
-            int(settings.max_unpacked_mb * 1024 * 1024),
-            settings.max_archive_entries,
-            settings.max_sheet_rows,
-        ),
-    )
+def _with_reuse_key(rows: list[dict[str, Any]], key: str | None) -> list[dict[str, Any]]:
+    """The file's rows, keyed for reuse by the next run; none for a document that
+    includes other files (they may change while it does not)."""
+    includes = any("includes_" in (row.get("parse_notes") or "") for row in rows)
+    for row in rows:
+        row[REUSE_KEY] = None if includes else key
+    return rows
 
 
 def parse_files(
@@ -340,31 +333,33 @@ def parse_files(
     """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
     for batch in batches:
         rows: list[dict[str, Any]] = []
-        refusals = batch["refused"] if "refused" in batch else [None] * len(batch)
-        reasons = batch["refused_reason"] if "refused_reason" in batch else [None] * len(batch)
-        for uri, relative_path, size, modified_at, refused, reason in zip(
+        absent = [None] * len(batch)
+        refusals = batch["refused"] if "refused" in batch else absent
+        reasons = batch["refused_reason"] if "refused_reason" in batch else absent
+        keys = batch[REUSE_KEY] if REUSE_KEY in batch else absent
+        for uri, relative_path, size, modified_at, refused, reason, key in zip(
             batch["uri"],
             batch["relative_path"],
             batch["size"],
             batch["modified_at"],
             refusals,
             reasons,
+            keys,
             strict=True,
         ):
-            rows.extend(
-                parse_source_file(
-                    source,
-                    uri,
-                    relative_path,
-                    int(size),
-                    modified_at,
-                    limits,
-                    fields,
-                    access_labels,
-                    refused if isinstance(refused, str) else None,
-                    gate,
-                    reason if isinstance(reason, str) else "not_followed",
-                    parsing,
-                )
+            file_rows = parse_source_file(
+                source,
+                uri,
+                relative_path,
+                int(size),
+                modified_at,
+                limits,
+                fields,
+                access_labels,
+                refused if isinstance(refused, str) else None,
+                gate,
+                reason if isinstance(reason, str) else "not_followed",
+                parsing,
             )
+            rows.extend(_with_reuse_key(file_rows, key if isinstance(key, str) else None))
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

@@ -1,4 +1,5 @@
-"""The last extraction of a source, reused while nothing it read has changed.
+"""The last extraction of a source, reused whole while nothing it read has changed,
+and file by file when some of it has.
 
 Parsing is the extract stage's whole cost, and a Spark session's start-up
 is most of it on a small source. What extract writes (documents/,
@@ -10,6 +11,15 @@ a run whose key matches takes the kept output (hard links, no copy) and
 starts no Spark at all. Any change to any of them, or the `full_resync`
 param, parses afresh. A file rewritten with the very same size and modified
 time is not seen as changed: the same rule as rsync's and make's.
+
+When the listing did change, the extract job still parses only the files
+that changed: every parsed row is kept under `file-rows/` with its file's
+*reuse key* (`reuse_key`: the file's uri, size and modified time, the
+source's settings, and the fingerprint of the parser code for that file's
+format), and a file whose key is found again takes its kept rows. A parser
+upgrade changes the fingerprint of the formats whose own module changed
+(code shared by every parser changes them all). A document that includes
+other files is never reused: what it includes may have changed.
 """
 
 from __future__ import annotations
@@ -20,10 +30,13 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag_ingest.run import RunLayout
 from rag_ingest.sources import SourceFile
+
+if TYPE_CHECKING:
+    from rag_ingest.config import Settings, SourceConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +57,83 @@ def code_fingerprint() -> str:
             digest.update(file.relative_to(_PACKAGE).as_posix().encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+def extract_settings(settings: Settings, source: SourceConfig, location: str) -> dict[str, Any]:
+    """What, besides the files and the code, decides what an extraction writes."""
+    return {
+        "location": location,
+        "source": source.model_dump(mode="json"),
+        "sensitive": settings.sensitive_data_for(source).model_dump(mode="json"),
+    }
+
+
+def parser_fingerprints() -> dict[str, str]:
+    """Per format, a digest of the code that parses it: the shared parsing code
+    and the format's own parser module."""
+    from rag_ingest.parsing import REGISTRY
+
+    own = {f.name: _own_module(f.parse) for f in REGISTRY}
+    own_files = {path for path in own.values() if path is not None}
+    shared = hashlib.sha256()
+    for name in _PARSING_CODE:
+        path = _PACKAGE / name
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            if file not in own_files:
+                shared.update(file.relative_to(_PACKAGE).as_posix().encode())
+                shared.update(file.read_bytes())
+    shared.update((_PACKAGE / "markup.py").read_bytes())
+    fingerprints = {}
+    for name, module in own.items():
+        digest = shared.copy()
+        digest.update(module.read_bytes() if module is not None else b"records")
+        fingerprints[name] = digest.hexdigest()[:16]
+    return fingerprints
+
+
+def _own_module(parse: object) -> Path | None:
+    """The file of a format's parser (None for record files: parsing/records.py is shared)."""
+    module = getattr(parse, "__module__", None)
+    if module is None:
+        return None
+    return _PACKAGE.parent / (module.replace(".", "/") + ".py")
+
+
+def reuse_key(file: SourceFile, settings_digest: str, fingerprints: dict[str, str]) -> str | None:
+    """The key under which one file's parsed rows are kept; None for a refused file."""
+    from rag_ingest.parsing import format_of
+
+    if file.refused:
+        return None
+    parts = [
+        file.uri,
+        str(file.size),
+        file.modified_at.isoformat() if file.modified_at else "",
+        settings_digest,
+        fingerprints.get(format_of(file.relative_path) or "", "unknown"),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_rows_dir(folder: Path) -> Path:
+    """The parsed rows of every file of the last extraction, by reuse key (beside
+    the kept extraction, which `keep` replaces whole)."""
+    return folder.with_name(folder.name + "-file-rows")
+
+
+def replace_file_rows(folder: Path, fresh: Path) -> None:
+    """`fresh` becomes the kept file rows; a crash leaves the old rows or the new."""
+    kept = file_rows_dir(folder)
+    old = kept.with_name(kept.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if kept.exists():
+        kept.rename(old)
+    fresh.rename(kept)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def cache_key(files: list[SourceFile], settings: dict[str, Any]) -> str:

@@ -18,22 +18,25 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from rag_ingest import parse_cache
 from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, TOO_MANY_CHUNKS, chunk_documents
 from rag_ingest.chunking import chunker_fingerprint
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
 from rag_ingest.extract import (
     LISTING_SCHEMA,
     PARSED_SCHEMA,
+    REUSE_KEY,
     ParseLimits,
     SensitiveGate,
     parse_files,
-    source_parsing,
 )
 from rag_ingest.log_levels import quieten_third_party
 from rag_ingest.parquet_io import rows_in
 from rag_ingest.parsing import RecordFields
+from rag_ingest.parsing.context import SourceParsing
+from rag_ingest.parsing.notes import parse_notes_summary
 from rag_ingest.run import RunLayout
 from rag_ingest.sources import list_files
 from rag_ingest.spark_progress import progress
@@ -117,26 +120,38 @@ def extract_job(
     source: SourceConfig,
     run_dir: str,
     ds: str | None = None,
-) -> dict[str, int]:
-    """List the source (its `ds` partition, if templated), parse every file, write
-    documents/ and quarantine/ Parquet."""
+    reparse: bool = False,
+) -> dict[str, Any]:
+    """List the source (its `ds` partition, if templated), parse every file that
+    changed since the last extraction (all of them with `reparse`), take the kept
+    rows of the rest, and write documents/ and quarantine/ Parquet."""
     from pyspark.sql import functions as F
 
     layout = RunLayout(Path(run_dir))
     location = settings.source_location(source, ds)
     files = list_files(location, source.glob, with_refused=True)
     log.info("listed %d files under %s matching %r", len(files), location, source.glob)
+    kept = parse_cache.cache_dir(settings.staging_dir, source.name, location)
+    digest = parse_cache.settings_digest(parse_cache.extract_settings(settings, source, location))
+    fingerprints = parse_cache.parser_fingerprints()
     # Keys count from the untemplated root, so they hold the partition.
     partition = posixpath.relpath(location, settings.source_root(source))
     listing = spark.createDataFrame(
         [
             (f.uri, posixpath.normpath(posixpath.join(partition, f.relative_path)), f.size,
-             f.modified_at, f.refused, f.refused_reason)
+             f.modified_at, f.refused, f.refused_reason,
+             parse_cache.reuse_key(f, digest, fingerprints))
             for f in files
         ],
         LISTING_SCHEMA,
     )  # fmt: skip
-    partitions = max(1, min(len(files) // _FILES_PER_PARTITION + 1, 64))
+    kept_rows = parse_cache.file_rows_dir(kept)
+    previous = None
+    if not reparse and (kept_rows / "_SUCCESS").exists():
+        previous = spark.read.schema(PARSED_SCHEMA).parquet(str(kept_rows))
+        listing = listing.join(previous.select(REUSE_KEY).distinct(), REUSE_KEY, "left_anti")
+    to_parse = listing.count() if previous is not None else len(files)
+    partitions = max(1, min(to_parse // _FILES_PER_PARTITION + 1, 64))
     parsed = listing.repartition(partitions).mapInPandas(
         partial(
             parse_files,
@@ -147,12 +162,20 @@ def extract_job(
             fields=RecordFields(**source.records.model_dump()),
             access_labels=tuple(source.access_labels),
             gate=sensitive_gate(settings, source),
-            parsing=source_parsing(source, location),
+            parsing=SourceParsing.for_source(source, location),
         ),
         PARSED_SCHEMA,
     )
-    with progress(spark, "extract", len(files), "files"):
-        parsed = _first_of_each_id(parsed).persist()
+    if previous is not None:
+        keys = spark.createDataFrame([(k,) for k in _listed_keys(files, digest, fingerprints)],
+                                     f"{REUSE_KEY} string")  # fmt: skip
+        parsed = previous.join(keys, REUSE_KEY, "left_semi").unionByName(parsed)
+    fresh_rows = kept_rows.with_name(kept_rows.name + ".new")
+    with progress(spark, "extract", to_parse, "files"):
+        parsed = parsed.persist()
+        # The rows for the next run first: reading the old ones must end before they go.
+        parsed.filter(F.col(REUSE_KEY).isNotNull()).write.mode("overwrite").parquet(str(fresh_rows))
+        parsed = _first_of_each_id(parsed.drop(REUSE_KEY))
         ok = F.col("error_reason").isNull()
         documents = parsed.filter(ok).drop("error_reason", "error_detail")
         documents.write.mode("overwrite").parquet(str(layout.documents))
@@ -170,14 +193,24 @@ def extract_job(
         )
         quarantine.coalesce(1).write.mode("overwrite").parquet(str(layout.quarantine))
         counts = parsed.groupBy(ok.alias("ok")).count().collect()
+        noted = parsed.filter(F.col("parse_notes").isNotNull()).select("uri", "parse_notes")
+        notes = parse_notes_summary((row["uri"], row["parse_notes"]) for row in noted.collect())
     parsed.unpersist()
+    parse_cache.replace_file_rows(kept, fresh_rows)
     by_status = {row["ok"]: row["count"] for row in counts}
     return {
         "files_listed": len(files),
+        "files_parsed": to_parse,
         "documents": int(by_status.get(True, 0)),
         "quarantined": int(by_status.get(False, 0)),
         "documents_with_sensitive_data": spark.read.parquet(str(layout.sensitive)).count(),
+        **notes,
     }
+
+
+def _listed_keys(files: list[Any], digest: str, fingerprints: dict[str, str]) -> list[str]:
+    keys = (parse_cache.reuse_key(f, digest, fingerprints) for f in files)
+    return [key for key in keys if key is not None]
 
 
 def _first_of_each_id(parsed: DataFrame) -> DataFrame:
@@ -313,16 +346,19 @@ def run_extract(
     run_dir: str,
     config_path: str,
     ds: str | None = None,
-) -> Mapping[str, float]:
+    reparse: bool = False,
+) -> Mapping[str, Any]:
     """The extract job in this task's own session, or submitted to the cluster."""
     if settings.spark.mode == "submit":
         args = ["--config", config_path, "--source", source.name, "--run-dir", run_dir]
         args += ["--ds", ds] if ds else []
+        args += ["--reparse"] if reparse else []
         return submit_job(settings, "extract", args, run_dir)
     started = time.perf_counter()
     spark = get_session(settings.spark, f"rag-ingest extract {source.name}")
     startup = round(time.perf_counter() - started, 3)
-    return {**extract_job(spark, settings, source, run_dir, ds), "spark_startup_seconds": startup}
+    counts = extract_job(spark, settings, source, run_dir, ds, reparse)
+    return {**counts, "spark_startup_seconds": startup}
 
 
 def run_chunk(

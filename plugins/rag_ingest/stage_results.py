@@ -81,9 +81,16 @@ class MassDeleteRefusedResult(StageResult):
 class ExtractResult(StageResult):
     NAME = "extract"
     files_listed: int = counter()
+    files_parsed: int = counter()  # the rest took their kept rows (rag_ingest.parse_cache)
     documents: int = counter()
     quarantined: int = counter()
     documents_with_sensitive_data: int = counter()
+    includes_dropped: int = counter()  # include lines whose target is outside the source
+    ocr_pages: int = counter()
+    low_confidence_pages: int = counter()  # OCR'd pages below parsing.ocr_min_confidence
+    # The documents the parse notes flag (dropped includes, low-confidence pages,
+    # truncated sheets, ignored macros), the first of them, by uri.
+    noted_documents: list[dict[str, Any]] = field(default_factory=list)
     location: str = ""
     sensitive_policy: str = "off"
     parse_reused: bool = False
@@ -195,9 +202,13 @@ class RunCounts:
     """The run's counts, as the report's `counts` holds them (absent: the stage never ran)."""
 
     files_listed: int = 0
+    files_parsed: int = 0
     documents: int = 0
     quarantined: int = 0
     documents_with_sensitive_data: int = 0
+    includes_dropped: int = 0
+    ocr_pages: int = 0
+    low_confidence_pages: int = 0
     documents_seen: int = 0
     documents_new: int = 0
     documents_changed: int = 0

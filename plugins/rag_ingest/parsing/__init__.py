@@ -66,6 +66,12 @@ def is_record_file(relative_path: str) -> bool:
     return suffix_of(relative_path) in RECORD_SUFFIXES
 
 
+def format_of(relative_path: str) -> str | None:
+    """The format a file of this name is parsed as; None when no parser reads it."""
+    found = _BY_SUFFIX.get(suffix_of(relative_path))
+    return found.name if found else None
+
+
 def parse_file(
     relative_path: str, data: bytes, context: ParseContext | None = None
 ) -> ParsedDocument:
@@ -99,6 +105,7 @@ __all__ = [
     "ParsedDocument",
     "RecordFields",
     "RecordProblem",
+    "format_of",
     "is_record_file",
     "normalise_text",
     "parse_file",

@@ -101,11 +101,7 @@ def _extract_or_reuse(
 
     layout = ctx.layout
     folder = parse_cache.cache_dir(ctx.settings.staging_dir, ctx.source.name, location)
-    settings = {
-        "location": location,
-        "source": ctx.source.model_dump(mode="json"),
-        "sensitive": ctx.settings.sensitive_data_for(ctx.source).model_dump(mode="json"),
-    }
+    settings = parse_cache.extract_settings(ctx.settings, ctx.source, location)
     try:
         key: str | None = parse_cache.cache_key(
             list_files(location, ctx.source.glob, with_refused=True), settings
@@ -126,14 +122,18 @@ def _extract_or_reuse(
             return {**kept, "parse_reused": True}
         for name in layout.EXTRACT_OUTPUTS:  # whatever a failed restore linked in
             shutil.rmtree(layout.root / name, ignore_errors=True)
-    counts = dict(run_extract(ctx.settings, ctx.source, str(layout.root), ctx.config_path, ds))
+    counts = dict(
+        run_extract(ctx.settings, ctx.source, str(layout.root), ctx.config_path, ds, reparse)
+    )
     if key is not None:
         try:
             parse_cache.keep(
                 folder,
                 key,
                 layout.root,
-                {k: v for k, v in counts.items() if not k.endswith("_seconds")},
+                # A reused extraction parsed nothing this run.
+                {k: v for k, v in counts.items() if not k.endswith("_seconds")}
+                | {"files_parsed": 0},
             )
         except OSError as error:
             log.warning("could not keep this extraction for the next run: %s", error)
