@@ -20,7 +20,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 EVAL_DATASET ?= $(CURDIR)/../shared/data/beir/scifact
 
-.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench-secrets bench-ann bench eval screenshots
+.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench-secrets bench-ann bench-reparse bench-ocr bench-fidelity bench-real-files bench eval screenshots
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -37,6 +37,10 @@ help:
 	@echo "make bench-secrets  credential detectors: detection rate on 45 formats, false positives on SciFact"
 	@echo "make bench-scale     10k/100k/1M generated documents: time and memory per stage (SIZES=...)"
 	@echo "make bench-ann       LanceDB's ANN index against its exact scan at 1M chunks (ROWS=...)"
+	@echo "make bench-reparse   the extract stage re-run with 1% of 100,000 files changed (FILES=...)"
+	@echo "make bench-ocr       OCR pages/s and character error rate on rendered scans (PAGES=...)"
+	@echo "make bench-fidelity  chunk defects on fetched doc corpora (CORPORA='name=dir:glob ...')"
+	@echo "make bench-real-files share parsed of other software's files (FOLDERS='dir ...')"
 	@echo "make eval      retrieval quality on SciFact, ingested through the DAG (EVAL_DATASET=dir)"
 	@echo "make screenshots  the UI pages in docs/images/, from the browser test (headless Chromium)"
 
@@ -120,6 +124,22 @@ bench-secrets: $(STAMP)
 ROWS ?= 1000000
 bench-ann: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_ann --rows $(ROWS) --json .rag_ingest/bench-ann.json
+
+FILES ?= 100000
+bench-reparse: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_reparse --files $(FILES) --json .rag_ingest/bench-reparse.json
+
+PAGES ?= 20
+bench-ocr: $(STAMP)
+	$(BIN)/python -c "from tests.services import ensure_installed; ensure_installed('tesseract-ocr')"
+	$(BIN)/python -m tests.benchmarks.bench_ocr --pages $(PAGES) --json .rag_ingest/bench-ocr.json
+
+# Real documentation corpora, fetched by whoever runs it (docs/benchmarks.md names them).
+bench-fidelity: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_fidelity $(foreach c,$(CORPORA),--corpus '$(c)') --json .rag_ingest/bench-fidelity.json
+
+bench-real-files: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_real_files $(FOLDERS) --json .rag_ingest/bench-real-files.json
 
 bench-scale: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_scale --json .rag_ingest/bench-scale.json

@@ -135,21 +135,37 @@ def eml_bytes() -> bytes:
     return message.as_bytes()
 
 
+def character_error_rate(expected: str, found: str) -> float:
+    """Levenshtein distance over the expected length (whitespace runs as one space)."""
+    a, b = " ".join(expected.split()), " ".join(found.split())
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, start=1):
+        current = [i]
+        for j, other in enumerate(b, start=1):
+            cost = previous[j - 1] + (char != other)
+            current.append(min(previous[j] + 1, current[j - 1] + 1, cost))
+        previous = current
+    return previous[-1] / max(len(a), 1)
+
+
 def scanned_page(lines: tuple[str, ...] = SCAN_LINES, dpi: int = 200) -> object:
     """A white page with `lines` printed on it at `dpi`, as a PIL image (a scan)."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=int(12 / 72 * dpi))  # 12 pt type
-    page = Image.new("L", (int(8.27 * dpi), int(3 * dpi) + 70 * len(lines)), 255)
+    page = Image.new("L", (int(8.27 * dpi), int((2 + 0.3 * len(lines)) * dpi)), 255)
     draw = ImageDraw.Draw(page)
     for number, line in enumerate(lines):
         draw.text((dpi // 2, dpi // 2 + number * int(0.3 * dpi)), line, fill=0, font=font)
     return page
 
 
-def scanned_pdf(pages: int = 1, dpi: int = 200) -> bytes:
-    """A PDF of scanned pages only: images, no text layer."""
-    images = [scanned_page(dpi=dpi) for _ in range(pages)]
+def scanned_pdf(
+    pages: int = 1, dpi: int = 200, texts: list[tuple[str, ...]] | None = None
+) -> bytes:
+    """A PDF of scanned pages only: images, no text layer (`texts`: each page's lines)."""
+    texts = texts or [SCAN_LINES] * pages
+    images = [scanned_page(lines, dpi=dpi) for lines in texts]
     out = io.BytesIO()
     images[0].save(out, format="PDF", resolution=dpi, save_all=True, append_images=images[1:])  # type: ignore[attr-defined]
     return out.getvalue()

@@ -1,10 +1,13 @@
 """Mutated inputs for every parser family: the fuzz campaign's generator.
 
 Seeds are small valid files of each family (Markdown, text, reStructuredText,
-HTML, PDF, JSON Lines, Parquet); each case is one seed put through one
-mutation: bit flips, truncation, a splice of two seeds, deep nesting, or a
-re-encoding (UTF-16 without a byte-order mark, Latin-1, invalid UTF-8, lone
-surrogates in JSON escapes). A fixed seed makes every case reproducible:
+HTML, PDF, JSON Lines, Parquet, Word, PowerPoint, Excel, EPUB, e-mail); each
+case is one seed put through one mutation: bit flips, truncation, a splice of
+two seeds, deep nesting, a re-encoding (UTF-16 without a byte-order mark,
+Latin-1, invalid UTF-8, lone surrogates in JSON escapes), or, for the zip
+families, bit flips inside one unpacked part, re-packed (plain flips mostly
+hit compressed bytes). Image files are left out: their only parser path is
+OCR, which costs a second a case. A fixed seed makes every case reproducible:
 the name of a failing case is enough to make it again.
 """
 
@@ -13,12 +16,14 @@ from __future__ import annotations
 import io
 import json
 import random
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tests import documents
 from tests.unit.test_parsing import make_pdf
 
 TEXT = (
@@ -49,7 +54,23 @@ def seeds() -> dict[str, bytes]:
         ".parquet": _parquet(
             {"_id": [r["_id"] for r in records], "text": [r["text"] for r in records]}
         ),
+        ".docx": documents.docx_bytes(),
+        ".pptx": documents.pptx_bytes(),
+        ".xlsx": documents.xlsx_bytes(),
+        ".epub": documents.epub_bytes(),
+        ".eml": documents.eml_bytes(),
     }
+
+
+def _flip_a_part(data: bytes, rng: random.Random) -> bytes:
+    """Bit flips inside one entry of a zip package, re-packed; plain flips elsewhere."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        return _bit_flips(data, rng)
+    entry = rng.choice(archive.infolist())
+    content = archive.read(entry)
+    return documents.with_replaced_entry(data, entry.filename, _bit_flips(content or b" ", rng))
 
 
 def _bit_flips(data: bytes, rng: random.Random) -> bytes:
@@ -112,6 +133,7 @@ MUTATIONS: dict[str, Callable[[bytes, str, random.Random, bytes], bytes]] = {
     "splice": lambda data, suffix, rng, other: _splice(data, rng, other),
     "nest": lambda data, suffix, rng, other: _nest(suffix, rng),
     "encode": lambda data, suffix, rng, other: _reencode(data, suffix, rng),
+    "part": lambda data, suffix, rng, other: _flip_a_part(data, rng),
 }
 
 

@@ -94,25 +94,12 @@ def test_email_headers_are_metadata_and_text_attachments_are_read() -> None:
 # ---------------------------------------------------------------- OCR
 
 
-def character_error_rate(expected: str, found: str) -> float:
-    """Levenshtein distance over the expected length (whitespace runs as one space)."""
-    a, b = " ".join(expected.split()), " ".join(found.split())
-    previous = list(range(len(b) + 1))
-    for i, char in enumerate(a, start=1):
-        current = [i]
-        for j, other in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (char != other)))  # fmt: skip
-        previous = current
-    return previous[-1] / max(len(a), 1)
-
-
 @pytest.mark.ocr
 def test_a_scanned_pdf_is_read_by_ocr_with_its_path_and_confidence(tesseract: None) -> None:
     doc = parse_file("scan.pdf", documents.scanned_pdf(pages=2), with_ocr("auto"))
     expected = "\n".join(documents.SCAN_LINES)
     first_page = doc.text[: doc.page_starts[1]]  # type: ignore[index]
-    assert character_error_rate(expected, first_page) <= 0.02, first_page
+    assert documents.character_error_rate(expected, first_page) <= 0.02, first_page
     pages = doc.notes["pages"]
     assert [page["path"] for page in pages] == ["ocr", "ocr"]  # type: ignore[index,union-attr]
     assert all(page["confidence"] > 80 for page in pages)  # type: ignore[index,union-attr]

@@ -37,7 +37,13 @@ def open_archive(data: bytes, limits: ArchiveLimits, kind: str) -> zipfile.ZipFi
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        OSError,
+        NotImplementedError,
+    ) as exc:
         raise ParseError("corrupt_archive", f"not a readable {kind} (zip): {exc}") from None
     if len(entries) > limits.max_entries:
         raise ParseError(
@@ -74,6 +80,8 @@ CORRUPT_ENTRY_ERRORS: tuple[type[Exception], ...] = (
     TypeError,
     SyntaxError,  # lxml's XMLSyntaxError: a part that is not well-formed XML
     AssertionError,  # lxml's "ElementTree not initialized" for an empty part
+    NotImplementedError,  # zipfile: a compression method or zip version it lacks
+    OSError,  # zipfile: a seek outside the file (an entry's offset is wrong)
 )
 
 
@@ -81,7 +89,7 @@ def _refuse_entities(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, kind: str
     try:
         with archive.open(entry) as handle:
             prolog = handle.read(_PROLOG_BYTES)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+    except CORRUPT_ENTRY_ERRORS as exc:
         raise ParseError("corrupt_archive", f"{entry.filename}: {exc}") from None
     if _ENTITY.search(prolog):  # entities are declared only inside a DOCTYPE
         raise ParseError(

@@ -30,8 +30,8 @@ def parse_epub(relative_path: str, data: bytes, context: ParseContext) -> Parsed
         title = str(titles[0][0]).strip() if titles and titles[0][0] else first_heading
     except ParseError:
         raise
-    except epub.EpubException as exc:
-        raise ParseError("corrupt_archive", f"EPUB: {exc}") from None
+    except (epub.EpubException, AttributeError) as exc:  # ebooklib on a broken OPF: None.nsmap
+        raise ParseError("corrupt_archive", f"EPUB: {type(exc).__name__}: {exc}") from None
     except CORRUPT_ENTRY_ERRORS as exc:
         raise ParseError("corrupt_archive", f"{type(exc).__name__}: {exc}") from None
     return ParsedDocument(

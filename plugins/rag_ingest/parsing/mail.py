@@ -33,6 +33,8 @@ def parse_eml(relative_path: str, data: bytes, context: ParseContext) -> ParsedD
     body = message.get_body(preferencelist=("plain", "html"))
     if body is not None:
         blocks.extend(_part_blocks(body))
+    if not blocks:  # no body by the standard rules (a malformed boundary or type):
+        blocks.extend(_any_text(message))  # every text part there is, else the raw payload
     skipped = []
     for attachment in message.iter_attachments():
         name = attachment.get_filename() or attachment.get_content_type()
@@ -62,3 +64,15 @@ def _part_blocks(part: Any) -> list[str]:
     if part.get_content_type() == "text/html":
         return html_blocks(content)[0]
     return [content]
+
+
+def _any_text(message: EmailMessage) -> list[str]:
+    blocks = []
+    for part in message.walk():
+        if part.get_content_maintype() == "text" and not part.is_attachment():
+            blocks.extend(_part_blocks(part))
+    payload = message.get_payload()
+    if not any(block.strip() for block in blocks) and isinstance(payload, str):
+        looks_like_html = "<html" in payload[:2000].lower() or "<body" in payload[:2000].lower()
+        blocks = html_blocks(payload)[0] if looks_like_html else [payload]
+    return blocks

@@ -9,6 +9,7 @@ file is quarantined with a reason that says how to install it.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ def recognise(image: Any, settings: OcrSettings) -> PageText:
     """The text Tesseract reads in a PIL image, lines and paragraphs kept."""
     import pytesseract
 
+    # Spark runs a parse per core already; Tesseract's own threads would only
+    # contend with them (its documentation's advice for parallel processes).
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     try:
         data = pytesseract.image_to_data(
             image, lang=settings.languages, output_type=pytesseract.Output.DICT

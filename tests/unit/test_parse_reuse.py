@@ -1,0 +1,86 @@
+"""Per-file reuse keys and parse notes: what decides that a file is parsed again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag_ingest import parse_cache
+from rag_ingest.parsing import parse_file
+from rag_ingest.parsing.notes import parse_notes_summary
+from rag_ingest.sources import SourceFile
+
+PACKAGE = Path(parse_cache.__file__).resolve().parent
+
+
+def listed(name: str = "a.md", size: int = 10, refused: str | None = None) -> SourceFile:
+    when = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    return SourceFile(uri=f"/src/{name}", relative_path=name, size=size, modified_at=when,
+                      refused=refused)  # fmt: skip
+
+
+def test_a_reuse_key_changes_with_the_listing_the_settings_and_the_parser() -> None:
+    prints = parse_cache.parser_fingerprints()
+    key = parse_cache.reuse_key(listed(), "settings", prints)
+    assert key == parse_cache.reuse_key(listed(), "settings", prints)
+    assert key != parse_cache.reuse_key(listed(size=11), "settings", prints)
+    assert key != parse_cache.reuse_key(listed(), "other settings", prints)
+    assert key != parse_cache.reuse_key(listed(), "settings", {**prints, "markdown": "new"})
+    assert key == parse_cache.reuse_key(listed(), "settings", {**prints, "docx": "new"})
+    assert parse_cache.reuse_key(listed(refused="a symlink"), "settings", prints) is None
+
+
+def test_upgrading_one_parser_changes_only_its_formats_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "rag_ingest"
+    shutil.copytree(PACKAGE, copy)
+    monkeypatch.setattr(parse_cache, "_PACKAGE", copy)
+    before = parse_cache.parser_fingerprints()
+    assert len(set(before.values())) == len(before)  # one fingerprint per format
+    word = copy / "parsing" / "word.py"
+    word.write_text(word.read_text() + "\n# a parser upgrade\n")
+    after = parse_cache.parser_fingerprints()
+    assert {name for name in before if before[name] != after[name]} == {"docx"}
+    shared = copy / "parsing" / "archives.py"
+    shared.write_text(shared.read_text() + "\n# shared by every parser\n")
+    assert all(v != after[k] for k, v in parse_cache.parser_fingerprints().items())
+
+
+def test_parse_notes_sum_for_the_report_and_name_the_flagged_documents() -> None:
+    rows = [
+        ("/src/b.md", '{"includes_read": 2, "includes_dropped": 1, '
+                      '"includes_dropped_targets": ["../x.md"]}'),
+        ("/src/a.pdf", '{"ocr_pages": 3, "low_confidence_pages": [2, 3], "pages": []}'),
+        ("/src/c.md", '{"includes_read": 1}'),
+        ("/src/d.xlsx", '{"sheets_truncated_at_row": {"Orders": 50001}}'),
+    ]  # fmt: skip
+    summary = parse_notes_summary(rows)
+    assert summary["includes_dropped"] == 1
+    assert summary["ocr_pages"] == 3 and summary["low_confidence_pages"] == 2
+    assert summary["noted_documents"] == [
+        {"uri": "/src/a.pdf", "low_confidence_pages": [2, 3]},
+        {"uri": "/src/b.md", "includes_dropped": 1},
+        {"uri": "/src/d.xlsx", "sheets_truncated_at_row": {"Orders": 50001}},
+    ]
+
+
+def test_html_tables_become_pipe_tables() -> None:
+    page = (
+        b"<html><head><title>Prices</title></head><body><article><h1>Price list</h1>"
+        b"<p>What we charge for every service in the catalogue, updated each month for all "
+        b"of our customers.</p><table><thead><tr><th>Service</th><th>Price</th></tr></thead>"
+        b"<tbody><tr><td>Hosting</td><td>10</td></tr><tr><td>Backup</td><td>5</td></tr>"
+        b"</tbody></table><p>Prices exclude tax and may change during the contract.</p>"
+        b"</article></body></html>"
+    )
+    from rag_ingest import markup
+
+    doc = parse_file("prices.html", page)
+    found = markup.TABLE_BLOCK.search(doc.text)
+    assert found is not None
+    assert found.group(0).splitlines()[0] == "| Service | Price |"
+    assert "| Backup | 5 |" in found.group(0)
