@@ -82,6 +82,11 @@ def test_office_files_and_scans_through_the_dag_then_one_change_parses_one_file(
     noted = {Path(d["uri"]).name: d for d in extract["noted_documents"]}
     assert noted["sparse.xlsx"]["sheets_truncated_at_row"] == {"Orders": 50_001}
     assert noted["macro.docm"]["macros_ignored"] is True
+    from rag_ingest.reports import render_html
+
+    page = render_html(report, Path(settings.reports_dir))
+    notes_section = page[page.index("<h2>Parse notes</h2>") : page.index("Quarantined inputs")]
+    assert "sparse.xlsx" in notes_section and "sheets truncated at row" in notes_section
 
     store = open_store(settings)
     embedder = Embedder(settings.embedding)
