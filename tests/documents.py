@@ -121,6 +121,23 @@ def epub_bytes() -> bytes:
     return out.getvalue()
 
 
+def pdf_with_table() -> bytes:
+    """A text PDF (fpdf2) with prose, a ruled table, then more prose."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    pdf.add_page()
+    pdf.multi_cell(0, 6, "Quarterly figures for every region follow in the table below.")
+    with pdf.table() as table:
+        for values in (("Region", "Q1", "Q2"), ("North", "10", "14"), ("South", "9", "9")):
+            row = table.row()
+            for value in values:
+                row.cell(value)
+    pdf.multi_cell(0, 6, "Closing remarks come after the table.")
+    return bytes(pdf.output())
+
+
 def eml_bytes() -> bytes:
     message = EmailMessage()
     message["Subject"] = "Release notes for 2.0"

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -36,9 +36,12 @@ from rag_ingest.parsing import (
     parse_records,
 )
 from rag_ingest.parsing.base import escaped, is_unicode
-from rag_ingest.parsing.context import SourceParsing
+from rag_ingest.parsing.context import ArchiveLimits, OcrSettings, SourceParsing
 from rag_ingest.sensitive import Scanner, describe
 from rag_ingest.sources import read_bytes
+
+if TYPE_CHECKING:
+    from rag_ingest.config import SourceConfig
 
 # Spark DDL of what the extract step produces; failed rows carry error_* columns.
 PARSED_SCHEMA = (
@@ -310,6 +313,22 @@ def _parse(
     if not rows:  # every input is ingested or quarantined, an empty record file too
         raise ParseError("no_records", "the file holds no record")
     return rows
+
+
+def source_parsing(source: SourceConfig, location: str) -> SourceParsing:
+    """The parsing settings of one source read at `location`, for Spark's workers."""
+    settings = source.parsing
+    return SourceParsing(
+        root=location,
+        ocr=OcrSettings(
+            settings.ocr, settings.ocr_min_confidence, settings.ocr_languages, settings.ocr_dpi
+        ),
+        archives=ArchiveLimits(
+            int(settings.max_unpacked_mb * 1024 * 1024),
+            settings.max_archive_entries,
+            settings.max_sheet_rows,
+        ),
+    )
 
 
 def _with_reuse_key(rows: list[dict[str, Any]], key: str | None) -> list[dict[str, Any]]:

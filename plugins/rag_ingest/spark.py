@@ -33,11 +33,11 @@ from rag_ingest.extract import (
     ParseLimits,
     SensitiveGate,
     parse_files,
+    source_parsing,
 )
 from rag_ingest.log_levels import quieten_third_party
 from rag_ingest.parquet_io import rows_in
 from rag_ingest.parsing import RecordFields
-from rag_ingest.parsing.context import SourceParsing
 from rag_ingest.parsing.notes import parse_notes_summary
 from rag_ingest.run import RunLayout
 from rag_ingest.sources import list_files
@@ -171,7 +171,7 @@ def extract_job(
             fields=RecordFields(**source.records.model_dump()),
             access_labels=tuple(source.access_labels),
             gate=sensitive_gate(settings, source),
-            parsing=SourceParsing.for_source(source, location),
+            parsing=source_parsing(source, location),
         ),
         PARSED_SCHEMA,
     )

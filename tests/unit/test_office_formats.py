@@ -91,6 +91,30 @@ def test_email_headers_are_metadata_and_text_attachments_are_read() -> None:
     assert doc.notes == {"attachments_not_read": ["logo.png"]}
 
 
+def test_a_ruled_pdf_table_becomes_a_pipe_table_in_reading_order() -> None:
+    doc = parse_file("figures.pdf", documents.pdf_with_table())
+    table = "| Region | Q1 | Q2 |\n| --- | --- | --- |\n| North | 10 | 14 |\n| South | 9 | 9 |"
+    assert table in doc.text, doc.text
+    assert doc.text.index("Quarterly figures") < doc.text.index(table)
+    assert doc.text.index(table) < doc.text.index("Closing remarks")
+    assert doc.notes["tables"] == 1
+
+
+def test_pages_that_draw_no_lines_are_never_handed_to_the_table_finder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pdfplumber
+
+    from tests.unit.test_parsing import make_pdf
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pdfplumber opened a PDF without rulings")
+
+    monkeypatch.setattr(pdfplumber, "open", refuse)
+    doc = parse_file("prose.pdf", make_pdf(["Only prose here.", "And here."]))
+    assert "Only prose here." in doc.text and "tables" not in doc.notes
+
+
 # ---------------------------------------------------------------- OCR
 
 

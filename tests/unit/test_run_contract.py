@@ -139,9 +139,13 @@ def test_the_report_counts_are_the_stages_counters_and_read_back_typed(tmp_path:
     report = build_run_report(layout, "docs", "run", "rag_ingest__docs", "n/a")
     assert report["counts"] == {
         "files_listed": 4,
+        "files_parsed": 0,
         "documents": 3,
         "quarantined": 1,
         "documents_with_sensitive_data": 0,
+        "includes_dropped": 0,
+        "ocr_pages": 0,
+        "low_confidence_pages": 0,
         "chunks_to_embed": 5,
         "chunks_vector_from_store": 0,
         "chunks_vector_from_run": 0,

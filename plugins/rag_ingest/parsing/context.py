@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from rag_ingest.parsing.includes import Includes
-
-if TYPE_CHECKING:
-    from rag_ingest.config import SourceConfig
 
 
 @dataclass(frozen=True)
@@ -37,23 +33,6 @@ class SourceParsing:
     root: str | None = None  # the source's location: includes resolve inside it
     ocr: OcrSettings = field(default_factory=OcrSettings)
     archives: ArchiveLimits = field(default_factory=ArchiveLimits)
-
-    @classmethod
-    def for_source(cls, source: SourceConfig, location: str) -> SourceParsing:
-        """The parsing settings of one source read at `location` (its configuration's
-        `parsing` section)."""
-        settings = source.parsing
-        return cls(
-            root=location,
-            ocr=OcrSettings(
-                settings.ocr, settings.ocr_min_confidence, settings.ocr_languages, settings.ocr_dpi
-            ),
-            archives=ArchiveLimits(
-                int(settings.max_unpacked_mb * 1024 * 1024),
-                settings.max_archive_entries,
-                settings.max_sheet_rows,
-            ),
-        )
 
     def context(self, uri: str) -> ParseContext:
         return ParseContext(Includes(self.root, uri), self.ocr, self.archives)

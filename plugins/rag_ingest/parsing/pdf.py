@@ -14,6 +14,7 @@ import io
 from rag_ingest.parsing.base import ParsedDocument, ParseError, file_stem, normalise_text
 from rag_ingest.parsing.context import ParseContext
 from rag_ingest.parsing.ocr import PageText, bounded, page_notes, recognise
+from rag_ingest.parsing.pdf_tables import ruled_pages, with_tables
 
 
 def parse_pdf(relative_path: str, data: bytes, context: ParseContext) -> ParsedDocument:
@@ -29,7 +30,8 @@ def parse_pdf(relative_path: str, data: bytes, context: ParseContext) -> ParsedD
                     raise ParseError("encrypted_pdf", "the PDF needs a password")
             except (FileNotDecryptedError, NotImplementedError) as exc:
                 raise ParseError("encrypted_pdf", f"cannot decrypt: {exc}") from None
-        texts = [normalise_text(page.extract_text() or "") for page in reader.pages]
+        texts = [page.extract_text() or "" for page in reader.pages]
+        ruled = ruled_pages(reader)
         title = reader.metadata.title if reader.metadata and reader.metadata.title else None
     except ParseError:
         raise
@@ -49,7 +51,8 @@ def parse_pdf(relative_path: str, data: bytes, context: ParseContext) -> ParsedD
         OSError,
     ) as exc:
         raise ParseError("corrupt_pdf", f"{type(exc).__name__}: {exc}") from None
-    pages = _with_ocr(data, texts, context)
+    texts, tables = with_tables(data, texts, ruled)
+    pages = _with_ocr(data, [normalise_text(text) for text in texts], context)
     page_starts = []
     parts = []
     offset = 0
@@ -62,7 +65,7 @@ def parse_pdf(relative_path: str, data: bytes, context: ParseContext) -> ParsedD
         text="\n\n".join(parts),
         format="pdf",
         page_starts=tuple(page_starts),
-        notes=page_notes(pages, context.ocr),
+        notes={**page_notes(pages, context.ocr), **({"tables": tables} if tables else {})},
     )
 
 
