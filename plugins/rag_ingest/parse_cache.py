@@ -126,13 +126,18 @@ def file_rows_dir(folder: Path) -> Path:
 
 
 def replace_file_rows(folder: Path, fresh: Path) -> None:
-    """`fresh` becomes the kept file rows; a crash leaves the old rows or the new."""
-    kept = file_rows_dir(folder)
-    old = kept.with_name(kept.name + ".old")
+    """`fresh` becomes the kept file rows, never half of them."""
+    _swap_in(fresh, file_rows_dir(folder))
+
+
+def _swap_in(fresh: Path, target: Path) -> None:
+    """`fresh`, written whole beside `target`, renamed into its place. A crash between
+    the two renames leaves no kept copy (the next run parses), never half of one."""
+    old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
-    if kept.exists():
-        kept.rename(old)
-    fresh.rename(kept)
+    if target.exists():
+        target.rename(old)
+    fresh.rename(target)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -206,10 +211,5 @@ def keep(folder: Path, key: str, run_dir: Path, counts: dict[str, Any]) -> None:
     for name in OUTPUTS:
         _link_tree(run_dir / name, fresh / name)
     (fresh / _KEY_FILE).write_text(json.dumps({"key": key, "counts": counts}))
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    fresh.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    _swap_in(fresh, folder)
     log.info("kept this extraction for the next run in %s", folder)

@@ -14,6 +14,8 @@ import io
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rag_ingest.parsing.base import ParseError
 from rag_ingest.parsing.context import ArchiveLimits
@@ -65,9 +67,13 @@ def open_archive(data: bytes, limits: ArchiveLimits, kind: str) -> zipfile.ZipFi
     return archive
 
 
-def macro_parts(archive: zipfile.ZipFile) -> list[str]:
-    """The archive's VBA macro projects: noted, never run (nothing here runs code)."""
-    return [name for name in archive.namelist() if name.lower().endswith("vbaproject.bin")]
+def macro_notes(archive: zipfile.ZipFile) -> dict[str, object]:
+    """The parse notes of a package with VBA macro projects: noted, never run
+    (nothing here runs code)."""
+    names = archive.namelist()
+    return (
+        {"macros_ignored": True} if any(n.lower().endswith("vbaproject.bin") for n in names) else {}
+    )
 
 
 # What a damaged entry raises once a parser reads it (a valid directory over bad data).
@@ -83,6 +89,18 @@ CORRUPT_ENTRY_ERRORS: tuple[type[Exception], ...] = (
     NotImplementedError,  # zipfile: a compression method or zip version it lacks
     OSError,  # zipfile: a seek outside the file (an entry's offset is wrong)
 )
+
+
+@contextmanager
+def reading(kind: str, *also: type[Exception]) -> Iterator[None]:
+    """Inside: a package's reader at work; a damaged part it meets (or an error of
+    the reader's own, `also`) is `corrupt_archive`."""
+    try:
+        yield
+    except ParseError:
+        raise
+    except (*CORRUPT_ENTRY_ERRORS, *also) as exc:
+        raise ParseError("corrupt_archive", f"{kind}: {type(exc).__name__}: {exc}") from None
 
 
 def _refuse_entities(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, kind: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from rag_ingest.parsing.archives import CORRUPT_ENTRY_ERRORS, open_archive
-from rag_ingest.parsing.base import ParsedDocument, ParseError, file_stem, normalise_text
+from rag_ingest.parsing.archives import open_archive, reading
+from rag_ingest.parsing.base import ParsedDocument, file_stem, normalise_text
 from rag_ingest.parsing.context import ParseContext
 from rag_ingest.parsing.xhtml import html_blocks
 
@@ -15,7 +15,8 @@ def parse_epub(relative_path: str, data: bytes, context: ParseContext) -> Parsed
     from ebooklib import epub
 
     open_archive(data, context.archives, "EPUB book")
-    try:
+    # ebooklib's own error, and AttributeError (None.nsmap) on a broken package file.
+    with reading("EPUB book", epub.EpubException, AttributeError):
         book = epub.read_epub(io.BytesIO(data), options={"ignore_ncx": True})
         blocks: list[str] = []
         first_heading = None
@@ -28,12 +29,6 @@ def parse_epub(relative_path: str, data: bytes, context: ParseContext) -> Parsed
             first_heading = first_heading or heading
         titles = book.get_metadata("DC", "title")
         title = str(titles[0][0]).strip() if titles and titles[0][0] else first_heading
-    except ParseError:
-        raise
-    except (epub.EpubException, AttributeError) as exc:  # ebooklib on a broken OPF: None.nsmap
-        raise ParseError("corrupt_archive", f"EPUB: {type(exc).__name__}: {exc}") from None
-    except CORRUPT_ENTRY_ERRORS as exc:
-        raise ParseError("corrupt_archive", f"{type(exc).__name__}: {exc}") from None
     return ParsedDocument(
         title=title or file_stem(relative_path),
         text=normalise_text("\n\n".join(blocks)),

@@ -13,21 +13,18 @@ import io
 from typing import Any
 
 from rag_ingest import markup
-from rag_ingest.parsing.archives import CORRUPT_ENTRY_ERRORS, macro_parts, open_archive
-from rag_ingest.parsing.base import ParsedDocument, ParseError, file_stem, normalise_text
+from rag_ingest.parsing.archives import macro_notes, open_archive, reading
+from rag_ingest.parsing.base import ParsedDocument, file_stem, normalise_text
 from rag_ingest.parsing.context import ParseContext
 
 
 def parse_xlsx(relative_path: str, data: bytes, context: ParseContext) -> ParsedDocument:
     from openpyxl import load_workbook
 
-    archive = open_archive(data, context.archives, "Excel workbook")
-    notes: dict[str, object] = {}
-    if macro_parts(archive):
-        notes["macros_ignored"] = True
+    notes = macro_notes(open_archive(data, context.archives, "Excel workbook"))
     blocks: list[str] = []
     truncated: dict[str, int] = {}
-    try:
+    with reading("Excel workbook"):
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             for sheet in workbook.worksheets:
@@ -39,10 +36,6 @@ def parse_xlsx(relative_path: str, data: bytes, context: ParseContext) -> Parsed
             title = (workbook.properties.title or "").strip()
         finally:
             workbook.close()
-    except ParseError:
-        raise
-    except CORRUPT_ENTRY_ERRORS as exc:
-        raise ParseError("corrupt_archive", f"{type(exc).__name__}: {exc}") from None
     if truncated:
         notes["sheets_truncated_at_row"] = truncated
     return ParsedDocument(

@@ -11,19 +11,16 @@ import io
 from typing import Any
 
 from rag_ingest import markup
-from rag_ingest.parsing.archives import CORRUPT_ENTRY_ERRORS, macro_parts, open_archive
-from rag_ingest.parsing.base import ParsedDocument, ParseError, file_stem, normalise_text
+from rag_ingest.parsing.archives import macro_notes, open_archive, reading
+from rag_ingest.parsing.base import ParsedDocument, file_stem, normalise_text
 from rag_ingest.parsing.context import ParseContext
 
 
 def parse_pptx(relative_path: str, data: bytes, context: ParseContext) -> ParsedDocument:
     from pptx import Presentation
 
-    archive = open_archive(data, context.archives, "PowerPoint deck")
-    notes: dict[str, object] = {}
-    if macro_parts(archive):
-        notes["macros_ignored"] = True
-    try:
+    notes = macro_notes(open_archive(data, context.archives, "PowerPoint deck"))
+    with reading("PowerPoint deck"):
         deck = Presentation(io.BytesIO(data))
         blocks: list[str] = []
         first_title = ""
@@ -41,10 +38,6 @@ def parse_pptx(relative_path: str, data: bytes, context: ParseContext) -> Parsed
                 if spoken:
                     blocks.append(f"Notes: {spoken}")
         deck_title = (deck.core_properties.title or "").strip() or first_title
-    except ParseError:
-        raise
-    except CORRUPT_ENTRY_ERRORS as exc:
-        raise ParseError("corrupt_archive", f"{type(exc).__name__}: {exc}") from None
     return ParsedDocument(
         title=deck_title or file_stem(relative_path),
         text=normalise_text("\n\n".join(blocks)),

@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 from rag_ingest import markup
-from rag_ingest.parsing.archives import CORRUPT_ENTRY_ERRORS, macro_parts, open_archive
-from rag_ingest.parsing.base import ParsedDocument, ParseError, file_stem, normalise_text
+from rag_ingest.parsing.archives import macro_notes, open_archive, reading
+from rag_ingest.parsing.base import ParsedDocument, file_stem, normalise_text
 from rag_ingest.parsing.context import ParseContext
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
@@ -24,11 +24,8 @@ def parse_docx(relative_path: str, data: bytes, context: ParseContext) -> Parsed
     import docx
     from docx.table import Table
 
-    archive = open_archive(data, context.archives, "Word document")
-    notes: dict[str, object] = {}
-    if macro_parts(archive):
-        notes["macros_ignored"] = True
-    try:
+    notes = macro_notes(open_archive(data, context.archives, "Word document"))
+    with reading("Word document"):
         document = docx.Document(io.BytesIO(data))
         blocks: list[str] = []
         first_heading = None
@@ -44,10 +41,6 @@ def parse_docx(relative_path: str, data: bytes, context: ParseContext) -> Parsed
                 if is_heading and first_heading is None:
                     first_heading = line.lstrip("# ")
         title = (document.core_properties.title or "").strip() or first_heading
-    except ParseError:
-        raise
-    except CORRUPT_ENTRY_ERRORS as exc:
-        raise ParseError("corrupt_archive", f"{type(exc).__name__}: {exc}") from None
     return ParsedDocument(
         title=title or file_stem(relative_path),
         text=normalise_text("\n\n".join(blocks)),
