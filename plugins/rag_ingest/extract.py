@@ -331,12 +331,22 @@ def source_parsing(source: SourceConfig, location: str) -> SourceParsing:
     )
 
 
+# Quarantine reasons that say more about the worker than the file (a slow or
+# full machine, Tesseract not installed yet, a parser bug): tried again next run.
+TRANSIENT_REASONS = frozenset(
+    {"unreadable", "parse_timeout", "out_of_memory", "ocr_unavailable", "ocr_failed",
+     "parse_failed"}
+)  # fmt: skip
+
+
 def _with_reuse_key(rows: list[dict[str, Any]], key: str | None) -> list[dict[str, Any]]:
-    """The file's rows, keyed for reuse by the next run; none for a document that
-    includes other files (they may change while it does not)."""
+    """The file's rows, keyed for reuse by the next run; not for a document that
+    includes other files (they may change while it does not), nor for a file
+    quarantined for a transient reason."""
     includes = any("includes_" in (row.get("parse_notes") or "") for row in rows)
+    transient = any(row.get("error_reason") in TRANSIENT_REASONS for row in rows)
     for row in rows:
-        row[REUSE_KEY] = None if includes else key
+        row[REUSE_KEY] = None if includes or transient else key
     return rows
 
 

@@ -56,6 +56,7 @@ def code_fingerprint() -> str:
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
             digest.update(file.relative_to(_PACKAGE).as_posix().encode())
             digest.update(file.read_bytes())
+    digest.update(json.dumps(_parser_library_versions()).encode())
     return digest.hexdigest()
 
 
@@ -83,12 +84,34 @@ def parser_fingerprints() -> dict[str, str]:
                 shared.update(file.relative_to(_PACKAGE).as_posix().encode())
                 shared.update(file.read_bytes())
     shared.update((_PACKAGE / "markup.py").read_bytes())
+    shared.update(json.dumps(_parser_library_versions()).encode())
     fingerprints = {}
     for name, module in own.items():
         digest = shared.copy()
         digest.update(module.read_bytes() if module is not None else b"records")
         fingerprints[name] = digest.hexdigest()[:16]
     return fingerprints
+
+
+# The libraries the parsers read with: an upgrade of any re-parses every format
+# (which format uses which is not worth tracking for a rare event).
+_PARSER_LIBRARIES = (
+    "markdown-it-py", "mdit-py-plugins", "docutils", "trafilatura", "lxml", "pypdf",
+    "pdfplumber", "pypdfium2", "python-docx", "python-pptx", "openpyxl", "ebooklib",
+    "pytesseract", "pillow", "charset-normalizer", "detect-secrets", "phonenumberslite",
+)  # fmt: skip
+
+
+def _parser_library_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in _PARSER_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def _own_module(parse: object) -> Path | None:

@@ -84,3 +84,39 @@ def test_html_tables_become_pipe_tables() -> None:
     assert found is not None
     assert found.group(0).splitlines()[0] == "| Service | Price |"
     assert "| Backup | 5 |" in found.group(0)
+
+
+def test_a_parser_library_upgrade_changes_every_fingerprint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = parse_cache.parser_fingerprints()
+    whole = parse_cache.code_fingerprint()
+    versions = parse_cache._parser_library_versions()
+    assert versions["python-docx"] == "1.2.0" and versions["docutils"] is not None
+    monkeypatch.setattr(
+        parse_cache, "_parser_library_versions", lambda: {**versions, "pypdf": "99.0"}
+    )
+    after = parse_cache.parser_fingerprints()
+    assert all(before[name] != after[name] for name in before)
+    assert parse_cache.code_fingerprint() != whole
+
+
+@pytest.mark.parametrize(
+    ("reason", "kept"),
+    [("corrupt_archive", True), ("empty_text", True), (None, True),
+     ("parse_timeout", False), ("ocr_unavailable", False), ("unreadable", False)],
+)  # fmt: skip
+def test_rows_quarantined_for_a_transient_reason_are_parsed_again(
+    reason: str | None, kept: bool
+) -> None:
+    from rag_ingest.extract import _with_reuse_key
+
+    rows = _with_reuse_key([{"error_reason": reason, "parse_notes": None}], "k")
+    assert (rows[0]["reuse_key"] == "k") is kept
+
+
+def test_a_document_that_includes_files_is_parsed_again() -> None:
+    from rag_ingest.extract import _with_reuse_key
+
+    rows = _with_reuse_key([{"error_reason": None, "parse_notes": '{"includes_read": 1}'}], "k")
+    assert rows[0]["reuse_key"] is None
