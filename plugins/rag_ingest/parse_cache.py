@@ -148,6 +148,20 @@ def file_rows_dir(folder: Path) -> Path:
     return folder.with_name(folder.name + "-file-rows")
 
 
+def kept_keys(rows_dir: Path) -> set[str]:
+    """The reuse keys of the kept file rows (empty when none are kept, or unreadable)."""
+    import pyarrow.parquet as pq
+
+    if not (rows_dir / "_SUCCESS").exists():
+        return set()
+    try:
+        table = pq.read_table(rows_dir, columns=["reuse_key"])
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        log.warning("not reusing kept file rows in %s: %s", rows_dir, error)
+        return set()
+    return {key for key in table.column("reuse_key").to_pylist() if key is not None}
+
+
 def replace_file_rows(folder: Path, fresh: Path) -> None:
     """`fresh` becomes the kept file rows, never half of them."""
     _swap_in(fresh, file_rows_dir(folder))

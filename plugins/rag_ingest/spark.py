@@ -138,28 +138,20 @@ def extract_job(
     fingerprints = parse_cache.parser_fingerprints()
     # Keys count from the untemplated root, so they hold the partition.
     partition = posixpath.relpath(location, settings.source_root(source))
-    listed = pd.DataFrame(
-        [
-            (f.uri, posixpath.normpath(posixpath.join(partition, f.relative_path)), f.size,
-             f.modified_at, f.refused, f.refused_reason,
-             parse_cache.reuse_key(f, digest, fingerprints))
-            for f in files
-        ],
-        columns=[column.split()[0] for column in LISTING_SCHEMA.split(", ")],
-    )  # fmt: skip
-    # Through Arrow: a Python list of rows costs seconds per 100,000 files.
-    listing = (
-        spark.createDataFrame(listed, LISTING_SCHEMA)
-        if files
-        else spark.createDataFrame([], LISTING_SCHEMA)
-    )
-    every_key = listing.select(REUSE_KEY).where(F.col(REUSE_KEY).isNotNull())
     kept_rows = parse_cache.file_rows_dir(kept)
-    previous = None
-    if not reparse and (kept_rows / "_SUCCESS").exists():
-        previous = spark.read.schema(PARSED_SCHEMA).parquet(str(kept_rows))
-        listing = listing.join(previous.select(REUSE_KEY).distinct(), REUSE_KEY, "left_anti")
-    to_parse = listing.count() if previous is not None else len(files)
+    # The kept keys are read here, not joined in Spark: the files to parse are known
+    # before any Spark job, and a small change is a small DataFrame.
+    kept_keys = set() if reparse else parse_cache.kept_keys(kept_rows)
+    rows = [
+        (f.uri, posixpath.normpath(posixpath.join(partition, f.relative_path)), f.size,
+         f.modified_at, f.refused, f.refused_reason,
+         parse_cache.reuse_key(f, digest, fingerprints))
+        for f in files
+    ]  # fmt: skip
+    fresh = [row for row in rows if row[-1] is None or row[-1] not in kept_keys]
+    reused = [row[-1] for row in rows if row[-1] is not None and row[-1] in kept_keys]
+    to_parse = len(fresh)
+    listing = _frame(spark, fresh, LISTING_SCHEMA)
     partitions = max(1, min(to_parse // _FILES_PER_PARTITION + 1, 64))
     parsed = listing.repartition(partitions).mapInPandas(
         partial(
@@ -175,8 +167,10 @@ def extract_job(
         ),
         PARSED_SCHEMA,
     )
-    if previous is not None:
-        parsed = previous.join(every_key, REUSE_KEY, "left_semi").unionByName(parsed)
+    if reused:
+        previous = spark.read.schema(PARSED_SCHEMA).parquet(str(kept_rows))
+        keys = _frame(spark, [(key,) for key in reused], f"{REUSE_KEY} string")
+        parsed = previous.join(keys, REUSE_KEY, "left_semi").unionByName(parsed)
     fresh_rows = kept_rows.with_name(kept_rows.name + ".new")
     with progress(spark, "extract", to_parse, "files"):
         parsed = parsed.persist()
@@ -199,20 +193,41 @@ def extract_job(
             F.col("error_detail").alias("detail"),
         )
         quarantine.coalesce(1).write.mode("overwrite").parquet(str(layout.quarantine))
-        counts = parsed.groupBy(ok.alias("ok")).count().collect()
-        noted = parsed.filter(F.col("parse_notes").isNotNull()).select("uri", "parse_notes")
-        notes = parse_notes_summary((row["uri"], row["parse_notes"]) for row in noted.collect())
+        # Counts, sensitive findings and parse notes in one job.
+        noted = F.when(F.col("parse_notes").isNotNull(), F.struct("uri", "parse_notes"))
+        summary = (
+            parsed.groupBy(ok.alias("ok"))
+            .agg(
+                F.count("*").alias("rows"),
+                F.count("sensitive").alias("sensitive"),
+                F.collect_list(noted).alias("noted"),
+            )  # fmt: skip
+            .collect()
+        )
     parsed.unpersist()
     parse_cache.replace_file_rows(kept, fresh_rows)
-    by_status = {row["ok"]: row["count"] for row in counts}
+    by_status = {row["ok"]: row for row in summary}
+    documents_row, quarantined_row = by_status.get(True), by_status.get(False)
+    notes = parse_notes_summary(
+        (item["uri"], item["parse_notes"])
+        for item in (documents_row["noted"] if documents_row else [])
+    )
     return {
         "files_listed": len(files),
         "files_parsed": to_parse,
-        "documents": int(by_status.get(True, 0)),
-        "quarantined": int(by_status.get(False, 0)),
-        "documents_with_sensitive_data": spark.read.parquet(str(layout.sensitive)).count(),
+        "documents": int(documents_row["rows"]) if documents_row else 0,
+        "quarantined": int(quarantined_row["rows"]) if quarantined_row else 0,
+        "documents_with_sensitive_data": int(documents_row["sensitive"]) if documents_row else 0,
         **notes,
     }
+
+
+def _frame(spark: SparkSession, rows: list[tuple[Any, ...]], schema: str) -> DataFrame:
+    """Rows as a DataFrame through Arrow (a list of Python rows costs seconds per 100,000)."""
+    if not rows:
+        return spark.createDataFrame([], schema)
+    columns = [column.split()[0] for column in schema.split(", ")]
+    return spark.createDataFrame(pd.DataFrame(rows, columns=columns), schema)
 
 
 def _first_of_each_id(parsed: DataFrame) -> DataFrame:

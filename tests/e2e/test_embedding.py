@@ -164,9 +164,9 @@ def _peak_mib(tmp_path: Path, name: str, rows: int, window: int) -> int:
     folder = tmp_path / name
     config = write_embed_config(folder, window=window, batch_size=64)
     texts = [f"Item {i} was checked at station {i % 97} on shift {i % 3}." for i in range(rows)]
-    # Record sources carry metadata; 16 KiB a row makes loading a shard whole show.
+    # Record sources carry metadata; 32 KiB a row makes loading a shard whole show.
     (shard,) = parquet_io.write_shards(
-        chunk_rows(texts, 16384), folder / "run" / "to_embed", rows, window
+        chunk_rows(texts, 32768), folder / "run" / "to_embed", rows, window
     )
     output = subprocess.run(
         [sys.executable, "-c", _PEAK_MEMORY_PROBE, str(config), shard],
@@ -179,12 +179,12 @@ def _peak_mib(tmp_path: Path, name: str, rows: int, window: int) -> int:
 
 
 def test_embedding_memory_stays_bounded_as_the_shard_grows(tmp_path: Path) -> None:
-    window = 250
-    small = _peak_mib(tmp_path, "small", 1000, window)
-    large = _peak_mib(tmp_path, "large", 8000, window)  # 8x the rows, 32 windows
-    whole = _peak_mib(tmp_path, "whole", 8000, 8000)  # the same shard read in one go
-    print(f"peak MiB: 1k rows {small}, 8k rows {large}, 8k rows unwindowed {whole}")
-    # The probe can tell: the 8k shard read whole costs over 150 MiB more
+    window = 125
+    small = _peak_mib(tmp_path, "small", 500, window)
+    large = _peak_mib(tmp_path, "large", 4000, window)  # 8x the rows, 32 windows
+    whole = _peak_mib(tmp_path, "whole", 4000, 4000)  # the same shard read in one go
+    print(f"peak MiB: 500 rows {small}, 4k rows {large}, 4k rows unwindowed {whole}")
+    # The probe can tell: the 4k shard read whole costs over 150 MiB more
     # (128 MiB of metadata alone). Windowed, what is left is allocator warm-up,
     # which does not grow further with rows (measured up to 32k: flat).
     assert whole - small > 150

@@ -49,14 +49,18 @@ def configured(tmp_path: Path, corpus: Path, policy: str) -> Path:
 
 def everything_written(config: Path) -> str:
     settings = load_settings(config)
-    # Staged documents hold the source's own text (as the source does); all else is checked.
+    # Staged documents hold the source's own text (as the source does), and so do the
+    # parsed rows kept for the next run's reuse (their folder ends -file-rows); all else
+    # is checked.
     texts = [
         p.read_text(errors="replace") for p in Path(settings.reports_dir).rglob("*") if p.is_file()
     ]
     texts += [
         p.read_bytes().decode("utf-8", "replace")
         for p in Path(settings.staging_dir).rglob("*")
-        if p.is_file() and "documents" not in p.parts
+        if p.is_file()
+        and "documents" not in p.parts
+        and not any(part.endswith("-file-rows") for part in p.parts)
     ]
     stored = open_store(settings).fetch("docs", with_vectors=False)
     if stored.num_rows:
