@@ -87,6 +87,9 @@ class ParsingConfig(StrictModel):
     max_archive_entries: int = Field(10_000, gt=0)
     # Rows read per spreadsheet sheet (empty ones included); the rest is reported.
     max_sheet_rows: int = Field(100_000, gt=0)
+    # Sources with at least this many files keep each file's parsed rows, so a run
+    # parses only the files that changed; smaller ones are parsed whole each time.
+    reuse_min_files: int = Field(200, ge=1)
 
 
 class SourceConfig(StrictModel):

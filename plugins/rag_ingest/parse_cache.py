@@ -162,6 +162,11 @@ def kept_keys(rows_dir: Path) -> set[str]:
     return {key for key in table.column("reuse_key").to_pylist() if key is not None}
 
 
+def drop_file_rows(folder: Path) -> None:
+    """No kept file rows (a source below `parsing.reuse_min_files` keeps none)."""
+    shutil.rmtree(file_rows_dir(folder), ignore_errors=True)
+
+
 def replace_file_rows(folder: Path, fresh: Path) -> None:
     """`fresh` becomes the kept file rows, never half of them."""
     _swap_in(fresh, file_rows_dir(folder))

@@ -141,7 +141,12 @@ def extract_job(
     kept_rows = parse_cache.file_rows_dir(kept)
     # The kept keys are read here, not joined in Spark: the files to parse are known
     # before any Spark job, and a small change is a small DataFrame.
-    kept_keys = set() if reparse else parse_cache.kept_keys(kept_rows)
+    # A small source is parsed whole: keeping its rows would cost more (a Spark write
+    # job) than parsing a few hundred small files.
+    keep_rows = len(files) >= source.parsing.reuse_min_files
+    if not keep_rows:
+        parse_cache.drop_file_rows(kept)
+    kept_keys = set() if reparse or not keep_rows else parse_cache.kept_keys(kept_rows)
     rows = [
         (f.uri, posixpath.normpath(posixpath.join(partition, f.relative_path)), f.size,
          f.modified_at, f.refused, f.refused_reason,
@@ -175,7 +180,9 @@ def extract_job(
     with progress(spark, "extract", to_parse, "files"):
         parsed = parsed.persist()
         # The rows for the next run first: reading the old ones must end before they go.
-        parsed.filter(F.col(REUSE_KEY).isNotNull()).write.mode("overwrite").parquet(str(fresh_rows))
+        if keep_rows:
+            kept_now = parsed.filter(F.col(REUSE_KEY).isNotNull())
+            kept_now.write.mode("overwrite").parquet(str(fresh_rows))
         parsed = _first_of_each_id(parsed.drop(REUSE_KEY))
         ok = F.col("error_reason").isNull()
         documents = parsed.filter(ok).drop("error_reason", "error_detail")
@@ -205,7 +212,8 @@ def extract_job(
             .collect()
         )
     parsed.unpersist()
-    parse_cache.replace_file_rows(kept, fresh_rows)
+    if keep_rows:
+        parse_cache.replace_file_rows(kept, fresh_rows)
     by_status = {row["ok"]: row for row in summary}
     documents_row, quarantined_row = by_status.get(True), by_status.get(False)
     notes = parse_notes_summary(

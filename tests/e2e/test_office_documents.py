@@ -59,7 +59,10 @@ def test_office_files_and_scans_through_the_dag_then_one_change_parses_one_file(
     monkeypatch: pytest.MonkeyPatch,
     tesseract: None,
 ) -> None:
-    extra = "    parsing:\n      max_archive_entries: 500\n      max_sheet_rows: 50000\n"
+    extra = (
+        "    parsing:\n      max_archive_entries: 500\n      max_sheet_rows: 50000\n"
+        "      reuse_min_files: 10\n"
+    )
     config = write_config(tmp_path, office_corpus, glob="**/*")
     labels = "    access_labels: [public]\n"
     config.write_text(config.read_text().replace(labels, labels + extra))
