@@ -11,13 +11,16 @@ and the store.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from rag_ingest.chunking import Chunker, context_title, load_tokenizer
+from rag_ingest.chunking import Chunker, chunker_fingerprint, context_title, load_tokenizer
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from rag_ingest.config import Settings, SourceConfig
 
 
 def page_of(page_starts: Sequence[int] | None, offset: int) -> int | None:
@@ -94,6 +97,22 @@ def chunk_documents(
                     )
                 )
         yield pd.DataFrame(rows, columns=columns)
+
+
+def chunk_batches(
+    settings: Settings, source: SourceConfig
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The function every batch of documents is chunked with (Spark's mapInPandas
+    body on executors; called directly in the task's own process)."""
+    return partial(
+        chunk_documents,
+        model_path=settings.embedding.model_path,
+        max_tokens=settings.chunking.max_tokens,
+        overlap_tokens=settings.chunking.overlap_tokens,
+        chunker_fingerprint=chunker_fingerprint(settings),
+        context_lines=settings.chunking.context_lines,
+        max_chunks=source.max_chunks_per_document,
+    )
 
 
 # The quarantine reason of a document over the chunk limit (refusal rows carry

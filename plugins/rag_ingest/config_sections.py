@@ -345,6 +345,11 @@ class SparkConfig(StrictModel):
     master: str = "local[2]"
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(4, gt=0)
+    # A run that parses at most this many files, of at most this many bytes in all,
+    # extracts and chunks them in the task's own process (the same parse and chunk
+    # code, without Spark's start-up); a larger one runs the Spark jobs. 0: always Spark.
+    in_process_max_files: int = Field(1000, ge=0)
+    in_process_max_bytes: int = Field(64 * 1024 * 1024, ge=0)
 
 
 class RetriesConfig(StrictModel):

@@ -56,6 +56,9 @@ LISTING_SCHEMA = (
     "uri string, relative_path string, size long, modified_at timestamp, refused string, "
     "refused_reason string, reuse_key string"
 )
+# What a document row holds beyond its identity: emptied in a row quarantined as a
+# repeated id (the first file holding the id keeps the document).
+CONTENT_COLUMNS = ("title", "text", "page_starts", "metadata", "sensitive", "parse_notes")
 # Bookkeeping of the per-file reuse (rag_ingest.parse_cache), not part of a document.
 REUSE_KEY = "reuse_key"
 

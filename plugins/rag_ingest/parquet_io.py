@@ -6,8 +6,10 @@ the embedding shards and the lazily created files all take batches.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -102,7 +104,51 @@ class LazyWriter:
             self._writer.close()
 
 
-class ShardWriter:
+class RotatingWriter:
+    """Parquet files in one folder, each closed at `size` rows, written batch by batch."""
+
+    def __init__(
+        self,
+        folder: Path,
+        size: int,
+        name: str = "part-{:05d}.parquet",
+        window: int | None = None,
+        **options: Any,
+    ) -> None:
+        self.folder, self.size, self.name, self.window = folder, size, name, window
+        self.options = options
+        self.paths: list[str] = []
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._in_file = 0
+
+    def write(self, table: pa.Table) -> None:
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None:
+                self._open(table.schema)
+            assert self._writer is not None
+            take = min(self.size - self._in_file, table.num_rows - offset)
+            self._writer.write_table(table.slice(offset, take), row_group_size=self.window)
+            offset += take
+            self._in_file += take
+            self.rows += take
+            if self._in_file == self.size:
+                self.close()
+
+    def _open(self, schema: pa.Schema) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.paths.append(str(self.folder / self.name.format(len(self.paths))))
+        self._writer = pq.ParquetWriter(self.paths[-1], schema, **self.options)
+        self._in_file = 0
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class ShardWriter(RotatingWriter):
     """Equal-sized shards of the chunks to embed, each one mapped embed task.
 
     Rows arrive batch by batch; a shard is closed at `size` rows. Row groups
@@ -111,32 +157,65 @@ class ShardWriter:
     """
 
     def __init__(self, shard_dir: Path, size: int, window: int) -> None:
-        self.shard_dir, self.size, self.window = shard_dir, size, window
-        self.paths: list[str] = []
-        self.rows = 0
-        self._writer: pq.ParquetWriter | None = None
-        self._in_shard = 0
+        super().__init__(shard_dir, size, "shard-{:05d}.parquet", window)
+
+
+class SparkFolderWriter(RotatingWriter):
+    """A table folder as a Spark job writes one, for Spark and pyarrow readers alike:
+    part files (each at most `size` rows), timestamps as Spark's INT96, a `_SUCCESS`
+    marker, and one file with the schema even when no row comes."""
+
+    def __init__(self, folder: Path, schema: pa.Schema, size: int = 1_000_000) -> None:
+        super().__init__(folder, size, use_deprecated_int96_timestamps=True)
+        self.schema = schema
 
     def write(self, table: pa.Table) -> None:
-        offset = 0
-        while offset < table.num_rows:
-            if self._writer is None:
-                self.shard_dir.mkdir(parents=True, exist_ok=True)
-                self.paths.append(str(self.shard_dir / f"shard-{len(self.paths):05d}.parquet"))
-                self._writer = pq.ParquetWriter(self.paths[-1], table.schema)
-                self._in_shard = 0
-            take = min(self.size - self._in_shard, table.num_rows - offset)
-            self._writer.write_table(table.slice(offset, take), row_group_size=self.window)
-            offset += take
-            self._in_shard += take
-            self.rows += take
-            if self._in_shard == self.size:
-                self.close()
+        super().write(table.select(self.schema.names).cast(self.schema))
 
     def close(self) -> None:
+        if not self.paths:
+            self._open(self.schema)
+        super().close()
+        (self.folder / "_SUCCESS").touch()
+
+    def discard(self) -> None:
+        """Nothing of this folder is written (what a failed or empty job leaves)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> SparkFolderWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self.discard()
+
+
+# Spark DDL type names -> Arrow, for the schemas the jobs declare (extract.PARSED_SCHEMA ...).
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "long": pa.int64(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("ns"),  # what pyarrow reads Spark's INT96 as
+}
+
+
+def arrow_schema(ddl: str) -> pa.Schema:
+    """The Arrow schema of a Spark DDL string ("name type, ..."; arrays of the above)."""
+    fields = []
+    for column in ddl.split(", "):
+        name, kind = column.split()
+        if kind.startswith("array<") and kind.endswith(">"):
+            fields.append(pa.field(name, pa.list_(_ARROW_TYPES[kind[6:-1]])))
+        else:
+            fields.append(pa.field(name, _ARROW_TYPES[kind]))
+    return pa.schema(fields)
 
 
 def write_shards(table: pa.Table, shard_dir: Path, size: int, window: int) -> list[str]:

@@ -10,34 +10,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import posixpath
 import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from rag_ingest import parse_cache
-from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, TOO_MANY_CHUNKS, chunk_documents
-from rag_ingest.chunking import chunker_fingerprint
+from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, TOO_MANY_CHUNKS, chunk_batches
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
-from rag_ingest.extract import (
-    LISTING_SCHEMA,
-    PARSED_SCHEMA,
-    REUSE_KEY,
-    ParseLimits,
-    SensitiveGate,
-    parse_files,
-    source_parsing,
-)
+from rag_ingest.extract import CONTENT_COLUMNS, LISTING_SCHEMA, PARSED_SCHEMA, REUSE_KEY
+from rag_ingest.extract_plan import ExtractPlan, parse_batches, plan_extract
 from rag_ingest.log_levels import quieten_third_party
 from rag_ingest.parquet_io import rows_in
-from rag_ingest.parsing import RecordFields
 from rag_ingest.parsing.notes import parse_notes_summary
 from rag_ingest.run import RunLayout
 from rag_ingest.sources import list_files
@@ -123,58 +112,34 @@ def extract_job(
     run_dir: str,
     ds: str | None = None,
     reparse: bool = False,
+    plan: ExtractPlan | None = None,
 ) -> dict[str, Any]:
     """List the source (its `ds` partition, if templated), parse every file that
     changed since the last extraction (all of them with `reparse`), take the kept
-    rows of the rest, and write documents/ and quarantine/ Parquet."""
+    rows of the rest, and write documents/ and quarantine/ Parquet.
+
+    `plan` is the listing and change set the task already made (plan_extract); a
+    spark-submit job makes its own.
+    """
     from pyspark.sql import functions as F
 
     layout = RunLayout(Path(run_dir))
     location = settings.source_location(source, ds)
-    files = list_files(location, source.glob, with_refused=True)
-    log.info("listed %d files under %s matching %r", len(files), location, source.glob)
-    kept = parse_cache.cache_dir(settings.staging_dir, source.name, location)
-    digest = parse_cache.settings_digest(parse_cache.extract_settings(settings, source, location))
-    fingerprints = parse_cache.parser_fingerprints()
-    # Keys count from the untemplated root, so they hold the partition.
-    partition = posixpath.relpath(location, settings.source_root(source))
-    kept_rows = parse_cache.file_rows_dir(kept)
-    # The kept keys are read here, not joined in Spark: the files to parse are known
-    # before any Spark job, and a small change is a small DataFrame.
-    # A small source is parsed whole: keeping its rows would cost more (a Spark write
-    # job) than parsing a few hundred small files.
-    keep_rows = len(files) >= source.parsing.reuse_min_files
-    if not keep_rows:
-        parse_cache.drop_file_rows(kept)
-    kept_keys = set() if reparse or not keep_rows else parse_cache.kept_keys(kept_rows)
-    rows = [
-        (f.uri, posixpath.normpath(posixpath.join(partition, f.relative_path)), f.size,
-         f.modified_at, f.refused, f.refused_reason,
-         parse_cache.reuse_key(f, digest, fingerprints))
-        for f in files
-    ]  # fmt: skip
-    fresh = [row for row in rows if row[-1] is None or row[-1] not in kept_keys]
-    reused = [row[-1] for row in rows if row[-1] is not None and row[-1] in kept_keys]
-    to_parse = len(fresh)
-    listing = _frame(spark, fresh, LISTING_SCHEMA)
+    if plan is None:
+        files = list_files(location, source.glob, with_refused=True)
+        plan = plan_extract(settings, source, location, files, reparse)
+    log.info("listed %d files under %s matching %r", len(plan.files), location, source.glob)
+    to_parse, kept_rows, keep_rows = len(plan.to_parse), plan.kept_rows, plan.keep_rows
+    # The kept keys were read by the plan, not joined in Spark: the files to parse
+    # are known before any Spark job, and a small change is a small DataFrame.
+    listing = _frame(spark, plan.to_parse, LISTING_SCHEMA)
     partitions = max(1, min(to_parse // _FILES_PER_PARTITION + 1, 64))
     parsed = listing.repartition(partitions).mapInPandas(
-        partial(
-            parse_files,
-            source=source.name,
-            limits=ParseLimits(
-                source.max_file_bytes, source.max_document_chars, source.max_parse_seconds
-            ),
-            fields=RecordFields(**source.records.model_dump()),
-            access_labels=tuple(source.access_labels),
-            gate=sensitive_gate(settings, source),
-            parsing=source_parsing(source, location),
-        ),
-        PARSED_SCHEMA,
+        parse_batches(settings, source, location), PARSED_SCHEMA
     )
-    if reused:
+    if plan.reused:
         previous = spark.read.schema(PARSED_SCHEMA).parquet(str(kept_rows))
-        keys = _frame(spark, [(key,) for key in reused], f"{REUSE_KEY} string")
+        keys = _frame(spark, [(key,) for key in plan.reused], f"{REUSE_KEY} string")
         parsed = previous.join(keys, REUSE_KEY, "left_semi").unionByName(parsed)
     fresh_rows = kept_rows.with_name(kept_rows.name + ".new")
     with progress(spark, "extract", to_parse, "files"):
@@ -213,7 +178,7 @@ def extract_job(
         )
     parsed.unpersist()
     if keep_rows:
-        parse_cache.replace_file_rows(kept, fresh_rows)
+        parse_cache.replace_file_rows(plan.kept, fresh_rows)
     by_status = {row["ok"]: row for row in summary}
     documents_row, quarantined_row = by_status.get(True), by_status.get(False)
     notes = parse_notes_summary(
@@ -221,7 +186,7 @@ def extract_job(
         for item in (documents_row["noted"] if documents_row else [])
     )
     return {
-        "files_listed": len(files),
+        "files_listed": len(plan.files),
         "files_parsed": to_parse,
         "documents": int(documents_row["rows"]) if documents_row else 0,
         "quarantined": int(quarantined_row["rows"]) if quarantined_row else 0,
@@ -255,22 +220,12 @@ def _first_of_each_id(parsed: DataFrame) -> DataFrame:
         elif name == "error_detail":
             message = F.concat(F.lit("the same id is kept from "), kept_from)
             column = F.when(repeated, message).otherwise(F.col(name))
-        elif name in _CONTENT_FIELDS:  # a quarantined duplicate keeps its identity only
+        elif name in CONTENT_COLUMNS:  # a quarantined duplicate keeps its identity only
             column = F.when(repeated, F.lit(None)).otherwise(F.col(name))
         else:
             column = F.col(name)
         columns.append(column.alias(name))
     return parsed.select(*columns)
-
-
-_CONTENT_FIELDS = ("title", "text", "page_starts", "metadata", "sensitive", "parse_notes")
-
-
-def sensitive_gate(settings: Settings, source: SourceConfig) -> SensitiveGate | None:
-    gate = settings.sensitive_data_for(source)
-    if gate.policy == "off" or not gate.detect:
-        return None
-    return SensitiveGate(gate.policy, tuple(gate.detect), tuple(gate.phone_regions))
 
 
 def chunk_job(
@@ -291,18 +246,7 @@ def chunk_job(
     # be one partition, chunked by a single Python worker.
     partitions = max(2, spark.sparkContext.defaultParallelism * 2)
     todo = documents.join(wanted, "doc_id", "left_semi").repartition(partitions, "doc_id")
-    chunks = todo.mapInPandas(
-        partial(
-            chunk_documents,
-            model_path=settings.embedding.model_path,
-            max_tokens=settings.chunking.max_tokens,
-            overlap_tokens=settings.chunking.overlap_tokens,
-            chunker_fingerprint=chunker_fingerprint(settings),
-            context_lines=settings.chunking.context_lines,
-            max_chunks=source.max_chunks_per_document,
-        ),
-        CHUNK_JOB_SCHEMA,
-    )
+    chunks = todo.mapInPandas(chunk_batches(settings, source), CHUNK_JOB_SCHEMA)
     # Files of at most one embedding shard each, so shards map onto whole files.
     with progress(spark, "chunk", rows_in(layout.to_chunk), "documents"):
         chunks.write.mode("overwrite").partitionBy("refused").option(
@@ -372,8 +316,10 @@ def run_extract(
     config_path: str,
     ds: str | None = None,
     reparse: bool = False,
+    plan: ExtractPlan | None = None,
 ) -> Mapping[str, Any]:
-    """The extract job in this task's own session, or submitted to the cluster."""
+    """The extract job in this task's own session (from the task's `plan`), or
+    submitted to the cluster (which lists for itself)."""
     if settings.spark.mode == "submit":
         args = ["--config", config_path, "--source", source.name, "--run-dir", run_dir]
         args += ["--ds", ds] if ds else []
@@ -382,7 +328,7 @@ def run_extract(
     started = time.perf_counter()
     spark = get_session(settings.spark, f"rag-ingest extract {source.name}")
     startup = round(time.perf_counter() - started, 3)
-    counts = extract_job(spark, settings, source, run_dir, ds, reparse)
+    counts = extract_job(spark, settings, source, run_dir, ds, reparse, plan)
     return {**counts, "spark_startup_seconds": startup}
 
 

@@ -94,6 +94,9 @@ class ExtractResult(StageResult):
     location: str = ""
     sensitive_policy: str = "off"
     parse_reused: bool = False
+    # Where the files were parsed: "spark", or "task" (a small change set parsed in the
+    # task's own process: spark.in_process_max_files); "" when the extraction was reused.
+    engine: str = ""
     spark_startup_seconds: float = 0.0
 
 
@@ -113,6 +116,7 @@ class ChunkResult(StageResult):
     documents_chunked: int = counter()
     chunks: int = counter()
     documents_over_chunk_limit: int = counter()
+    engine: str = ""  # "spark" or "task", as ExtractResult.engine; "" when nothing was chunked
     spark_startup_seconds: float = 0.0
 
 

@@ -99,4 +99,10 @@ def summarise(
         "model_seconds": round(model_seconds, 1),
         "not_model_seconds": round(max(0.0, wall - model_seconds), 1),
         "tasks": {r["task"]: r["seconds"] for r in records},
+        # Where extract and chunk ran: "task" (its own process) or "spark".
+        "engines": {
+            name: stages[name]["engine"]
+            for name in ("extract", "chunk")
+            if stages.get(name, {}).get("engine")
+        },
     }

@@ -64,6 +64,8 @@ def _config(folder: Path, docs: Path, drops: Path, *, cluster: bool) -> Path:
     document["retries"] = {"retry_delay_seconds": 5, "busy_source_poke_seconds": 15}
     if cluster:
         document["spark"]["jobs_dir"] = str(PROJECT_ROOT / "spark_jobs")
+        # Every extract and chunk on the cluster, however small the change set.
+        document["spark"]["in_process_max_files"] = 0
     else:  # the `dags test` reference: the same pipeline in local Spark
         document["spark"] = {"mode": "local"}
         document["embedding"].pop("queue", None)

@@ -45,7 +45,8 @@ def test_task_timing_records_failed_tasks_too(tmp_path: Path) -> None:
 def test_summary_splits_wall_time_into_model_tasks_and_between() -> None:
     records = [record("extract", 2, 12), record("embed-shard-00000", 15, 45)]
     stages = {
-        "extract": {"seconds": 9.5, "spark_startup_seconds": 6.0},
+        "extract": {"seconds": 9.5, "spark_startup_seconds": 6.0, "engine": "spark"},
+        "chunk": {"seconds": 1.0, "engine": "task"},
         "embed": {"model_seconds": 25.0, "model_load_seconds": 3.0},
     }
     summary = summarise(records, stages, run_started=T0, now=at(50))
@@ -55,6 +56,7 @@ def test_summary_splits_wall_time_into_model_tasks_and_between() -> None:
     assert summary["model_seconds"] == 25.0 and summary["not_model_seconds"] == 25.0
     assert summary["spark_startup_seconds"] == 6.0 and summary["model_load_seconds"] == 3.0
     assert summary["tasks"] == {"extract": 10.0, "embed-shard-00000": 30.0}
+    assert summary["engines"] == {"extract": "spark", "chunk": "task"}
     # Without the DAG run's start, the run starts at its first task.
     assert summarise(records, stages, run_started=None, now=at(50))["wall_seconds"] == 48.0
     json.dumps(summary)  # the report is JSON

@@ -1,4 +1,5 @@
-"""The chunk task: chunk the new and changed documents with Spark -> chunks/.
+"""The chunk task: chunk the new and changed documents -> chunks/ (Spark, or this
+process when they are few: rag_ingest.in_process).
 
 The chunks gate runs on them next (rag_ingest.quality.gates.validate_chunks).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
 
 import pyarrow.parquet as pq
 
@@ -25,6 +27,7 @@ def run(config_path: str | None, source_name: str, run_id: str) -> ChunkResult:
     documents_chunked = pq.read_metadata(layout.to_chunk).num_rows
     if documents_chunked == 0:
         return ctx.record(ChunkResult(seconds=round(time.perf_counter() - started, 3)))
+    from rag_ingest import in_process
     from rag_ingest.embedding import model_token_limit
     from rag_ingest.spark import run_chunk
 
@@ -34,12 +37,18 @@ def run(config_path: str | None, source_name: str, run_id: str) -> ChunkResult:
             f"chunking.max_tokens ({ctx.settings.chunking.max_tokens}) is more than the "
             f"model reads ({limit} tokens); lower it to at most {limit}"
         )
-    counts = run_chunk(ctx.settings, ctx.source, str(layout.root), ctx.config_path)
+    # Few documents are chunked in this process (the same chunker, no Spark start-up).
+    engine = "task" if documents_chunked <= ctx.settings.spark.in_process_max_files else "spark"
+    if engine == "task":
+        counts: Mapping[str, float] = in_process.chunk(ctx.settings, ctx.source, str(layout.root))
+    else:
+        counts = run_chunk(ctx.settings, ctx.source, str(layout.root), ctx.config_path)
     return ctx.record(
         ChunkResult(
             documents_chunked=documents_chunked,
             chunks=int(counts["chunks"]),
             documents_over_chunk_limit=int(counts.get("documents_over_chunk_limit", 0)),
+            engine=engine,
             spark_startup_seconds=float(counts.get("spark_startup_seconds", 0.0)),
             seconds=round(time.perf_counter() - started, 3),
         )

@@ -1,4 +1,5 @@
-"""The extract task: take the source's lease, then list and parse it with Spark.
+"""The extract task: take the source's lease, then list and parse it (Spark, or this
+process for a small change set: rag_ingest.in_process).
 
 Writes documents/, quarantine/ and sensitive/ (RunLayout); the documents gate
 runs on them next (rag_ingest.quality.gates.validate_documents).
@@ -94,21 +95,20 @@ def run(
 def _extract_or_reuse(
     ctx: RunContext, location: str, ds: str | None, reparse: bool
 ) -> dict[str, Any]:
-    """The Spark extract job, or the last extraction when nothing it read has changed."""
+    """The last extraction when nothing it read has changed; otherwise the files that
+    changed are parsed, in this process when they are few, else by the Spark job."""
     from rag_ingest import parse_cache
     from rag_ingest.sources import list_files
-    from rag_ingest.spark import run_extract
 
     layout = ctx.layout
     folder = parse_cache.cache_dir(ctx.settings.staging_dir, ctx.source.name, location)
     settings = parse_cache.extract_settings(ctx.settings, ctx.source, location)
     try:
-        key: str | None = parse_cache.cache_key(
-            list_files(location, ctx.source.glob, with_refused=True), settings
-        )
+        files = list_files(location, ctx.source.glob, with_refused=True)
+        key: str | None = parse_cache.cache_key(files, settings)
     except Exception as error:  # noqa: BLE001 - no key, no reuse: the Spark job lists for itself
         log.warning("not reusing the last extraction: listing %s failed: %s", location, error)
-        key = None
+        files, key = None, None
     # The kept extraction only ever saves time: failing to read or keep it
     # never fails the run, which then parses (or just does not keep).
     if key is not None and not reparse:
@@ -122,9 +122,7 @@ def _extract_or_reuse(
             return {**kept, "parse_reused": True}
         for name in layout.EXTRACT_OUTPUTS:  # whatever a failed restore linked in
             shutil.rmtree(layout.root / name, ignore_errors=True)
-    counts = dict(
-        run_extract(ctx.settings, ctx.source, str(layout.root), ctx.config_path, ds, reparse)
-    )
+    counts = _parse(ctx, location, ds, reparse, files)
     if key is not None:
         try:
             parse_cache.keep(
@@ -132,9 +130,32 @@ def _extract_or_reuse(
                 key,
                 layout.root,
                 # A reused extraction parsed nothing this run.
-                {k: v for k, v in counts.items() if not k.endswith("_seconds")}
+                {k: v for k, v in counts.items() if not k.endswith("_seconds") and k != "engine"}
                 | {"files_parsed": 0},
             )
         except OSError as error:
             log.warning("could not keep this extraction for the next run: %s", error)
     return {**counts, "parse_reused": False}
+
+
+def _parse(
+    ctx: RunContext, location: str, ds: str | None, reparse: bool, files: list[Any] | None
+) -> dict[str, Any]:
+    from rag_ingest import in_process
+    from rag_ingest.extract_plan import plan_extract
+    from rag_ingest.spark import run_extract
+
+    run_dir = str(ctx.layout.root)
+    if files is not None:
+        plan = plan_extract(ctx.settings, ctx.source, location, files, reparse)
+        if plan.fits_in_process(ctx.settings.spark):
+            log.info(
+                "parsing %d of %d files (%d bytes) in this process: a change set within "
+                "spark.in_process_max_files and _bytes",
+                len(plan.to_parse), len(files), plan.bytes_to_parse,
+            )  # fmt: skip
+            return {**in_process.extract(ctx.settings, ctx.source, run_dir, plan), "engine": "task"}
+    else:
+        plan = None
+    counts = run_extract(ctx.settings, ctx.source, run_dir, ctx.config_path, ds, reparse, plan)
+    return {**counts, "engine": "spark"}

@@ -1,0 +1,118 @@
+"""What one extraction will do, decided before anything is parsed.
+
+The listing, the files that changed since the last extraction (all of them
+with `reparse`), the reuse keys whose kept rows are taken instead, and the
+parse function every file goes through. Both ways of running an extraction
+start from the same plan: Spark (rag_ingest.spark, for a large change set)
+and the task's own process (rag_ingest.in_process, for a small one).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag_ingest import parse_cache
+from rag_ingest.extract import ParseLimits, SensitiveGate, parse_files, source_parsing
+from rag_ingest.parsing import RecordFields
+from rag_ingest.sources import SourceFile
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rag_ingest.config import Settings, SourceConfig, SparkConfig
+
+# One listing row (extract.LISTING_SCHEMA order): uri, relative_path, size,
+# modified_at, refused, refused_reason, reuse_key.
+ListingRow = tuple[str, str, int, Any, str | None, str, str | None]
+ParseBatches = Callable[["Iterator[pd.DataFrame]"], "Iterator[pd.DataFrame]"]
+
+
+@dataclass(frozen=True)
+class ExtractPlan:
+    location: str
+    files: list[SourceFile]  # every file listed
+    to_parse: list[ListingRow]  # the files parsed this run
+    reused: list[str]  # reuse keys of files whose kept rows are taken instead
+    kept: Path  # parse_cache.cache_dir of the location
+    keep_rows: bool  # whether this run's rows are kept for the next (parsing.reuse_min_files)
+
+    @property
+    def kept_rows(self) -> Path:
+        return parse_cache.file_rows_dir(self.kept)
+
+    @property
+    def bytes_to_parse(self) -> int:
+        return sum(row[2] for row in self.to_parse if row[4] is None)
+
+    def fits_in_process(self, spark: SparkConfig) -> bool:
+        """Whether the change set is small enough to parse in the task's own process,
+        where no Spark start-up is paid (`spark.in_process_max_files` and `_bytes`)."""
+        return (
+            len(self.to_parse) <= spark.in_process_max_files
+            and self.bytes_to_parse <= spark.in_process_max_bytes
+        )
+
+
+def plan_extract(
+    settings: Settings,
+    source: SourceConfig,
+    location: str,
+    files: list[SourceFile],
+    reparse: bool = False,
+) -> ExtractPlan:
+    """The files of `files` to parse and the kept rows to take for the rest.
+
+    A small source (below `parsing.reuse_min_files`) keeps no rows and is parsed
+    whole: keeping them would cost more than parsing a few hundred small files.
+    """
+    kept = parse_cache.cache_dir(settings.staging_dir, source.name, location)
+    digest = parse_cache.settings_digest(parse_cache.extract_settings(settings, source, location))
+    fingerprints = parse_cache.parser_fingerprints()
+    # Keys count from the untemplated root, so they hold the partition.
+    partition = posixpath.relpath(location, settings.source_root(source))
+    keep_rows = len(files) >= source.parsing.reuse_min_files
+    if not keep_rows:
+        parse_cache.drop_file_rows(kept)
+    kept_keys = (
+        set()
+        if reparse or not keep_rows
+        else parse_cache.kept_keys(parse_cache.file_rows_dir(kept))
+    )
+    to_parse: list[ListingRow] = []
+    reused: list[str] = []
+    for f in files:
+        key = parse_cache.reuse_key(f, digest, fingerprints)
+        if key is not None and key in kept_keys:
+            reused.append(key)
+            continue
+        relative = posixpath.normpath(posixpath.join(partition, f.relative_path))
+        to_parse.append((f.uri, relative, f.size, f.modified_at, f.refused, f.refused_reason, key))
+    return ExtractPlan(location, files, to_parse, reused, kept, keep_rows)
+
+
+def parse_batches(settings: Settings, source: SourceConfig, location: str) -> ParseBatches:
+    """The function every batch of listing rows is parsed with (Spark's mapInPandas
+    body on executors; called directly in the task's own process)."""
+    return partial(
+        parse_files,
+        source=source.name,
+        limits=ParseLimits(
+            source.max_file_bytes, source.max_document_chars, source.max_parse_seconds
+        ),
+        fields=RecordFields(**source.records.model_dump()),
+        access_labels=tuple(source.access_labels),
+        gate=sensitive_gate(settings, source),
+        parsing=source_parsing(source, location),
+    )
+
+
+def sensitive_gate(settings: Settings, source: SourceConfig) -> SensitiveGate | None:
+    gate = settings.sensitive_data_for(source)
+    if gate.policy == "off" or not gate.detect:
+        return None
+    return SensitiveGate(gate.policy, tuple(gate.detect), tuple(gate.phone_regions))

@@ -1,0 +1,226 @@
+"""The extract and chunk jobs in the task's own process, for a small change set.
+
+The same plan (rag_ingest.extract_plan) and the same parse and chunk functions
+(extract.parse_files, chunk_rows.chunk_documents) as the Spark jobs in
+rag_ingest.spark, and the same rows out; only the table work around them is
+pyarrow instead of Spark, so no JVM and no session start-up (about 14 s a job
+on these machines) is paid for a run that parses a few files. The kept rows
+of unchanged files are streamed in batches: memory holds one batch of them
+and the change set, whatever the size of the source.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from rag_ingest import parse_cache
+from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, chunk_batches
+from rag_ingest.extract import (
+    CONTENT_COLUMNS,
+    LISTING_SCHEMA,
+    PARSED_SCHEMA,
+    REUSE_KEY,
+)
+from rag_ingest.extract_plan import ExtractPlan, parse_batches
+from rag_ingest.parquet_io import SparkFolderWriter, arrow_schema, read_ids
+from rag_ingest.parsing.notes import parse_notes_summary
+from rag_ingest.run import RunLayout
+
+if TYPE_CHECKING:
+    from rag_ingest.config import Settings, SourceConfig
+
+log = logging.getLogger(__name__)
+
+PARSED = arrow_schema(PARSED_SCHEMA)
+DOCUMENTS = pa.schema(
+    [f for f in PARSED if f.name not in ("error_reason", "error_detail", REUSE_KEY)]
+)
+FINDINGS = arrow_schema("uri string, doc_id string, findings string")
+QUARANTINE = arrow_schema("uri string, doc_id string, stage string, reason string, detail string")
+CHUNK_ROWS = arrow_schema(CHUNK_JOB_SCHEMA)
+CHUNKS = pa.schema([f for f in CHUNK_ROWS if f.name != "refused"])
+_BATCH_ROWS = 2_000
+
+
+def extract(
+    settings: Settings, source: SourceConfig, run_dir: str, plan: ExtractPlan
+) -> dict[str, Any]:
+    """The extract job without Spark: documents/, quarantine/, sensitive/ and the kept
+    file rows, as rag_ingest.spark.extract_job writes them."""
+    layout = RunLayout(Path(run_dir))
+    parse = parse_batches(settings, source, plan.location)
+    parsed = pa.concat_tables(
+        [PARSED.empty_table()]
+        + [
+            pa.Table.from_pandas(frame, schema=PARSED, preserve_index=False)
+            for frame in parse(iter([_listing(plan)]))
+        ]
+    )
+    reused = _ReusedRows(plan)
+    ids = _IdCheck(_first_uri_of_repeated_ids([parsed, *reused.batches(_ID_COLUMNS)]))
+    fresh_rows = plan.kept_rows.with_name(plan.kept_rows.name + ".new")
+    shutil.rmtree(fresh_rows, ignore_errors=True)
+    counts = {"documents": 0, "quarantined": 0, "documents_with_sensitive_data": 0}
+    noted: list[tuple[str, str]] = []
+    with (
+        SparkFolderWriter(layout.documents, DOCUMENTS) as documents,
+        SparkFolderWriter(layout.sensitive, FINDINGS) as findings,
+        SparkFolderWriter(layout.quarantine, QUARANTINE) as quarantine,
+        SparkFolderWriter(fresh_rows, PARSED) as next_run,
+    ):
+        for batch in [parsed, *reused.batches()]:
+            # The rows for the next run first, as parsed (before the id check).
+            if plan.keep_rows:
+                next_run.write(batch.filter(pc.is_valid(batch[REUSE_KEY])))
+            batch = ids.apply(batch)
+            ok = pc.is_null(batch["error_reason"])
+            good, bad = batch.filter(ok), batch.filter(pc.invert(ok))
+            documents.write(good)
+            found = good.filter(pc.is_valid(good["sensitive"]))
+            findings.write(
+                pa.table([found["uri"], found["doc_id"], found["sensitive"]], schema=FINDINGS)
+            )
+            quarantine.write(
+                _quarantine_rows(bad, "extract", bad["error_reason"], bad["error_detail"])
+            )
+            with_notes = good.filter(pc.is_valid(good["parse_notes"]))
+            noted += zip(
+                with_notes["uri"].to_pylist(), with_notes["parse_notes"].to_pylist(), strict=True
+            )
+            counts["documents"] += good.num_rows
+            counts["quarantined"] += bad.num_rows
+            counts["documents_with_sensitive_data"] += found.num_rows
+    if plan.keep_rows:
+        parse_cache.replace_file_rows(plan.kept, fresh_rows)
+    else:
+        shutil.rmtree(fresh_rows, ignore_errors=True)
+    return {
+        "files_listed": len(plan.files),
+        "files_parsed": len(plan.to_parse),
+        **counts,
+        **parse_notes_summary(noted),
+    }
+
+
+def _listing(plan: ExtractPlan) -> pd.DataFrame:
+    """The files to parse as the batch Spark hands parse_files (naive UTC timestamps)."""
+    columns = [column.split()[0] for column in LISTING_SCHEMA.split(", ")]
+    frame = pd.DataFrame(plan.to_parse, columns=columns)
+    frame["modified_at"] = pd.to_datetime(frame["modified_at"], utc=True).dt.tz_localize(None)
+    frame["size"] = frame["size"].astype("int64")
+    return frame
+
+
+class _ReusedRows:
+    """The kept rows of the files this run did not parse, read in batches."""
+
+    def __init__(self, plan: ExtractPlan) -> None:
+        self.keys = pa.array(plan.reused, pa.string())
+        self.dataset = (
+            ds.dataset(str(plan.kept_rows), format="parquet", schema=PARSED)
+            if plan.reused
+            else None
+        )
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        if self.dataset is None:
+            return
+        for batch in self.dataset.to_batches(
+            columns=columns, filter=pc.field(REUSE_KEY).isin(self.keys), batch_size=_BATCH_ROWS
+        ):
+            yield pa.Table.from_batches([batch])
+
+
+_ID_COLUMNS = ["doc_id", "uri", "error_reason"]
+
+
+def _first_uri_of_repeated_ids(tables: list[pa.Table] | Iterator[pa.Table]) -> dict[str, str]:
+    """For each id that more than one parsed document holds, the first uri holding it."""
+    ids = pa.concat_tables(
+        [t.select(_ID_COLUMNS).filter(pc.is_null(t["error_reason"])) for t in tables]
+    )
+    grouped = ids.group_by("doc_id").aggregate([("uri", "count"), ("uri", "min")])
+    repeated = grouped.filter(pc.greater(grouped["uri_count"], 1))
+    return dict(zip(repeated["doc_id"].to_pylist(), repeated["uri_min"].to_pylist(), strict=True))
+
+
+class _IdCheck:
+    """One document per id, as the Spark job's _first_of_each_id: the first uri keeps
+    it, every other file holding the id is quarantined as `duplicate_id`."""
+
+    def __init__(self, first_uri: dict[str, str]) -> None:
+        self.first_uri = first_uri
+        self.kept: set[str] = set()
+
+    def apply(self, batch: pa.Table) -> pa.Table:
+        if not self.first_uri:
+            return batch
+        ok = pc.is_null(batch["error_reason"])
+        candidates = pc.and_(ok, pc.is_in(batch["doc_id"], pa.array(list(self.first_uri))))
+        if not pc.any(candidates).as_py():
+            return batch
+        rows = batch.to_pylist()
+        for row in rows:
+            first = self.first_uri.get(row["doc_id"]) if row["error_reason"] is None else None
+            if first is None:
+                continue
+            if row["uri"] == first and row["doc_id"] not in self.kept:
+                self.kept.add(row["doc_id"])
+                continue
+            row.update(dict.fromkeys(CONTENT_COLUMNS))
+            row.update(
+                error_reason="duplicate_id", error_detail=f"the same id is kept from {first}"
+            )
+        return pa.Table.from_pylist(rows, schema=batch.schema)
+
+
+def _quarantine_rows(
+    rows: pa.Table, stage: str, reason: pa.ChunkedArray, detail: pa.ChunkedArray
+) -> pa.Table:
+    return pa.table(
+        [
+            rows["uri"],
+            rows["doc_id"],
+            pa.array([stage] * rows.num_rows, pa.string()),
+            reason,
+            detail,
+        ],
+        schema=QUARANTINE,
+    )
+
+
+def chunk(settings: Settings, source: SourceConfig, run_dir: str) -> dict[str, int]:
+    """The chunk job without Spark: chunks/ (files of at most one embedding shard) and
+    the chunk quarantine, as rag_ingest.spark.chunk_job writes them."""
+    layout = RunLayout(Path(run_dir))
+    wanted = pa.array(read_ids(layout.to_chunk, "doc_id"), pa.string())
+    documents = ds.dataset(str(layout.documents), format="parquet")
+    frames = (
+        batch.to_pandas()
+        for batch in documents.to_batches(filter=pc.field("doc_id").isin(wanted), batch_size=500)
+    )
+    shutil.rmtree(layout.chunks, ignore_errors=True)
+    made = SparkFolderWriter(layout.chunks, CHUNKS, settings.embedding.shard_size)
+    refused = SparkFolderWriter(layout.chunk_quarantine, QUARANTINE)
+    for frame in chunk_batches(settings, source)(frames):
+        rows = pa.Table.from_pandas(frame, schema=CHUNK_ROWS, preserve_index=False)
+        is_refusal = pc.is_valid(rows["refused"])
+        made.write(rows.filter(pc.invert(is_refusal)))
+        over = rows.filter(is_refusal)
+        refused.write(_quarantine_rows(over, "chunk", over["refused"], over["section"]))
+    # As the Spark job: no chunks/ without a chunk, no chunk quarantine without a refusal.
+    for writer in (made, refused):
+        if writer.rows:
+            writer.close()
+        else:
+            writer.discard()
+    return {"chunks": made.rows, "documents_over_chunk_limit": refused.rows}

@@ -1,0 +1,199 @@
+"""The extract and chunk jobs in the task's own process write what the Spark jobs write.
+
+A small change set is parsed and chunked without Spark (rag_ingest.in_process),
+with the same plan and the same parse and chunk functions as the Spark jobs.
+Here both run on one source holding every kind of row: documents of several
+formats, records, a record id repeated in two files, sensitive data, parse
+notes, refused and unparseable files, a document over the chunk limit; then
+again after one file changed, each taking the kept rows the other wrote.
+Every table must hold the same rows both ways.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from rag_ingest import in_process, spark
+from rag_ingest.config import SparkConfig, load_settings
+from rag_ingest.extract_plan import plan_extract
+from rag_ingest.run import RunLayout
+from rag_ingest.sources import list_files
+from tests.documents import docx_bytes, eml_bytes, xlsx_bytes
+
+pytestmark = pytest.mark.slow
+
+
+def make_source(corpus: Path) -> None:
+    (corpus / "guide").mkdir(parents=True)
+    for n in range(6):
+        body = "\n\n".join(f"Paragraph {p} of page {n} about vector search." for p in range(12))
+        (corpus / "guide" / f"page-{n}.md").write_text(f"# Page {n}\n\n{body}\n")
+    (corpus / "guide" / "long.md").write_text(
+        "# Long\n\n" + "\n\n".join(f"Section text number {p} " * 30 for p in range(40))
+    )
+    (corpus / "contact.md").write_text("# Contact\n\nWrite to jane.doe@example.com any day.\n")
+    (corpus / "outside.md").write_text('# Outside\n\nBefore.\n\n--8<-- "../../etc/passwd"\n')
+    (corpus / "notes.docx").write_bytes(docx_bytes())
+    (corpus / "orders.xlsx").write_bytes(xlsx_bytes())
+    (corpus / "mail.eml").write_bytes(eml_bytes())
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7 not really a pdf")
+    (corpus / "empty.md").write_text("")
+    records = [
+        {"_id": f"r{n}", "title": f"Record {n}", "text": f"Record text {n}."} for n in range(5)
+    ]
+    (corpus / "a.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    (corpus / "b.jsonl").write_text(json.dumps(records[2]) + "\n")  # r2 again: duplicate_id
+    os.symlink(corpus / "contact.md", corpus / "link.md")
+    for path in corpus.rglob("*"):  # the same listing each time the source is made
+        os.utime(path, (1_700_000_000, 1_700_000_000), follow_symlinks=False)
+
+
+def write_config(state: Path, corpus: Path) -> Path:
+    config = state / "rag_ingest.yaml"
+    config.write_text(
+        f"""\
+sources:
+  - name: docs
+    location: {corpus}
+    glob: "**/*"
+    max_chunks_per_document: 8  # long.md is over it: a chunk refusal
+    parsing:
+      reuse_min_files: 1  # rows are kept, so the second run takes them
+sensitive_data:
+  detect: [email, payment_card]
+chunking:
+  max_tokens: 120
+  overlap_tokens: 16
+embedding:
+  shard_size: 16
+store:
+  path: {state / "lancedb"}
+paths:
+  staging: {state / "staging"}
+  reports: {state / "reports"}
+"""
+    )
+    return config
+
+
+def sorted_rows(path: Path, by: list[str]) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    table = pq.read_table(path)
+    rows = table.sort_by([(column, "ascending") for column in by]).to_pylist()
+    return [{k: (list(v) if isinstance(v, tuple) else v) for k, v in row.items()} for row in rows]
+
+
+def tables(layout: RunLayout, kept_rows: Path) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "documents": sorted_rows(layout.documents, ["doc_id"]),
+        "quarantine": sorted_rows(layout.quarantine, ["uri", "doc_id"]),
+        "sensitive": sorted_rows(layout.sensitive, ["doc_id"]),
+        "kept file rows": sorted_rows(kept_rows, ["uri", "doc_id"]),
+    }
+
+
+def extract(config: Path, run: str, engine: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    settings = load_settings(str(config))
+    source = settings.source("docs")
+    location = settings.source_location(source)
+    layout = RunLayout.of(settings.staging_dir, "docs", run)
+    layout.root.mkdir(parents=True)
+    plan = plan_extract(settings, source, location, list_files(location, source.glob, True))
+    if engine == "task":
+        counts = in_process.extract(settings, source, str(layout.root), plan)
+    else:
+        session = spark.get_session(settings.spark)
+        counts = spark.extract_job(session, settings, source, str(layout.root), plan=plan)
+    return counts, tables(layout, plan.kept_rows)
+
+
+def chunk(config: Path, run: str, engine: str) -> dict[str, Any]:
+    settings = load_settings(str(config))
+    source = settings.source("docs")
+    layout = RunLayout.of(settings.staging_dir, "docs", run)
+    ids = pq.read_table(layout.documents, columns=["doc_id"])
+    layout.to_chunk.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(ids, layout.to_chunk)
+    if engine == "task":
+        counts = in_process.chunk(settings, source, str(layout.root))
+    else:
+        counts = spark.chunk_job(
+            spark.get_session(settings.spark), settings, source, str(layout.root)
+        )
+    files = sorted(layout.chunks.glob("*.parquet"))
+    # Every chunk file fits one embedding shard (the embed stage maps shards onto files).
+    assert all(pq.read_metadata(f).num_rows <= settings.embedding.shard_size for f in files)
+    return {
+        "counts": counts,
+        "chunks": sorted_rows(layout.chunks, ["chunk_id"]),
+        "refused": sorted_rows(layout.chunk_quarantine, ["doc_id"]),
+    }
+
+
+def test_in_process_and_spark_jobs_write_the_same_rows(tmp_path: Path) -> None:
+    # One path for the source (rows and reuse keys name it), made afresh for each order.
+    corpus = tmp_path / "corpus"
+    orders = ("spark", "spark"), ("task", "task"), ("spark", "task"), ("task", "spark")
+    results: dict[tuple[str, str], list[Any]] = {}
+    for first, second in orders:
+        state = tmp_path / f"{first}-{second}"
+        state.mkdir()
+        shutil.rmtree(corpus, ignore_errors=True)
+        make_source(corpus)
+        config = write_config(state, corpus)
+        one = extract(config, "one", first)
+        chunks_one = chunk(config, "one", first)
+        page = corpus / "guide" / "page-3.md"
+        page.write_text(page.read_text() + "\nAn edited closing line.\n")
+        os.utime(page, (1_800_000_000, 1_800_000_000))  # the same in every copy
+        two = extract(config, "two", second)
+        chunks_two = chunk(config, "two", second)
+        results[(first, second)] = [one, chunks_one, two, chunks_two]
+    reference = results[("spark", "spark")]
+    one_counts, one_tables = reference[0]
+    # The source really holds every kind of row this test is about.
+    reasons = {row["reason"] for row in one_tables["quarantine"]}
+    assert {"duplicate_id", "not_followed", "empty_file"} <= reasons, reasons
+    assert one_tables["sensitive"] and one_counts["includes_dropped"] == 1
+    assert reference[1]["refused"] and reference[1]["counts"]["chunks"] > 16
+    assert reference[2][0]["files_parsed"] < one_counts["files_parsed"]
+    steps = ("first extract", "first chunk", "second extract", "second chunk")
+    for order, result in results.items():
+        for step, expected, found in zip(steps, reference, result, strict=True):
+            assert found == expected, f"{order}, {step}: {first_difference(expected, found)}"
+
+
+def first_difference(expected: Any, found: Any, where: str = "") -> str:
+    """Where two nested values first differ, for a readable failure."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        for key in sorted(set(expected) | set(found), key=str):
+            if expected.get(key) != found.get(key):
+                return first_difference(expected.get(key), found.get(key), f"{where}.{key}")
+    if isinstance(expected, list) and isinstance(found, list):
+        if len(expected) != len(found):
+            return f"{where}: {len(expected)} rows against {len(found)}"
+        for n, (a, b) in enumerate(zip(expected, found, strict=True)):
+            if a != b:
+                return first_difference(a, b, f"{where}[{n}]")
+    return f"{where}: {expected!r} against {found!r}"
+
+
+def test_the_in_process_writer_is_readable_by_spark(tmp_path: Path) -> None:
+    """Timestamps as Spark writes them (INT96), so either engine reads the other's tables."""
+    from rag_ingest.parquet_io import SparkFolderWriter
+
+    schema = in_process.DOCUMENTS
+    folder = tmp_path / "documents"
+    with SparkFolderWriter(folder, schema) as writer:
+        writer.write(schema.empty_table())
+    assert (folder / "_SUCCESS").exists() and pq.read_table(folder).schema.equals(schema)
+    read = spark.get_session(SparkConfig()).read.parquet(str(folder))
+    assert read.columns == schema.names and read.count() == 0
