@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rag_ingest import parse_cache
 from rag_ingest.extract import ParseLimits, SensitiveGate, parse_files, source_parsing
 from rag_ingest.parsing import RecordFields
-from rag_ingest.sources import SourceFile
+from rag_ingest.sources import SourceFile, list_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,13 +33,43 @@ ParseBatches = Callable[["Iterator[pd.DataFrame]"], "Iterator[pd.DataFrame]"]
 
 
 @dataclass(frozen=True)
+class Listing:
+    """A source location's files, each with its reuse key (parse_cache.reuse_keys)."""
+
+    location: str
+    files: list[SourceFile]
+    keys: list[str | None]  # None for a refused file
+    settings: dict[str, Any]  # parse_cache.extract_settings
+
+    @property
+    def cache_key(self) -> str:
+        """The key of the whole extraction (parse_cache.cache_key)."""
+        return parse_cache.cache_key(self.files, self.keys, self.settings)
+
+
+def list_source(settings: Settings, source: SourceConfig, location: str) -> Listing:
+    """List `location` and key every file (the only cost of an unchanged file)."""
+    files = list_files(location, source.glob, with_refused=True)
+    extract_settings = parse_cache.extract_settings(settings, source, location)
+    keys = parse_cache.reuse_keys(
+        files, parse_cache.settings_digest(extract_settings), parse_cache.parser_fingerprints()
+    )
+    return Listing(location, files, keys, extract_settings)
+
+
+@dataclass(frozen=True)
 class ExtractPlan:
     location: str
     files: list[SourceFile]  # every file listed
     to_parse: list[ListingRow]  # the files parsed this run
     reused: list[str]  # reuse keys of files whose kept rows are taken instead
+    # Kept keys no file has any more (changed or gone): every other kept row is reused.
+    dropped: list[str]
     kept: Path  # parse_cache.cache_dir of the location
     keep_rows: bool  # whether this run's rows are kept for the next (parsing.reuse_min_files)
+    # Whether this run's parsed rows may join the kept ones as one more file, the
+    # rows of changed and deleted files staying behind, unread: while they are few.
+    appends_rows: bool = False
 
     @property
     def kept_rows(self) -> Path:
@@ -59,20 +89,15 @@ class ExtractPlan:
 
 
 def plan_extract(
-    settings: Settings,
-    source: SourceConfig,
-    location: str,
-    files: list[SourceFile],
-    reparse: bool = False,
+    settings: Settings, source: SourceConfig, listing: Listing, reparse: bool = False
 ) -> ExtractPlan:
-    """The files of `files` to parse and the kept rows to take for the rest.
+    """The files of `listing` to parse and the kept rows to take for the rest.
 
     A small source (below `parsing.reuse_min_files`) keeps no rows and is parsed
     whole: keeping them would cost more than parsing a few hundred small files.
     """
+    location, files = listing.location, listing.files
     kept = parse_cache.cache_dir(settings.staging_dir, source.name, location)
-    digest = parse_cache.settings_digest(parse_cache.extract_settings(settings, source, location))
-    fingerprints = parse_cache.parser_fingerprints()
     # Keys count from the untemplated root, so they hold the partition.
     partition = posixpath.relpath(location, settings.source_root(source))
     keep_rows = len(files) >= source.parsing.reuse_min_files
@@ -85,14 +110,19 @@ def plan_extract(
     )
     to_parse: list[ListingRow] = []
     reused: list[str] = []
-    for f in files:
-        key = parse_cache.reuse_key(f, digest, fingerprints)
+    for f, key in zip(files, listing.keys, strict=True):
         if key is not None and key in kept_keys:
             reused.append(key)
             continue
         relative = posixpath.normpath(posixpath.join(partition, f.relative_path))
         to_parse.append((f.uri, relative, f.size, f.modified_at, f.refused, f.refused_reason, key))
-    return ExtractPlan(location, files, to_parse, reused, kept, keep_rows)
+    dropped = sorted(kept_keys.difference(reused))
+    appends = bool(reused) and len(dropped) <= _MAX_DROPPED_SHARE * len(kept_keys)
+    return ExtractPlan(location, files, to_parse, reused, dropped, kept, keep_rows, appends)
+
+
+# Kept rows are rewritten whole once this share of them is of changed or deleted files.
+_MAX_DROPPED_SHARE = 0.2
 
 
 def parse_batches(settings: Settings, source: SourceConfig, location: str) -> ParseBatches:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +51,7 @@ FINDINGS = arrow_schema("uri string, doc_id string, findings string")
 QUARANTINE = arrow_schema("uri string, doc_id string, stage string, reason string, detail string")
 CHUNK_ROWS = arrow_schema(CHUNK_JOB_SCHEMA)
 CHUNKS = pa.schema([f for f in CHUNK_ROWS if f.name != "refused"])
-_BATCH_ROWS = 2_000
+_BATCH_ROWS = 16_000
 
 
 def extract(
@@ -66,24 +69,81 @@ def extract(
         ]
     )
     reused = _ReusedRows(plan)
-    ids = _IdCheck(_first_uri_of_repeated_ids([parsed, *reused.batches(_ID_COLUMNS)]))
     fresh_rows = plan.kept_rows.with_name(plan.kept_rows.name + ".new")
-    shutil.rmtree(fresh_rows, ignore_errors=True)
+    next_run = _NextRunRows(fresh_rows, plan.appends_rows) if plan.keep_rows else None
+    if next_run is not None and plan.appends_rows:
+        parse_cache.link_file_rows(plan.kept, fresh_rows)
+    outputs = _write_outputs(layout, next_run, parsed, reused, {})
+    if outputs.first_uri_of_repeated_ids:  # rare: written again, each id kept once
+        outputs = _write_outputs(layout, None, parsed, reused, outputs.first_uri_of_repeated_ids)
+    if plan.keep_rows:
+        parse_cache.replace_file_rows(plan.kept, fresh_rows)
+    return {
+        "files_listed": len(plan.files),
+        "files_parsed": len(plan.to_parse),
+        **outputs.counts,
+        **parse_notes_summary(outputs.noted),
+    }
+
+
+@dataclass(frozen=True)
+class _NextRunRows:
+    """Where the rows kept for the next run go: the folder, and whether the kept ones are
+    already there (linked), so only the parsed rows are added, as one more file."""
+
+    folder: Path
+    appends: bool
+
+
+@dataclass
+class _Outputs:
+    counts: dict[str, int]
+    noted: list[tuple[str, str]]  # (uri, parse notes) of the documents with notes
+    first_uri_of_repeated_ids: dict[str, str]
+
+
+def _write_outputs(
+    layout: RunLayout,
+    next_run_rows: _NextRunRows | None,
+    parsed: pa.Table,
+    reused: _ReusedRows,
+    first_uri: dict[str, str],
+) -> _Outputs:
+    """documents/, sensitive/ and quarantine/ from the parsed and the reused rows, and
+    the rows to keep for the next run (into `next_run_rows`, when given). Ids are
+    checked as `first_uri` says; the ids found repeated come back, so a pass that
+    found some can be made again with them."""
+    ids = _IdCheck(first_uri)
     counts = {"documents": 0, "quarantined": 0, "documents_with_sensitive_data": 0}
     noted: list[tuple[str, str]] = []
-    with (
-        SparkFolderWriter(layout.documents, DOCUMENTS) as documents,
-        SparkFolderWriter(layout.sensitive, FINDINGS) as findings,
-        SparkFolderWriter(layout.quarantine, QUARANTINE) as quarantine,
-        SparkFolderWriter(fresh_rows, PARSED) as next_run,
-    ):
-        for batch in [parsed, *reused.batches()]:
-            # The rows for the next run first, as parsed (before the id check).
-            if plan.keep_rows:
+    seen: list[pa.Table] = []
+    with ExitStack() as stack:
+        documents, findings, quarantine = (
+            stack.enter_context(SparkFolderWriter(folder, schema))
+            for folder, schema in (
+                (layout.documents, DOCUMENTS),
+                (layout.sensitive, FINDINGS),
+                (layout.quarantine, QUARANTINE),
+            )
+        )
+        next_run, appends = None, False
+        if next_run_rows is not None:
+            appends = next_run_rows.appends
+            if not appends:
+                shutil.rmtree(next_run_rows.folder, ignore_errors=True)
+            # A name of its own: appended beside the kept files, it must not replace one.
+            name = f"part-{uuid.uuid4().hex[:12]}-{{:05d}}.parquet"
+            next_run = stack.enter_context(
+                SparkFolderWriter(next_run_rows.folder, PARSED, name=name, empty_file=not appends)
+            )
+        for n, batch in enumerate([parsed, *reused.batches()]):
+            # The rows for the next run as parsed, before the id check.
+            if next_run is not None and (n == 0 or not appends):
                 next_run.write(batch.filter(pc.is_valid(batch[REUSE_KEY])))
             batch = ids.apply(batch)
             ok = pc.is_null(batch["error_reason"])
             good, bad = batch.filter(ok), batch.filter(pc.invert(ok))
+            seen.append(good.select(["doc_id", "uri"]))
             documents.write(good)
             found = good.filter(pc.is_valid(good["sensitive"]))
             findings.write(
@@ -99,16 +159,8 @@ def extract(
             counts["documents"] += good.num_rows
             counts["quarantined"] += bad.num_rows
             counts["documents_with_sensitive_data"] += found.num_rows
-    if plan.keep_rows:
-        parse_cache.replace_file_rows(plan.kept, fresh_rows)
-    else:
-        shutil.rmtree(fresh_rows, ignore_errors=True)
-    return {
-        "files_listed": len(plan.files),
-        "files_parsed": len(plan.to_parse),
-        **counts,
-        **parse_notes_summary(noted),
-    }
+    repeated = {} if first_uri else _first_uri_of_repeated_ids(pa.concat_tables(seen))
+    return _Outputs(counts, noted, repeated)
 
 
 def _listing(plan: ExtractPlan) -> pd.DataFrame:
@@ -124,31 +176,30 @@ class _ReusedRows:
     """The kept rows of the files this run did not parse, read in batches."""
 
     def __init__(self, plan: ExtractPlan) -> None:
-        self.keys = pa.array(plan.reused, pa.string())
         self.dataset = (
             ds.dataset(str(plan.kept_rows), format="parquet", schema=PARSED)
             if plan.reused
             else None
         )
+        # The kept rows are the last run's, so the few keys dropped since pick out
+        # what is not reused (a filter on the many reused keys costs a hash a row).
+        dropped = pa.array(plan.dropped, pa.string())
+        self.filter = ~pc.field(REUSE_KEY).isin(dropped) if plan.dropped else None
 
     def batches(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
         if self.dataset is None:
             return
         for batch in self.dataset.to_batches(
-            columns=columns, filter=pc.field(REUSE_KEY).isin(self.keys), batch_size=_BATCH_ROWS
+            columns=columns, filter=self.filter, batch_size=_BATCH_ROWS
         ):
             yield pa.Table.from_batches([batch])
 
 
-_ID_COLUMNS = ["doc_id", "uri", "error_reason"]
-
-
-def _first_uri_of_repeated_ids(tables: list[pa.Table] | Iterator[pa.Table]) -> dict[str, str]:
-    """For each id that more than one parsed document holds, the first uri holding it."""
-    ids = pa.concat_tables(
-        [t.select(_ID_COLUMNS).filter(pc.is_null(t["error_reason"])) for t in tables]
-    )
-    grouped = ids.group_by("doc_id").aggregate([("uri", "count"), ("uri", "min")])
+def _first_uri_of_repeated_ids(documents: pa.Table) -> dict[str, str]:
+    """For each id more than one document (doc_id, uri) holds, the first uri holding it."""
+    if len(pc.unique(documents["doc_id"])) == documents.num_rows:  # the usual case
+        return {}
+    grouped = documents.group_by("doc_id").aggregate([("uri", "count"), ("uri", "min")])
     repeated = grouped.filter(pc.greater(grouped["uri_count"], 1))
     return dict(zip(repeated["doc_id"].to_pylist(), repeated["uri_min"].to_pylist(), strict=True))
 

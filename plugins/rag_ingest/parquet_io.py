@@ -160,20 +160,41 @@ class ShardWriter(RotatingWriter):
         super().__init__(shard_dir, size, "shard-{:05d}.parquet", window)
 
 
+_FEW_VALUED = frozenset({"source", "format", "encoding", "stage", "reason", "chunker_fingerprint"})
+
+
 class SparkFolderWriter(RotatingWriter):
     """A table folder as a Spark job writes one, for Spark and pyarrow readers alike:
     part files (each at most `size` rows), timestamps as Spark's INT96, a `_SUCCESS`
-    marker, and one file with the schema even when no row comes."""
+    marker, and one file with the schema even when no row comes (unless `empty_file`
+    is False: a writer adding to a folder that has files)."""
 
-    def __init__(self, folder: Path, schema: pa.Schema, size: int = 1_000_000) -> None:
-        super().__init__(folder, size, use_deprecated_int96_timestamps=True)
-        self.schema = schema
+    def __init__(
+        self,
+        folder: Path,
+        schema: pa.Schema,
+        size: int = 1_000_000,
+        name: str = "part-{:05d}.parquet",
+        empty_file: bool = True,
+    ) -> None:
+        # Dictionaries only for the few-valued columns, no min/max statistics: on
+        # text columns both cost more to write and to read than they ever save here.
+        few_valued = [name for name in schema.names if name in _FEW_VALUED]
+        super().__init__(
+            folder,
+            size,
+            name,
+            use_deprecated_int96_timestamps=True,
+            use_dictionary=few_valued,
+            write_statistics=False,
+        )
+        self.schema, self.empty_file = schema, empty_file
 
     def write(self, table: pa.Table) -> None:
         super().write(table.select(self.schema.names).cast(self.schema))
 
     def close(self) -> None:
-        if not self.paths:
+        if not self.paths and self.empty_file:
             self._open(self.schema)
         super().close()
         (self.folder / "_SUCCESS").touch()

@@ -6,9 +6,10 @@ is most of it on a small source. What extract writes (documents/,
 quarantine/, sensitive/) is a pure function of the files listed (their
 paths, sizes and modified times), the source's settings, the sensitive-data
 settings and the parsing code. So each extraction is kept under
-`{staging}/{source}/parse-cache/<location>/` with a key over all of those;
+`{staging}/{source}/parse-cache/<location>/` with a key over all of those
+(made of the per-file keys below);
 a run whose key matches takes the kept output (hard links, no copy) and
-starts no Spark at all. Any change to any of them, or the `full_resync`
+parses nothing at all. Any change to any of them, or the `full_resync`
 param, parses afresh. A file rewritten with the very same size and modified
 time is not seen as changed: the same rule as rsync's and make's.
 
@@ -46,18 +47,6 @@ _KEY_FILE = "key.json"
 _PACKAGE = Path(__file__).resolve().parent
 # The code that decides what a file parses to.
 _PARSING_CODE = ("extract.py", "sources.py", "sensitive.py", "identity.py", "parsing")
-
-
-def code_fingerprint() -> str:
-    """A digest of the parsing code, so an upgrade never serves an old parse."""
-    digest = hashlib.sha256()
-    for name in _PARSING_CODE:
-        path = _PACKAGE / name
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(_PACKAGE).as_posix().encode())
-            digest.update(file.read_bytes())
-    digest.update(json.dumps(_parser_library_versions()).encode())
-    return digest.hexdigest()
 
 
 def extract_settings(settings: Settings, source: SourceConfig, location: str) -> dict[str, Any]:
@@ -122,20 +111,35 @@ def _own_module(parse: object) -> Path | None:
     return _PACKAGE.parent / (module.replace(".", "/") + ".py")
 
 
-def reuse_key(file: SourceFile, settings_digest: str, fingerprints: dict[str, str]) -> str | None:
-    """The key under which one file's parsed rows are kept; None for a refused file."""
-    from rag_ingest.parsing import format_of
+def reuse_keys(
+    files: list[SourceFile], settings_digest: str, fingerprints: dict[str, str]
+) -> list[str | None]:
+    """The key under which each file's parsed rows are kept (None for a refused file):
+    its uri, size and modified time, the settings, and its format's parser fingerprint.
+    Computed for every listed file each run, so kept cheap (one hash a file)."""
+    from rag_ingest.parsing import format_of, suffix_of
 
-    if file.refused:
-        return None
-    parts = [
-        file.uri,
-        str(file.size),
-        file.modified_at.isoformat() if file.modified_at else "",
-        settings_digest,
-        fingerprints.get(format_of(file.relative_path) or "", "unknown"),
-    ]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    by_suffix: dict[str, str] = {}
+    keys: list[str | None] = []
+    for file in files:
+        if file.refused:
+            keys.append(None)
+            continue
+        suffix = suffix_of(file.relative_path)
+        code = by_suffix.get(suffix)
+        if code is None:
+            fingerprint = fingerprints.get(format_of(file.relative_path) or "", "unknown")
+            code = by_suffix[suffix] = f"{settings_digest}\x1f{fingerprint}"
+        stamp = repr(file.modified_at.timestamp()) if file.modified_at else ""
+        keys.append(
+            hashlib.sha256(f"{file.uri}\x1f{file.size}\x1f{stamp}\x1f{code}".encode()).hexdigest()
+        )
+    return keys
+
+
+def reuse_key(file: SourceFile, settings_digest: str, fingerprints: dict[str, str]) -> str | None:
+    """One file's reuse key (reuse_keys)."""
+    return reuse_keys([file], settings_digest, fingerprints)[0]
 
 
 def settings_digest(settings: dict[str, Any]) -> str:
@@ -167,6 +171,12 @@ def drop_file_rows(folder: Path) -> None:
     shutil.rmtree(file_rows_dir(folder), ignore_errors=True)
 
 
+def link_file_rows(folder: Path, fresh: Path) -> None:
+    """The kept file rows, linked into `fresh` (no copy), for a run to add its own to."""
+    shutil.rmtree(fresh, ignore_errors=True)
+    _link_tree(file_rows_dir(folder), fresh)
+
+
 def replace_file_rows(folder: Path, fresh: Path) -> None:
     """`fresh` becomes the kept file rows, never half of them."""
     _swap_in(fresh, file_rows_dir(folder))
@@ -183,25 +193,14 @@ def _swap_in(fresh: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def cache_key(files: list[SourceFile], settings: dict[str, Any]) -> str:
-    """The key of one extraction: listing, settings and parsing code."""
-    listing = [
-        [
-            f.uri,
-            f.relative_path,
-            f.size,
-            f.modified_at.isoformat() if f.modified_at else None,
-            f.refused,
-            f.refused_reason,
-        ]
-        for f in files
-    ]
-    payload = json.dumps(
-        {"listing": listing, "settings": settings, "code": code_fingerprint()},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+def cache_key(files: list[SourceFile], keys: list[str | None], settings: dict[str, Any]) -> str:
+    """The key of one whole extraction: every file's reuse key (listing, settings and
+    its format's parser code) and path, the refused files, and the settings."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for file, key in zip(files, keys, strict=True):
+        refused = "\x1f".join((file.uri, file.refused or "", file.refused_reason))
+        digest.update(f"{file.relative_path}\x1f{key or refused}\n".encode())
+    return digest.hexdigest()
 
 
 def cache_dir(staging_dir: str, source: str, location: str) -> Path:

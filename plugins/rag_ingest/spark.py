@@ -24,12 +24,11 @@ from rag_ingest import parse_cache
 from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, TOO_MANY_CHUNKS, chunk_batches
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
 from rag_ingest.extract import CONTENT_COLUMNS, LISTING_SCHEMA, PARSED_SCHEMA, REUSE_KEY
-from rag_ingest.extract_plan import ExtractPlan, parse_batches, plan_extract
+from rag_ingest.extract_plan import ExtractPlan, list_source, parse_batches, plan_extract
 from rag_ingest.log_levels import quieten_third_party
 from rag_ingest.parquet_io import rows_in
 from rag_ingest.parsing.notes import parse_notes_summary
 from rag_ingest.run import RunLayout
-from rag_ingest.sources import list_files
 from rag_ingest.spark_progress import progress
 
 if TYPE_CHECKING:
@@ -126,8 +125,7 @@ def extract_job(
     layout = RunLayout(Path(run_dir))
     location = settings.source_location(source, ds)
     if plan is None:
-        files = list_files(location, source.glob, with_refused=True)
-        plan = plan_extract(settings, source, location, files, reparse)
+        plan = plan_extract(settings, source, list_source(settings, source, location), reparse)
     log.info("listed %d files under %s matching %r", len(plan.files), location, source.glob)
     to_parse, kept_rows, keep_rows = len(plan.to_parse), plan.kept_rows, plan.keep_rows
     # The kept keys were read by the plan, not joined in Spark: the files to parse

@@ -22,19 +22,32 @@ def extraction(run_dir: Path, marker: str) -> Path:
     return run_dir
 
 
+def key_of(
+    files: list[SourceFile], settings: dict[str, object], prints: dict[str, str] | None = None
+) -> str:
+    prints = prints or parse_cache.parser_fingerprints()
+    keys = parse_cache.reuse_keys(files, parse_cache.settings_digest(settings), prints)
+    return parse_cache.cache_key(files, keys, settings)
+
+
 def test_the_key_changes_with_any_file_setting_or_code() -> None:
-    key = parse_cache.cache_key(FILES, SETTINGS)
-    assert key == parse_cache.cache_key(list(FILES), dict(SETTINGS))
+    key = key_of(FILES, SETTINGS)
+    assert key == key_of(list(FILES), dict(SETTINGS))
     touched = [FILES[0], replace(FILES[1], modified_at=datetime(2026, 1, 3, tzinfo=UTC))]
     grown = [FILES[0], replace(FILES[1], size=21)]
+    refused = [FILES[0], replace(FILES[1], refused="a symlink")]
     for files, settings in (
         (touched, SETTINGS),
         (grown, SETTINGS),
         (FILES[:1], SETTINGS),  # a file gone
+        (refused, SETTINGS),
         (FILES, {**SETTINGS, "source": {"glob": "*.txt"}}),
     ):
-        assert parse_cache.cache_key(files, settings) != key
-    assert len(parse_cache.code_fingerprint()) == 64
+        assert key_of(files, settings) != key
+    prints = parse_cache.parser_fingerprints()
+    # The parser code of a format the files are in changes the key; another format's does not.
+    assert key_of(FILES, SETTINGS, {**prints, "markdown": "upgraded"}) != key
+    assert key_of(FILES, SETTINGS, {**prints, "docx": "upgraded"}) == key
 
 
 def test_a_kept_extraction_is_restored_only_for_its_key(tmp_path: Path) -> None:

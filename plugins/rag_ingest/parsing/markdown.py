@@ -10,14 +10,18 @@ lines of pymdownx.snippets (`--8<--`) and of FastAPI-style docs (`{* path *}`).
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag_ingest import markup
 from rag_ingest.parsing.base import ParsedDocument, decode_text, file_stem, normalise_text
 from rag_ingest.parsing.context import ParseContext
 from rag_ingest.parsing.includes import Includes
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---[ \t]*\n", re.DOTALL)
 # `{ #anchor .class key=value }` closing a heading or paragraph (Python-Markdown attr_list).
@@ -34,11 +38,18 @@ _SNIPPET = re.compile(
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 
 
-def parse_markdown(relative_path: str, data: bytes, context: ParseContext) -> ParsedDocument:
-    """Markdown -> clean text with `#` headings kept and inline markup dropped."""
+@functools.cache
+def _markdown_parser() -> MarkdownIt:
+    """One parser a process: building one (its rules, linkify's patterns) costs more
+    than parsing a small page, and parsing leaves it as it was."""
     from markdown_it import MarkdownIt
     from mdit_py_plugins.admon import admon_plugin
 
+    return MarkdownIt("commonmark").use(admon_plugin).enable("table")
+
+
+def parse_markdown(relative_path: str, data: bytes, context: ParseContext) -> ParsedDocument:
+    """Markdown -> clean text with `#` headings kept and inline markup dropped."""
     raw, encoding = decode_text(data)
     raw = raw.replace("\r\n", "\n")
     front_title = None
@@ -48,7 +59,7 @@ def parse_markdown(relative_path: str, data: bytes, context: ParseContext) -> Pa
         raw = raw[front.end() :]
     includes = context.includes
     raw = _resolve_lines(raw, includes, depth=1)
-    tokens = MarkdownIt("commonmark").use(admon_plugin).enable("table").parse(raw)
+    tokens = _markdown_parser().parse(raw)
     text, first_heading = _walk(tokens)
     return ParsedDocument(
         title=front_title or first_heading or file_stem(relative_path),

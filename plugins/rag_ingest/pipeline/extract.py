@@ -11,11 +11,14 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag_ingest import lease
 from rag_ingest.run import RunContext, write_stage_result
 from rag_ingest.stage_results import ExtractResult, RefusedResult
+
+if TYPE_CHECKING:
+    from rag_ingest.extract_plan import Listing
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +101,17 @@ def _extract_or_reuse(
     """The last extraction when nothing it read has changed; otherwise the files that
     changed are parsed, in this process when they are few, else by the Spark job."""
     from rag_ingest import parse_cache
-    from rag_ingest.sources import list_files
+    from rag_ingest.extract_plan import list_source
 
     layout = ctx.layout
     folder = parse_cache.cache_dir(ctx.settings.staging_dir, ctx.source.name, location)
-    settings = parse_cache.extract_settings(ctx.settings, ctx.source, location)
+    listing: Listing | None
     try:
-        files = list_files(location, ctx.source.glob, with_refused=True)
-        key: str | None = parse_cache.cache_key(files, settings)
+        listing = list_source(ctx.settings, ctx.source, location)
+        key: str | None = listing.cache_key
     except Exception as error:  # noqa: BLE001 - no key, no reuse: the Spark job lists for itself
         log.warning("not reusing the last extraction: listing %s failed: %s", location, error)
-        files, key = None, None
+        listing, key = None, None
     # The kept extraction only ever saves time: failing to read or keep it
     # never fails the run, which then parses (or just does not keep).
     if key is not None and not reparse:
@@ -122,7 +125,7 @@ def _extract_or_reuse(
             return {**kept, "parse_reused": True}
         for name in layout.EXTRACT_OUTPUTS:  # whatever a failed restore linked in
             shutil.rmtree(layout.root / name, ignore_errors=True)
-    counts = _parse(ctx, location, ds, reparse, files)
+    counts = _parse(ctx, ds, reparse, listing)
     if key is not None:
         try:
             parse_cache.keep(
@@ -139,20 +142,20 @@ def _extract_or_reuse(
 
 
 def _parse(
-    ctx: RunContext, location: str, ds: str | None, reparse: bool, files: list[Any] | None
+    ctx: RunContext, ds: str | None, reparse: bool, listing: Listing | None
 ) -> dict[str, Any]:
     from rag_ingest import in_process
     from rag_ingest.extract_plan import plan_extract
     from rag_ingest.spark import run_extract
 
     run_dir = str(ctx.layout.root)
-    if files is not None:
-        plan = plan_extract(ctx.settings, ctx.source, location, files, reparse)
+    if listing is not None:
+        plan = plan_extract(ctx.settings, ctx.source, listing, reparse)
         if plan.fits_in_process(ctx.settings.spark):
             log.info(
                 "parsing %d of %d files (%d bytes) in this process: a change set within "
                 "spark.in_process_max_files and _bytes",
-                len(plan.to_parse), len(files), plan.bytes_to_parse,
+                len(plan.to_parse), len(listing.files), plan.bytes_to_parse,
             )  # fmt: skip
             return {**in_process.extract(ctx.settings, ctx.source, run_dir, plan), "engine": "task"}
     else:
