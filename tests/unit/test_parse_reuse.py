@@ -118,3 +118,41 @@ def test_a_document_that_includes_files_is_parsed_again() -> None:
 
     rows = _with_reuse_key([{"error_reason": None, "parse_notes": '{"includes_read": 1}'}], "k")
     assert rows[0]["reuse_key"] is None
+
+
+def test_a_small_change_adds_its_rows_to_the_kept_ones_until_a_fifth_are_stale(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rag_ingest.config import load_settings
+    from rag_ingest.extract_plan import Listing, plan_extract
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, tmp_path / "corpus")
+    config.write_text(
+        config.read_text().replace(
+            "    access_labels: [public]\n",
+            "    access_labels: [public]\n    parsing:\n      reuse_min_files: 1\n",
+        )
+    )
+    settings = load_settings(str(config))
+    source = settings.source("docs")
+    location = settings.source_location(source)
+    kept = parse_cache.file_rows_dir(parse_cache.cache_dir(settings.staging_dir, "docs", location))
+    kept.mkdir(parents=True)
+    pq.write_table(pa.table({"reuse_key": [f"k{n}" for n in range(10)]}), kept / "part-0.parquet")
+    (kept / "_SUCCESS").touch()
+    files = [listed(f"{n}.md") for n in range(10)]
+
+    def plan(keys: list[str | None], reparse: bool = False):  # type: ignore[no-untyped-def]
+        return plan_extract(settings, source, Listing(location, files, keys, {}), reparse)
+
+    one_changed = plan([*(f"k{n}" for n in range(9)), "k9-changed"])
+    assert [row[0] for row in one_changed.to_parse] == ["/src/9.md"]
+    assert one_changed.dropped == ["k9"] and one_changed.appends_rows
+    three_changed = plan([*(f"k{n}" for n in range(7)), "x7", "x8", "x9"])
+    assert len(three_changed.dropped) == 3 and not three_changed.appends_rows  # rewritten whole
+    everything = plan([f"k{n}" for n in range(10)], reparse=True)
+    assert len(everything.to_parse) == 10 and not everything.appends_rows
