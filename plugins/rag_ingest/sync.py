@@ -140,12 +140,18 @@ def plan_chunks(
     *,
     model_id: str,
     full_resync: bool = False,
+    versions: Mapping[str, tuple[str, str]] | None = None,
 ) -> ChunkPlan:
     """Which chunks of the re-chunked documents to embed, keep or delete.
 
     `chunked` holds (doc_id, chunk_id) for every chunk of the documents
-    chunked this run. A chunk id already stored with the same model is kept
-    as it is; stored chunks of those documents that the new chunking no
+    chunked this run, `versions` each such document's (content hash, chunker
+    fingerprint) this run. A chunk id already stored with the same model and
+    the same version is kept as it is. One stored with an older version (its
+    text unchanged in an edited document, or under new chunker settings) is
+    written again, with its stored vector: left as it was, its old version
+    would mark the document changed on every later run, and its old metadata
+    would stay. Stored chunks of those documents that the new chunking no
     longer produces are stale.
     """
     chunked = list(chunked)
@@ -159,7 +165,9 @@ def plan_chunks(
         if chunk.chunk_id not in new_ids:
             stale.add(chunk.chunk_id)
         elif chunk.model_id == model_id and not full_resync:
-            reusable.add(chunk.chunk_id)
+            version = (chunk.content_hash, chunk.chunker_fingerprint)
+            if versions is None or versions.get(chunk.doc_id) == version:
+                reusable.add(chunk.chunk_id)
     ordered_ids = list(dict.fromkeys(chunk_id for _, chunk_id in chunked))
     return ChunkPlan(
         to_embed=[c for c in ordered_ids if c not in reusable],

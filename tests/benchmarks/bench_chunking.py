@@ -99,7 +99,7 @@ def time_spark(settings, run_dir: Path, cold: bool) -> tuple[float, int]:  # typ
     if not cold:
         spark.range(4).count()  # warm: JVM, Python workers started
         started = time.perf_counter()
-    counts = chunk_job(spark, settings, str(run_dir))
+    counts = chunk_job(spark, settings, settings.source("bench"), str(run_dir))
     return time.perf_counter() - started, counts["chunks"]
 
 

@@ -94,6 +94,19 @@ def test_chunk_plan_embeds_only_new_ids_and_deletes_stale_ones() -> None:
     assert result.stale == ["k2"]  # b was not re-chunked: its chunks are untouched
 
 
+def test_a_kept_chunk_of_an_older_version_is_written_again() -> None:
+    """Its text (and id) unchanged in an edited document, or under new chunker settings:
+    kept as it was, its old version would mark the document changed on every later run."""
+    store = [stored("a", "k1", "old hash"), stored("a", "k2", "new hash"), stored("b", "x", "h")]
+    result = plan_chunks(
+        [("a", "k1"), ("a", "k2"), ("b", "x")],
+        store,
+        model_id=MODEL,
+        versions={"a": ("new hash", FP), "b": ("h", "new chunker")},
+    )
+    assert result.to_embed == ["k1", "x"] and result.kept == ["k2"] and result.stale == []
+
+
 def test_chunk_plan_reembeds_other_models_and_full_resync() -> None:
     store = [stored("a", "k1", "h", model="old")]
     assert plan_chunks([("a", "k1")], store, model_id=MODEL).to_embed == ["k1"]

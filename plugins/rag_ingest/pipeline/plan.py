@@ -193,18 +193,25 @@ def chunks(
             )
             new = buckets.Buckets(
                 str(layout.chunks),
-                ["doc_id", "chunk_id", "text_hash"],
+                ["doc_id", "chunk_id", "text_hash", "content_hash", "chunker_fingerprint"],
                 "doc_id",
                 width,
                 f"{work}/chunks",
             )
             for prefix in new.prefixes:
                 rows = new.get(prefix)
+                doc_ids = rows["doc_id"].to_pylist()
+                versions = dict(
+                    zip(doc_ids, zip(rows["content_hash"].to_pylist(),
+                                     rows["chunker_fingerprint"].to_pylist(), strict=True),
+                        strict=True)
+                )  # fmt: skip
                 plan = sync.plan_chunks(
-                    zip(rows["doc_id"].to_pylist(), rows["chunk_id"].to_pylist(), strict=True),
+                    zip(doc_ids, rows["chunk_id"].to_pylist(), strict=True),
                     _stored_chunks(stored.get(prefix)),
                     model_id=model_id,
                     full_resync=full_resync,
+                    versions=versions,
                 )
                 stale_ids.write(plan.stale)
                 kept_ids.write(plan.kept)
