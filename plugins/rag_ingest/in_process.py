@@ -11,7 +11,6 @@ and the change set, whatever the size of the source.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -40,8 +39,6 @@ from rag_ingest.run import RunLayout
 
 if TYPE_CHECKING:
     from rag_ingest.config import Settings, SourceConfig
-
-log = logging.getLogger(__name__)
 
 PARSED = arrow_schema(PARSED_SCHEMA)
 DOCUMENTS = pa.schema(
@@ -186,12 +183,10 @@ class _ReusedRows:
         dropped = pa.array(plan.dropped, pa.string())
         self.filter = ~pc.field(REUSE_KEY).isin(dropped) if plan.dropped else None
 
-    def batches(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    def batches(self) -> Iterator[pa.Table]:
         if self.dataset is None:
             return
-        for batch in self.dataset.to_batches(
-            columns=columns, filter=self.filter, batch_size=_BATCH_ROWS
-        ):
+        for batch in self.dataset.to_batches(filter=self.filter, batch_size=_BATCH_ROWS):
             yield pa.Table.from_batches([batch])
 
 

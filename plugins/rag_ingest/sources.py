@@ -71,7 +71,7 @@ def list_files(location: str, pattern: str, with_refused: bool = False) -> list[
             refused = SYMLINK_REFUSED
         elif info.get("type") != "file":
             continue
-        uri = path if protocol in ("file", "local") else f"{protocol}://{path}"
+        uri = path if local else f"{protocol}://{path}"
         if not is_unicode(uri):
             # A name in another encoding (Latin-1 bytes): it cannot be stored or shown
             # as text, so it is refused, named with its odd bytes escaped.

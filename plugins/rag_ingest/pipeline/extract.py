@@ -148,7 +148,7 @@ def _parse(
     from rag_ingest.extract_plan import plan_extract
     from rag_ingest.spark import run_extract
 
-    run_dir = str(ctx.layout.root)
+    run_dir, plan = str(ctx.layout.root), None
     if listing is not None:
         plan = plan_extract(ctx.settings, ctx.source, listing, reparse)
         if plan.fits_in_process(ctx.settings.spark):
@@ -158,7 +158,5 @@ def _parse(
                 len(plan.to_parse), len(listing.files), plan.bytes_to_parse,
             )  # fmt: skip
             return {**in_process.extract(ctx.settings, ctx.source, run_dir, plan), "engine": "task"}
-    else:
-        plan = None
     counts = run_extract(ctx.settings, ctx.source, run_dir, ctx.config_path, ds, reparse, plan)
     return {**counts, "engine": "spark"}
