@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rag_ingest.config import load_settings
+from rag_ingest.run import RunLayout, bound_settings
 from rag_ingest.spark import chunk_job, get_session, write_job_result
 
 
@@ -23,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True, help="run staging folder")
     args = parser.parse_args(argv)
 
-    settings = load_settings(args.config)
+    # The generation the run is bound to chunks as it was configured (its contract).
+    settings = bound_settings(load_settings(args.config), RunLayout(Path(args.run_dir)))
     spark = get_session(settings.spark, "rag-ingest chunk", set_master=False)
     counts = chunk_job(spark, settings, settings.source(args.source), args.run_dir)
     write_job_result(args.run_dir, "chunk", counts)

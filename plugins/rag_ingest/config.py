@@ -21,6 +21,7 @@ from rag_ingest.config_sections import (
     ChunkingConfig,
     EmbeddingConfig,
     FreshnessConfig,
+    GenerationsConfig,
     GoldenSetConfig,
     ParsingConfig,
     PathsConfig,
@@ -45,6 +46,7 @@ __all__ = [
     "ConfigError",
     "EmbeddingConfig",
     "FreshnessConfig",
+    "GenerationsConfig",
     "GoldenSetConfig",
     "PathsConfig",
     "QualityConfig",
@@ -73,6 +75,7 @@ class Settings(StrictModel):
     embedding: EmbeddingConfig = EmbeddingConfig()
     store: StoreConfig = StoreConfig()
     search: SearchConfig = SearchConfig()
+    generations: GenerationsConfig = GenerationsConfig()
     paths: PathsConfig = PathsConfig()
     spark: SparkConfig = SparkConfig()
     quality: QualityConfig = QualityConfig()

@@ -321,6 +321,20 @@ class StoreConfig(StrictModel):
     batch_size: int = Field(1000, gt=0, description="Writes per bulk request")
 
 
+class GenerationsConfig(StrictModel):
+    """A change of model, prompts or chunking builds a new generation beside the live one."""
+
+    # New documents a run adds to a building generation (0: all; the rest wait for later runs).
+    build_batch_documents: int = Field(0, ge=0)
+    # The cutover happens when the new generation's golden-set recall@k is at most this
+    # much below the live one's (same queries, each embedded by its own generation's model).
+    max_metric_drop: float = Field(0.0, ge=0.0, le=1.0)
+    # Generations that stopped serving (or were refused) are kept for rollback: at most
+    # `keep_count` of them, none for longer than `keep_hours`; then the ingestion drops them.
+    keep_count: int = Field(1, ge=0)
+    keep_hours: float = Field(7 * 24.0, ge=0.0)
+
+
 class SearchConfig(StrictModel):
     # An optional reranking stage: a cross-encoder (a local sentence-transformers
     # CrossEncoder folder) re-scores the first `rerank_top` hits of any search mode.

@@ -140,6 +140,11 @@ def _revision(path: Path) -> str:
     return path.name
 
 
+def model_revision(model_path: str) -> str:
+    """The revision stamped on vectors of the model at `model_path` (no model loaded)."""
+    return _revision(resolve_model_path(model_path))
+
+
 class _Backend(Protocol):
     dimension: int
     max_seq_length: int

@@ -135,6 +135,21 @@ class RunLayout:
     def embedded(self, shard: str | Path) -> Path:
         return self.embeddings / Path(shard).name
 
+    # The generation this run builds and reads (rag_ingest.generations), fixed once a run.
+    @property
+    def generation_contract(self) -> Path:
+        return self.root / "generation.json"
+
+    @property
+    def vector_lender(self) -> Path:
+        """A building generation's sub-run: the live generation that lends it vectors."""
+        return self.root / "vector_lender.json"
+
+    @property
+    def lendable(self) -> Path:
+        """The lending generation's inventory (the chunks whose vectors it can copy)."""
+        return self.plan / "lendable.parquet"
+
     # Results, timings, gate evidence and Spark job hand-backs.
     @property
     def stages(self) -> Path:
@@ -158,6 +173,16 @@ class RunLayout:
     # Leftovers of an earlier attempt of plan_chunks, removed before it plans again.
     def plan_chunks_outputs(self) -> tuple[Path, ...]:
         return (self.to_embed, self.embeddings, self.plan_buckets, self.reused, self.duplicates)
+
+
+def bound_settings(settings: Settings, layout: RunLayout) -> Settings:
+    """The settings of the generation a run is bound to, once it is (the plan binds it)."""
+    if not layout.generation_contract.exists():
+        return settings
+    from rag_ingest.generations import GenerationRecord, settings_for
+
+    record = GenerationRecord.from_json(layout.generation_contract.read_text())
+    return settings_for(settings, record)
 
 
 def write_stage_result(layout: RunLayout, result: StageResult) -> None:
@@ -184,7 +209,8 @@ class RunContext:
     def load(cls, config_path: str | None, source_name: str, run_id: str) -> RunContext:
         path = str(config_path_of(config_path).resolve())
         settings = load_settings(path)
-        return cls(settings, settings.source(source_name), run_id, path)
+        layout = RunLayout.of(settings.staging_dir, source_name, run_id)
+        return cls(bound_settings(settings, layout), settings.source(source_name), run_id, path)
 
     @property
     def layout(self) -> RunLayout:

@@ -46,24 +46,30 @@ def search(
     loads no model. `labels`: the caller's access labels (only chunks carrying
     one of them); None searches without an access filter.
     """
-    from rag_ingest.stores import open_store
+    from rag_ingest.stores import live_settings, open_store
 
     if k < 1:
         raise ValueError(f"k must be at least 1 (got {k})")
-    vector = None
-    if mode != "lexical":
-        embedder = _embedder(settings.embedding, str(settings.models_dir))
-        vector = embedder.encode([query], prompt=settings.embedding.query_prompt)[0].tolist()
-    store = open_store(settings)
     rerank = settings.search.rerank_model
     depth = max(k, settings.search.rerank_top) if rerank else k
-    hits = [
-        hit
-        for source in sources
-        for hit in store.search(
-            vector, k=depth, source=source, labels=labels, text=query, mode=mode
+    # Each source is read in its live generation only, with that generation's model.
+    names = [s.name for s in settings.sources] if None in sources else list(sources)
+    hits: list[SearchHit] = []
+    vectors: dict[tuple[str, str, str], list[float]] = {}  # one encode per model and prompt
+    for name in names:
+        assert name is not None
+        live = live_settings(settings, name)
+        vector = None
+        if mode != "lexical":
+            config = live.embedding
+            key = (config.model_path, config.backend, config.query_prompt)
+            if key not in vectors:
+                embedder = _embedder(config, str(live.models_dir))
+                vectors[key] = embedder.encode([query], prompt=config.query_prompt)[0].tolist()
+            vector = vectors[key]
+        hits += open_store(live).search(
+            vector, k=depth, source=name, labels=labels, text=query, mode=mode
         )
-    ]
     hits = sorted(hits, key=lambda hit: hit.score, reverse=True)[:depth]
     if rerank:
         hits = reranked(settings.resolve(rerank), query, hits)

@@ -108,6 +108,8 @@ class PlanDocumentsResult(StageResult):
     documents_changed: int = counter()
     documents_unchanged: int = counter()
     documents_vanished: int = counter()
+    # New documents left for a later run (a generation built over several runs).
+    documents_deferred: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +175,48 @@ class EvaluationResult(StageResult):
     on_failure: str
     success: bool
     misses: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationBuildResult(StageResult):
+    """The build_generation task: the configured generation, built beside the live one."""
+
+    NAME = "generation_build"
+    live: str
+    configured: str
+    status: str  # of the configured generation after the step (rag_ingest.generations.Status)
+    note: str = ""
+    documents_built: int = 0
+    documents_listed: int = 0
+    documents_deferred: int = 0
+    chunks_embedded: int = 0
+    chunks_vector_reused: int = 0  # copied from a generation computing identical vectors
+    chunks_written: int = 0
+    dropped: list[str] = field(default_factory=list)  # expired generations removed
+
+
+@dataclass(frozen=True, kw_only=True)
+class CutoverResult(StageResult):
+    """The cutover task: both generations measured on the same queries, and the verdict."""
+
+    NAME = "cutover"
+    candidate: str
+    live_before: str
+    live_after: str
+    accepted: bool
+    reason: str
+    metric: str = ""
+    live_value: float | None = None
+    candidate_value: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RollbackResult(StageResult):
+    """The run's `rollback` param: the previous generation serves again."""
+
+    NAME = "rollback"
+    from_generation: str
+    to_generation: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,6 +295,9 @@ STAGE_TYPES: dict[str, type[StageResult]] = {
         EmbedShardResult,
         UpsertResult,
         EvaluationResult,
+        GenerationBuildResult,
+        CutoverResult,
+        RollbackResult,
         GateRecord,
     )
 }

@@ -128,9 +128,9 @@ def test_a_model_whose_dimension_differs_from_the_store_is_refused(tmp_path: Pat
         {"sources": [{"name": "s", "location": "corpus"}], "embedding": {"model_path": str(folder)}}
     )
     with pytest.raises(ConfigError, match="makes 768-dimension vectors but the store holds 384"):
-        pipeline.plan.check_dimension(settings, 384)
-    pipeline.plan.check_dimension(settings, 768)
-    pipeline.plan.check_dimension(settings, None)  # an empty store takes any dimension
+        pipeline.binding.check_dimension(settings, 384)
+    pipeline.binding.check_dimension(settings, 768)
+    pipeline.binding.check_dimension(settings, None)  # an empty store takes any dimension
 
 
 def test_progress_logs_done_rate_and_time_left(caplog: pytest.LogCaptureFixture) -> None:

@@ -79,6 +79,15 @@ def _every_stage_result() -> list[object]:
         "success": True,
         "gate": "chunks",
         "would_delete": 12,
+        "live": "gen-a",
+        "configured": "gen-b",
+        "status": "building",
+        "candidate": "gen-b",
+        "live_before": "gen-a",
+        "live_after": "gen-a",
+        "accepted": False,
+        "from_generation": "gen-b",
+        "to_generation": "gen-a",
     }
     made = []
     for n, kind in enumerate(STAGE_TYPES.values()):

@@ -2,12 +2,15 @@
 rag_ingest.airflow_glue and tests call them directly.
 
     extract.run          lease, list and parse (Spark) -> documents/, quarantine/
-    plan.documents       diff documents against the store -> to_chunk, vanished
+    plan.documents       bind the run to the live generation (binding.bind); diff
+                         documents against its store -> to_chunk, vanished
     chunk.run            chunk what changed (Spark) -> chunks/
     plan.chunks          diff chunks against the store -> embedding shards, copies
     embed.shard          one shard -> embeddings/<shard>.parquet (mapped)
     upsert.run           embeddings gate, write, then delete stale and vanished
     evaluate.run         the golden-set gate, after the upsert
+    generation.build     build the configured generation beside the live one (a sub-run)
+    generation.cutover   both generations on the golden set; move the pointer if not worse
     report.run           the run report, whatever happened; gives the lease back
     freshness.check      the freshness checks of one source (the rag_freshness DAG)
 
@@ -17,14 +20,27 @@ Quality gates run inside extract, chunk and upsert's tasks
 """
 
 from rag_ingest.pipeline import (
+    binding,
     chunk,
     embed,
     evaluate,
     extract,
     freshness,
+    generation,
     plan,
     report,
     upsert,
 )
 
-__all__ = ["chunk", "embed", "evaluate", "extract", "freshness", "plan", "report", "upsert"]
+__all__ = [
+    "binding",
+    "chunk",
+    "embed",
+    "evaluate",
+    "extract",
+    "freshness",
+    "generation",
+    "plan",
+    "report",
+    "upsert",
+]

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rag_ingest.config import load_settings
-from rag_ingest.run import RunLayout, write_stage_result
+from rag_ingest.run import RunLayout, bound_settings, write_stage_result
 from rag_ingest.stage_results import EmbedShardResult
 
 if TYPE_CHECKING:
@@ -28,9 +28,9 @@ def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
     from rag_ingest.embedding import Embedder, Progress
 
     started = time.perf_counter()
-    settings = load_settings(config_path)
-    chunks = pq.ParquetFile(shard_path)
     layout = RunLayout.of_shard(shard_path)
+    settings = bound_settings(load_settings(config_path), layout)
+    chunks = pq.ParquetFile(shard_path)
     out_path = layout.embedded(shard_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.name + ".partial")

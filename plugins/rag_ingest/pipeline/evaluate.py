@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
-from rag_ingest.config import ConfigError
+from rag_ingest.config import ConfigError, Settings, SourceConfig
 from rag_ingest.run import RunContext
 from rag_ingest.stage_results import EvaluationResult
 from rag_ingest.stores import open_store
@@ -25,35 +26,15 @@ def run(config_path: str | None, source_name: str, run_id: str) -> EvaluationRes
     recall@k is the share of its expected documents among the top k. Below
     `min_recall` the run fails (on_failure: fail) or is only reported (warn).
     """
-    from rag_ingest.embedding import Embedder
-    from rag_ingest.evaluation import golden_missing, load_golden_set, ranked_documents
-
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     gate = ctx.source.evaluation
     if gate is None:
         raise ConfigError(f"source {source_name!r} has no `evaluation` golden set configured")
-    golden_path = Path(ctx.settings.resolve(gate.golden_set))
-    try:
-        golden = load_golden_set(golden_path)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"sources[{source_name}].evaluation.golden_set: {error}") from error
-    store = open_store(ctx.settings)
-    with Embedder(ctx.settings.embedding, ctx.settings.models_dir, allow_pool=False) as embedder:
-        vectors = embedder.encode(
-            [g.query for g in golden], prompt=ctx.settings.embedding.query_prompt
-        )
-    recalls, misses = [], []
-    for item, vector in zip(golden, vectors, strict=True):
-        ranked = ranked_documents(store, vector.tolist(), source_name, gate.k, key=lambda u: u)
-        missing = golden_missing(ranked, item.expected, gate.k)
-        recalls.append(1.0 - len(missing) / len(set(item.expected)))
-        if missing:
-            misses.append({"query": item.query, "missing": missing, "top": ranked[:3]})
-    recall = sum(recalls) / len(recalls)
+    recall, misses, queries = golden_recall(ctx.settings, ctx.source)
     result = ctx.record(
         EvaluationResult(
-            queries=len(golden),
+            queries=queries,
             k=gate.k,
             recall=round(recall, 4),
             min_recall=gate.min_recall,
@@ -65,7 +46,7 @@ def run(config_path: str | None, source_name: str, run_id: str) -> EvaluationRes
     )
     if not result.success:
         message = (
-            f"evaluation gate: mean recall@{gate.k} {recall:.3f} of {len(golden)} golden "
+            f"evaluation gate: mean recall@{gate.k} {recall:.3f} of {queries} golden "
             f"queries is below {gate.min_recall}; "
             + "; ".join(f"{m['query']!r} missed {', '.join(m['missing'])}" for m in misses[:3])
         )
@@ -73,3 +54,32 @@ def run(config_path: str | None, source_name: str, run_id: str) -> EvaluationRes
             raise EvaluationFailed(message)
         log.warning("%s (on_failure: warn, the run goes on)", message)
     return result
+
+
+def golden_recall(
+    settings: Settings, source: SourceConfig
+) -> tuple[float, list[dict[str, Any]], int]:
+    """Mean recall@k of the source's golden set in the store `settings` name, the
+    queries embedded with its model and prompt; also the misses and the query count."""
+    from rag_ingest.embedding import Embedder
+    from rag_ingest.evaluation import golden_missing, load_golden_set, ranked_documents
+
+    gate = source.evaluation
+    if gate is None:
+        raise ConfigError(f"source {source.name!r} has no `evaluation` golden set configured")
+    golden_path = Path(settings.resolve(gate.golden_set))
+    try:
+        golden = load_golden_set(golden_path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"sources[{source.name}].evaluation.golden_set: {error}") from error
+    store = open_store(settings)
+    with Embedder(settings.embedding, settings.models_dir, allow_pool=False) as embedder:
+        vectors = embedder.encode([g.query for g in golden], prompt=settings.embedding.query_prompt)
+    recalls, misses = [], []
+    for item, vector in zip(golden, vectors, strict=True):
+        ranked = ranked_documents(store, vector.tolist(), source.name, gate.k, key=lambda u: u)
+        missing = golden_missing(ranked, item.expected, gate.k)
+        recalls.append(1.0 - len(missing) / len(set(item.expected)))
+        if missing:
+            misses.append({"query": item.query, "missing": missing, "top": ranked[:3]})
+    return sum(recalls) / len(recalls), misses, len(golden)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from rag_ingest import buckets, sync
 from rag_ingest.chunking import chunker_fingerprint
-from rag_ingest.config import ConfigError, Settings
+from rag_ingest.config import Settings
 from rag_ingest.parquet_io import (
     IdWriter,
     LazyWriter,
@@ -29,6 +29,7 @@ from rag_ingest.parquet_io import (
     rows_with_ids,
     with_vectors,
 )
+from rag_ingest.pipeline.binding import bind, check_dimension, vector_lender
 from rag_ingest.run import RunContext, RunLayout
 from rag_ingest.stage_results import (
     ExtractResult,
@@ -53,14 +54,24 @@ def documents(
     run_id: str,
     full_resync: bool = False,
     allow_mass_delete: bool = False,
+    max_new_documents: int | None = None,
 ) -> PlanDocumentsResult:
-    """Diff parsed documents against the store -> to_chunk and vanished doc ids."""
+    """Diff parsed documents against the store -> to_chunk and vanished doc ids.
+
+    The run is bound here to its source's live generation (rag_ingest.generations).
+    `max_new_documents` leaves new documents past that many for later runs
+    (a generation built over several runs); changed ones are never deferred.
+    """
     started = time.perf_counter()
-    ctx = RunContext.load(config_path, source_name, run_id)
+    ctx = bind(RunContext.load(config_path, source_name, run_id))
     layout = ctx.layout
     # One scan of the store per run: plan_chunks reads this staged copy.
     layout.plan.mkdir(parents=True, exist_ok=True)
     pq.write_table(open_store(ctx.settings).inventory(source_name), layout.inventory)
+    lender = vector_lender(ctx)
+    if lender is not None:
+        model_id = pc.field("model_id") == ctx.settings.embedding.vectors_id
+        pq.write_table(lender.inventory(source_name).filter(model_id), layout.lendable)
     width = buckets.prefix_width(max(rows_in(layout.documents), rows_in(layout.inventory)))
     work = layout.plan_buckets
     listed_docs = buckets.Buckets(
@@ -76,7 +87,9 @@ def documents(
     unreadable = distinct(layout.quarantine, "uri")
     scope = _partition_scope(ctx)
     fingerprint = chunker_fingerprint(ctx.settings)
-    counts = dict.fromkeys(("new", "changed", "unchanged", "vanished", "candidates", "seen"), 0)
+    counts = dict.fromkeys(
+        ("new", "changed", "unchanged", "vanished", "candidates", "seen", "deferred"), 0
+    )
     with (
         IdWriter(layout.to_chunk, "doc_id") as to_chunk,
         IdWriter(layout.vanished, "doc_id") as vanished,
@@ -101,11 +114,16 @@ def documents(
                 quarantined_files=unreadable,
                 scope=scope,
             )
-            to_chunk.write(plan.to_chunk)
+            new = plan.new
+            if max_new_documents is not None:
+                new = new[: max(0, max_new_documents - counts["new"])]
+                counts["deferred"] += len(plan.new) - len(new)
+            to_chunk.write(new + plan.changed)
             vanished.write(plan.vanished)
             counts["seen"] += listed.num_rows
             counts["candidates"] += plan.candidates
-            for name in ("new", "changed", "unchanged", "vanished"):
+            counts["new"] += len(new)
+            for name in ("changed", "unchanged", "vanished"):
                 counts[name] += len(getattr(plan, name))
     shutil.rmtree(work, ignore_errors=True)
     if not allow_mass_delete:
@@ -129,6 +147,7 @@ def documents(
             documents_changed=counts["changed"],
             documents_unchanged=counts["unchanged"],
             documents_vanished=counts["vanished"],
+            documents_deferred=counts["deferred"],
             seconds=round(time.perf_counter() - started, 3),
         )
     )
@@ -223,7 +242,9 @@ def chunks(
         store = open_store(ctx.settings)
         check_dimension(ctx.settings, store.vector_dimension())
         from_store, from_run = _vector_sources(ctx, full_resync, f"{work}/texts")
-        work_done = _write_embedding_work(layout, ctx.settings, store, from_store, from_run)
+        lender = vector_lender(ctx)
+        lenders = [store] if lender is None else [store, lender]
+        work_done = _write_embedding_work(layout, ctx.settings, lenders, from_store, from_run)
     shutil.rmtree(work, ignore_errors=True)
     return ctx.record(
         PlanChunksResult(
@@ -258,7 +279,14 @@ def _vector_sources(
     """
     layout = ctx.layout
     model_id = ctx.settings.embedding.vectors_id
-    width = buckets.prefix_width(max(rows_in(layout.needs_vector), rows_in(layout.inventory)))
+    lendable = layout.lendable.exists() and not full_resync
+    width = buckets.prefix_width(
+        max(
+            rows_in(layout.needs_vector),
+            rows_in(layout.inventory),
+            rows_in(layout.lendable) if lendable else 0,
+        )
+    )
     needed = buckets.Buckets(
         str(layout.needs_vector), ["chunk_id", "text_hash"], "text_hash", width, f"{work}/needed"
     )
@@ -275,13 +303,24 @@ def _vector_sources(
             keep=pc.field("model_id") == model_id,
         )
     )
+    # A building generation also copies the vectors its live one computed identically.
+    lent = (
+        buckets.Buckets(
+            str(layout.lendable), INVENTORY_COLUMNS, "text_hash", width, f"{work}/lendable"
+        )
+        if lendable
+        else None
+    )
     from_store: dict[str, str] = {}
     from_run: dict[str, str] = {}
     for prefix in needed.prefixes:
         rows = needed.get(prefix)
+        known = _stored_chunks(stored.get(prefix)) if stored is not None else []
+        if lent is not None:
+            known += _stored_chunks(lent.get(prefix))
         plan = sync.plan_embeddings(
             zip(rows["chunk_id"].to_pylist(), rows["text_hash"].to_pylist(), strict=True),
-            _stored_chunks(stored.get(prefix)) if stored is not None else [],
+            known,
             model_id=model_id,
             reuse_stored=not full_resync,
         )
@@ -293,7 +332,7 @@ def _vector_sources(
 def _write_embedding_work(
     layout: RunLayout,
     settings: Settings,
-    store: ChunkStore,
+    stores: list[ChunkStore],
     from_store: dict[str, str],
     from_run: dict[str, str],
 ) -> _EmbeddingWork:
@@ -317,7 +356,7 @@ def _write_embedding_work(
             lent = {c: from_store[c] for c in ids if c in from_store}
             if lent:
                 lent_rows = rows_with_ids(copies, lent)
-                with_stored, unavailable = _with_stored_vectors(store, lent_rows, lent)
+                with_stored, unavailable = _with_stored_vectors(stores, lent_rows, lent)
                 reused.write(with_stored)
                 if unavailable:  # gone from the store since the inventory: embed them
                     compute = pa.concat_tables([compute, rows_with_ids(copies, unavailable)])
@@ -336,25 +375,19 @@ def _write_embedding_work(
     return _EmbeddingWork(shards.rows, reused.rows, duplicates.rows, shards.paths)
 
 
-def check_dimension(settings: Settings, store_dimension: int | None) -> None:
-    """Vectors of two sizes cannot share one index: refuse before embedding anything."""
-    from rag_ingest.embedding import model_dimension
-
-    dimension = model_dimension(settings.embedding.model_path)
-    if store_dimension is not None and store_dimension != dimension:
-        raise ConfigError(
-            f"embedding.model_path: model {settings.embedding.model_id!r} makes "
-            f"{dimension}-dimension vectors but the store holds {store_dimension}-dimension "
-            "vectors; vectors of two sizes cannot share one index. Point store.table "
-            "(LanceDB) or store.collection and store.index_name (MongoDB) at a new one."
-        )
-
-
 def _with_stored_vectors(
-    store: ChunkStore, rows: pa.Table, source_of: dict[str, str]
+    stores: list[ChunkStore], rows: pa.Table, source_of: dict[str, str]
 ) -> tuple[pa.Table, set[str]]:
-    """Rows that get a stored vector, and the chunk ids whose stored vector is gone."""
-    vectors = store.vectors(sorted(set(source_of.values())))
+    """Rows that get a stored vector (asked of each store in turn), and the chunk ids
+    whose stored vector is gone."""
+    missing = set(source_of.values())
+    found_in: list[pa.Table] = []
+    for store in stores:
+        if missing:
+            vectors = store.vectors(sorted(missing))
+            found_in.append(vectors)
+            missing -= set(vectors["chunk_id"].to_pylist())
+    vectors = pa.concat_tables(found_in)
     found = set(vectors["chunk_id"].to_pylist())
     ids = rows["chunk_id"].to_pylist()
     unavailable = {c for c in ids if source_of[c] not in found}

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rag_ingest.config import ConfigError, Settings
 from rag_ingest.stores.base import ChunkStore, SearchHit, StoreStats
+
+if TYPE_CHECKING:
+    from rag_ingest.stores.registry import Generations
 
 
 def open_store(settings: Settings) -> ChunkStore:
@@ -28,4 +33,44 @@ def open_store(settings: Settings) -> ChunkStore:
     raise ConfigError(f"store.kind: unknown store {kind!r}")
 
 
-__all__ = ["ChunkStore", "SearchHit", "StoreStats", "open_store"]
+def open_generations(settings: Settings) -> Generations:
+    """The store's generation records and pointers (rag_ingest.generations)."""
+    from rag_ingest.generations import base_table
+    from rag_ingest.stores.registry import (
+        REGISTRY_SUFFIX,
+        Generations,
+        LanceRegistryRows,
+        MongoRegistryRows,
+    )
+
+    base = base_table(settings)
+    if settings.store.kind == "lancedb":
+        return Generations(LanceRegistryRows(settings.store_path, base), base)
+    if settings.store.kind == "mongodb":
+        from airflow.providers.mongo.hooks.mongo import MongoHook
+
+        client = MongoHook(mongo_conn_id=settings.store.conn_id).get_conn()
+        collection = client[settings.store.database][base + REGISTRY_SUFFIX]
+        return Generations(MongoRegistryRows(collection), base)
+    raise ConfigError(f"store.kind: unknown store {settings.store.kind!r}")
+
+
+def live_settings(settings: Settings, source: str) -> Settings:
+    """The settings that read `source`'s live generation: its table, model and prompts
+    (the configured ones for a source no run has bound to a generation yet)."""
+    from rag_ingest.generations import settings_for
+
+    gens = open_generations(settings)
+    pointer = gens.pointer(source)
+    record = gens.record(source, pointer.live) if pointer else None
+    return settings if record is None else settings_for(settings, record)
+
+
+__all__ = [
+    "ChunkStore",
+    "SearchHit",
+    "StoreStats",
+    "live_settings",
+    "open_generations",
+    "open_store",
+]

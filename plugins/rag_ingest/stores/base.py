@@ -188,5 +188,9 @@ class ChunkStore(ABC):
         """Every stored chunk, or only `columns` of it (reports, checks, tests, exports)."""
 
     @abstractmethod
+    def drop(self) -> None:
+        """Remove the whole table or collection with its indexes (an expired generation's)."""
+
+    @abstractmethod
     def index_health(self) -> tuple[bool, str]:
         """Whether the store's search index exists, matches its definition and answers."""

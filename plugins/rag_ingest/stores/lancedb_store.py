@@ -95,6 +95,10 @@ class LanceDBStore(ChunkStore):
             self._ensure_text_index(table)
         return table
 
+    def drop(self) -> None:
+        if self._table() is not None:
+            self.db.drop_table(self.table_name)
+
     def inventory(self, source: str) -> pa.Table:
         table = self._table()
         if table is None:

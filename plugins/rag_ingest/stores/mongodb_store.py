@@ -158,6 +158,10 @@ class MongoDBStore(ChunkStore):
 
     # ---- reads
 
+    def drop(self) -> None:
+        # Atlas removes the collection's search indexes with it.
+        self._retrying("drop", lambda: self.collection.drop())
+
     def inventory(self, source: str) -> pa.Table:
         projection = {name: 1 for name in INVENTORY_COLUMNS if name != "chunk_id"}
         rows = self._retrying(
