@@ -31,7 +31,7 @@ from rag_ingest.config import ConfigError
 from rag_ingest.run import RunLayout
 
 # The trigger form's options, recorded in each run's report.
-RUN_PARAMS = ("full_resync", "allow_mass_delete")
+RUN_PARAMS = ("full_resync", "allow_mass_delete", "rollback")
 # What a task receives from Airflow: run_id, ds, params, ti, dag_run, ...
 TaskContext = Mapping[str, Any]
 # Airflow DAG run states in which a run still holds its source.
@@ -40,12 +40,20 @@ ACTIVE_RUN_STATES = ("queued", "running")
 
 def final_error_types() -> tuple[type[BaseException], ...]:
     """The library's errors that no retry can mend."""
+    from rag_ingest.pipeline.binding import GenerationError
     from rag_ingest.pipeline.evaluate import EvaluationFailed
     from rag_ingest.pipeline.extract import SensitiveDataFound
     from rag_ingest.quality.results import GateFailed
     from rag_ingest.sync import MassDeleteRefused
 
-    return (GateFailed, ConfigError, MassDeleteRefused, EvaluationFailed, SensitiveDataFound)
+    return (
+        GateFailed,
+        ConfigError,
+        MassDeleteRefused,
+        EvaluationFailed,
+        SensitiveDataFound,
+        GenerationError,
+    )
 
 
 @contextmanager
@@ -143,9 +151,13 @@ def extract(config_path: str, source: str, dag_id: str, context: TaskContext) ->
 
 
 def plan_documents(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
-    from rag_ingest.pipeline import plan
+    """The `rollback` param first (the run then serves and keeps the previous generation),
+    then the run is bound to the live generation and diffed against it."""
+    from rag_ingest.pipeline import generation, plan
 
     with _timed(config_path, source, context, "plan_documents") as run_id, final_failures():
+        if _flag(context, "rollback"):
+            generation.rollback_for_run(config_path, source, run_id)
         return plan.documents(
             config_path,
             source,
@@ -196,12 +208,28 @@ def evaluate(config_path: str, source: str, context: TaskContext) -> dict[str, A
         return stage.run(config_path, source, run_id).to_dict()
 
 
+def build_generation(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
+    """The configured generation, built (or kept current) beside the live one."""
+    from rag_ingest.pipeline import generation
+
+    with _timed(config_path, source, context, "build_generation") as run_id, final_failures():
+        return generation.build(config_path, source, run_id).to_dict()
+
+
+def cutover(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
+    """Both generations measured on the golden set; the pointer moves if not worse."""
+    from rag_ingest.pipeline import generation
+
+    with _timed(config_path, source, context, "cutover") as run_id, final_failures():
+        return generation.cutover(config_path, source, run_id).to_dict()
+
+
 def report(config_path: str, source: str, dag_id: str, context: TaskContext) -> dict[str, Any]:
     """The run report, whatever happened; fails when the run did."""
     from rag_ingest.pipeline import report as stage
 
     dag_run: Any = context["dag_run"]
-    params = {name: bool(context["params"][name]) for name in RUN_PARAMS}
+    params = {name: bool(context["params"].get(name, False)) for name in RUN_PARAMS}
     run_id = str(context["run_id"])
     summary = stage.run(config_path, source, run_id, dag_id, dag_run.start_date, params)
     result = summary.to_dict()

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rag_ingest import cli_generations
 from rag_ingest.config import ConfigError, Settings, load_settings
 from rag_ingest.stores.base import SEARCH_MODES
 
@@ -316,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(handler=_eval)
+
+    cli_generations.add_commands(commands)
 
     assets = commands.add_parser(
         "assets",

@@ -54,9 +54,15 @@ them and deletes what went stale (`upsert`), and writes the run report
 (`report`, which runs whatever happened). Quality gates after extract, chunk
 and embed stop a run before the store is touched.
 
+**Generations**: a change of model, prompts or chunking builds a new
+generation beside the live one (`build_generation`); once complete, both
+are measured on the source's golden set and the pointer moves only when the
+new one is not worse (`cutover`). Searches read one generation, never a mix.
+
 **Trigger options**: *Full re-sync* re-chunks and re-embeds every document;
 *Allow mass delete* lets the run delete more of the source's documents than
-its `max_delete_share`.
+its `max_delete_share`; *Roll back the generation* serves the previous
+generation again.
 
 **Reports**: the **Knowledge ingestion** page in the navigation lists this
 source's runs with their reports, Data Docs and freshness; every task of a run
@@ -82,6 +88,13 @@ PARAMS = {
         type="boolean",
         title="Allow mass delete",
         description="Let this run delete more documents than the source's max_delete_share.",
+    ),
+    "rollback": Param(
+        False,
+        type="boolean",
+        title="Roll back the generation",
+        description="Serve the previous generation again before this run (it then keeps that "
+        "one current). `rag-ingest generations list` shows what is kept.",
     ),
 }
 
@@ -186,6 +199,14 @@ def build_dag(
         def evaluate(**context: Any) -> dict[str, Any]:
             return glue.evaluate(path, name, context)
 
+        @task
+        def build_generation(**context: Any) -> dict[str, Any]:
+            return glue.build_generation(path, name, context)
+
+        @task
+        def cutover(**context: Any) -> dict[str, Any]:
+            return glue.cutover(path, name, context)
+
         # ALL_DONE: a failed run gets its report too (the gate that failed, its
         # evidence); the task then fails, so the run still ends failed.
         @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[source_asset(name)])
@@ -197,7 +218,7 @@ def build_dag(
         written: Any = embed.expand(shard_path=shards) >> upsert()
         if source.evaluation is not None:
             written = written >> evaluate()
-        written >> report()
+        written >> build_generation() >> cutover() >> report()
     return dag
 
 

@@ -57,7 +57,15 @@ def model_token_limit(model_path: str) -> int:
     chunk size never loads torch or the model.
     """
     folder = resolve_model_path(model_path)
-    return int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"]) - 2
+    settings = _read_json(folder / "sentence_bert_config.json")
+    if "max_seq_length" not in settings:
+        # sentence-transformers 6 saves the limit with the tokenizer instead.
+        tokenizer = _read_json(folder / "tokenizer_config.json")
+        settings["max_seq_length"] = min(
+            int(tokenizer.get("model_max_length", 512)),
+            int(_read_json(folder / "config.json").get("max_position_embeddings", 512)),
+        )
+    return int(settings["max_seq_length"]) - 2
 
 
 def _modules(folder: Path) -> list[dict[str, Any]]:
@@ -73,7 +81,10 @@ def model_dimension(model_path: str) -> int:
         kind = module["type"].rsplit(".", 1)[-1]
         config_file = folder / module["path"] / "config.json"
         if kind == "Pooling":
-            dimension = int(_read_json(config_file)["word_embedding_dimension"])
+            pooling = _read_json(config_file)  # sentence-transformers 6 renamed the key
+            dimension = int(
+                pooling.get("word_embedding_dimension") or pooling["embedding_dimension"]
+            )
         elif kind == "Dense":
             dimension = int(_read_json(config_file)["out_features"])
     if dimension is None:

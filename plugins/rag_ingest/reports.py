@@ -16,13 +16,16 @@ from rag_ingest import timing
 from rag_ingest.run import RunLayout, safe_run_key
 from rag_ingest.stage_results import (
     ChunkResult,
+    CutoverResult,
     EmbedShardResult,
     EvaluationResult,
     ExtractResult,
+    GenerationBuildResult,
     MassDeleteRefusedResult,
     PlanChunksResult,
     PlanDocumentsResult,
     RefusedResult,
+    RollbackResult,
     RunResults,
     UpsertResult,
 )
@@ -37,6 +40,8 @@ PIPELINE_STAGES = (
     ChunkResult.NAME,
     PlanChunksResult.NAME,
     UpsertResult.NAME,
+    GenerationBuildResult.NAME,
+    CutoverResult.NAME,
 )
 # The order the gates run in.
 _GATE_ORDER = ("documents", "chunks", "embeddings")
@@ -167,9 +172,24 @@ def build_run_report(
         "store": asdict(store) if isinstance(store, StoreStats) else {"error": store},
         "quarantine": _quarantine(layout),
         "mass_delete_refused": _refused_delete(results),
+        "generations": _generations(results),
         "sensitive": _sensitive(layout),
         "staging": str(layout.root),
     }
+
+
+def _generations(results: RunResults) -> dict[str, Any] | None:
+    """What the run did with generations: build step, cutover verdict, rollback."""
+    parts = {
+        key: asdict(found)
+        for key, kind in (
+            ("build", GenerationBuildResult),
+            ("cutover", CutoverResult),
+            ("rollback", RollbackResult),
+        )
+        if (found := results.get(kind)) is not None
+    }
+    return parts or None
 
 
 def _refused_delete(results: RunResults) -> dict[str, Any] | None:

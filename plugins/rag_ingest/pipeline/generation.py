@@ -32,6 +32,7 @@ from rag_ingest.stage_results import (
     ExtractResult,
     GenerationBuildResult,
     PlanChunksResult,
+    PlanDocumentsResult,
     RollbackResult,
     UpsertResult,
 )
@@ -90,6 +91,9 @@ def build(config_path: str | None, source_name: str, run_id: str) -> GenerationB
         )
 
     if spec.name == live.name:
+        seen = ctx.result(PlanDocumentsResult).documents_seen
+        if (live.documents_built, live.documents_listed) != (seen, seen):
+            gens.put(gen.with_times(live, documents_built=seen, documents_listed=seen))
         return result("live", "the configured generation is live")
     if record is not None and gen.status(record, pointer) in ("refused", "previous"):
         state = gen.status(record, pointer)
@@ -111,10 +115,11 @@ def build(config_path: str | None, source_name: str, run_id: str) -> GenerationB
     counts = _build_step(ctx, configured, record, live)
     built = open_store(gen.settings_for(configured, record)).stats(source_name).documents
     complete = counts["documents_deferred"] == 0
+    listed = counts.pop("documents_listed")
     record = gen.with_times(
         record,
         documents_built=built,
-        documents_listed=counts.pop("documents_listed"),
+        documents_listed=listed,
         completed_at=(record.completed_at or gen.now_utc()) if complete else None,
     )
     gens.put(record)
@@ -124,7 +129,7 @@ def build(config_path: str | None, source_name: str, run_id: str) -> GenerationB
         if complete
         else f"{counts['documents_deferred']} documents left for the next runs"
     )
-    return result(status, note, documents_built=built, **counts)
+    return result(status, note, documents_built=built, documents_listed=listed, **counts)
 
 
 def _build_step(

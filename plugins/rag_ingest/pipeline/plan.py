@@ -387,7 +387,8 @@ def _with_stored_vectors(
             vectors = store.vectors(sorted(missing))
             found_in.append(vectors)
             missing -= set(vectors["chunk_id"].to_pylist())
-    vectors = pa.concat_tables(found_in)
+    # A store with none of them answers with its own (empty) schema: leave it out.
+    vectors = pa.concat_tables([t for t in found_in if t.num_rows] or found_in[:1])
     found = set(vectors["chunk_id"].to_pylist())
     ids = rows["chunk_id"].to_pylist()
     unavailable = {c for c in ids if source_of[c] not in found}
