@@ -55,11 +55,13 @@ def test_tasks_run_in_pipeline_order(dagbag) -> None:  # type: ignore[no-untyped
         "plan_chunks",
         "embed",
         "upsert",
+        "build_generation",
+        "cutover",
         "report",
     ]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
-    assert set(dag.params.keys()) >= {"full_resync", "allow_mass_delete"}
+    assert set(dag.params.keys()) >= {"full_resync", "allow_mass_delete", "rollback"}
 
 
 def test_dag_files_import_no_heavy_module_at_top_level() -> None:
