@@ -232,7 +232,7 @@ def decide_cutover(
             "held: the source has no golden set (`evaluation`) to compare the generations "
             "on; activate it by hand with `rag-ingest generations activate` once checked",
         )
-    drop = live_value - new_value
+    drop = round(live_value - new_value, 9)  # 0.90 - 0.85 is 0.05, not 0.0500000004
     if drop > max_drop:
         return CutoverDecision(
             False,
