@@ -216,12 +216,56 @@ def build_generation(config_path: str, source: str, context: TaskContext) -> dic
         return generation.build(config_path, source, run_id).to_dict()
 
 
+def compare_generations(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
+    """Both generations measured on the golden set: the cutover's verdict."""
+    from rag_ingest.pipeline import cutover as stage
+
+    with _timed(config_path, source, context, "compare_generations") as run_id, final_failures():
+        return stage.compare(config_path, source, run_id).to_dict()
+
+
 def cutover(config_path: str, source: str, context: TaskContext) -> dict[str, Any]:
-    """Both generations measured on the golden set; the pointer moves if not worse."""
-    from rag_ingest.pipeline import generation
+    """The pointer moves to an accepted (and, where asked, approved) generation."""
+    from rag_ingest.pipeline import cutover as stage
 
     with _timed(config_path, source, context, "cutover") as run_id, final_failures():
-        return generation.cutover(config_path, source, run_id).to_dict()
+        return stage.cutover(config_path, source, run_id).to_dict()
+
+
+def approval_question(
+    config_path: str, source: str, kind: str, context: TaskContext
+) -> tuple[str, str] | None:
+    """What an approval task asks a person, or None: it has nothing to ask (skipped)."""
+    from rag_ingest.pipeline import approval
+    from rag_ingest.run import RunContext
+
+    ctx = RunContext.load(config_path, source, str(context["run_id"]))
+    return approval.question(ctx, kind)  # type: ignore[arg-type]
+
+
+def record_approval(
+    config_path: str, source: str, kind: str, event: Mapping[str, Any], context: TaskContext
+) -> bool:
+    """Write a person's answer for the run (and its report); whether it approves."""
+    from rag_ingest.pipeline import approval
+    from rag_ingest.run import RunContext
+
+    ctx = RunContext.load(config_path, source, str(context["run_id"]))
+    user = event.get("responded_by_user") or {}
+    by = str(user.get("name") or user.get("id") or "") if isinstance(user, Mapping) else str(user)
+    if "error" in event:  # no answer in time: a rejection
+        chosen: list[str] = []
+        by = f"nobody ({event.get('error_type', 'error')})"
+    else:
+        chosen = list(event.get("chosen_options") or [])
+    answer = approval.record_answer(ctx, kind, chosen, by)  # type: ignore[arg-type]
+    if kind == "mass_delete" and not answer.approved:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"mass delete rejected by {answer.by}: the run ends, nothing written or deleted"
+        )
+    return answer.approved
 
 
 def report(config_path: str, source: str, dag_id: str, context: TaskContext) -> dict[str, Any]:

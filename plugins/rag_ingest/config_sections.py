@@ -92,6 +92,19 @@ class ParsingConfig(StrictModel):
     reuse_min_files: int = Field(200, ge=1)
 
 
+class ApprovalConfig(StrictModel):
+    """Decisions a person makes in the Airflow UI (human-in-the-loop tasks)."""
+
+    # A cutover that passed the golden set also waits for a person's approval.
+    cutover: bool = False
+    # A run whose deletions pass the source's max_delete_share waits for a person
+    # (approve: delete; reject: the run ends, nothing written or deleted). False: such
+    # a run fails at once, as before; the `allow_mass_delete` param skips either.
+    mass_delete: bool = True
+    # No answer within this time counts as a rejection.
+    timeout_hours: float = Field(24.0, gt=0)
+
+
 class SourceConfig(StrictModel):
     name: str
     location: str = Field(
@@ -123,6 +136,7 @@ class SourceConfig(StrictModel):
     evaluation: GoldenSetConfig | None = None
     # This source's sensitive-data gate (none: the top-level `sensitive_data`).
     sensitive_data: SensitiveDataConfig | None = None
+    approval: ApprovalConfig = ApprovalConfig()
 
     @field_validator("glob")
     @classmethod

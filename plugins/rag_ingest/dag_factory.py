@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import (
     DAG,
@@ -26,6 +27,7 @@ from airflow.sdk import (
     TriggerRule,
     task,
 )
+from airflow.sdk.exceptions import AirflowSkipException
 
 from rag_ingest import airflow_glue as glue
 from rag_ingest.assets import source_asset
@@ -110,6 +112,36 @@ class WaitForSource(BaseSensorOperator):
         return glue.wait_for_source(self.config_path, self.source, self.dag_id, context)
 
 
+class ApprovalTask(HITLOperator):
+    """A person's approval in the Airflow UI (Required actions), asked only when the run
+    has something to decide (rag_ingest.pipeline.approval); otherwise skipped."""
+
+    def __init__(
+        self, *, config_path: str, source: str, kind: str, timeout_hours: float, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            subject=f"rag-ingest {kind.replace('_', ' ')} approval for source {source!r}",
+            options=["Approve", "Reject"],
+            defaults=["Reject"],  # what no answer in time means
+            response_timeout=timedelta(hours=timeout_hours),
+            **kwargs,
+        )
+        self.config_path, self.source, self.kind = config_path, source, kind
+
+    def execute(self, context: Any) -> Any:
+        asked = glue.approval_question(self.config_path, self.source, self.kind, context)
+        if asked is None:
+            raise AirflowSkipException("nothing to approve in this run")
+        self.subject, self.body = asked
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        glue.record_approval(self.config_path, self.source, self.kind, event, context)
+        if "error" in event:
+            return {"chosen_options": [], "error": event.get("error_type")}
+        return super().execute_complete(context, event)
+
+
 def config_path_beside(dag_file: str) -> str:
     """`RAG_INGEST_CONFIG`, else rag_ingest.yaml in the folder above the DAG folder."""
     return os.environ.get(CONFIG_ENV_VAR) or str(
@@ -170,7 +202,8 @@ def build_dag(
         def plan_documents(**context: Any) -> dict[str, Any]:
             return glue.plan_documents(path, name, context)
 
-        @task
+        # NONE_FAILED: after approve_deletions, which is skipped when nothing waits.
+        @task(trigger_rule=TriggerRule.NONE_FAILED)
         def chunk(**context: Any) -> dict[str, Any]:
             return glue.chunk(path, name, context)
 
@@ -204,8 +237,21 @@ def build_dag(
             return glue.build_generation(path, name, context)
 
         @task
+        def compare_generations(**context: Any) -> dict[str, Any]:
+            return glue.compare_generations(path, name, context)
+
+        @task(trigger_rule=TriggerRule.NONE_FAILED)  # approve_cutover may have been skipped
         def cutover(**context: Any) -> dict[str, Any]:
             return glue.cutover(path, name, context)
+
+        def approval(kind: str) -> ApprovalTask:
+            return ApprovalTask(
+                task_id=f"approve_{'deletions' if kind == 'mass_delete' else kind}",
+                config_path=path,
+                source=name,
+                kind=kind,
+                timeout_hours=source.approval.timeout_hours,
+            )
 
         # ALL_DONE: a failed run gets its report too (the gate that failed, its
         # evidence); the task then fails, so the run still ends failed.
@@ -214,11 +260,17 @@ def build_dag(
             return glue.report(path, name, dag_id, context)
 
         shards = plan_chunks()
-        wait_for_source >> extract() >> plan_documents() >> chunk() >> shards
+        planned: Any = wait_for_source >> extract() >> plan_documents()
+        if source.approval.mass_delete:
+            planned = planned >> approval("mass_delete")
+        planned >> chunk() >> shards
         written: Any = embed.expand(shard_path=shards) >> upsert()
         if source.evaluation is not None:
             written = written >> evaluate()
-        written >> build_generation() >> cutover() >> report()
+        compared: Any = written >> build_generation() >> compare_generations()
+        if source.approval.cutover:
+            compared = compared >> approval("cutover")
+        compared >> cutover() >> report()
     return dag
 
 

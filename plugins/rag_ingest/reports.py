@@ -21,6 +21,7 @@ from rag_ingest.stage_results import (
     EvaluationResult,
     ExtractResult,
     GenerationBuildResult,
+    MassDeletePendingResult,
     MassDeleteRefusedResult,
     PlanChunksResult,
     PlanDocumentsResult,
@@ -108,6 +109,12 @@ def _verdict(
     mass_delete = results.get(MassDeleteRefusedResult)
     if mass_delete is not None:
         return "failed", mass_delete.reason
+    deletions = results.approvals.get("mass_delete")
+    if deletions is not None and not deletions.approved:
+        return "failed", (
+            f"mass delete rejected by {deletions.by} ({deletions.answer}): the run ended, "
+            "nothing was written or deleted"
+        )
     if extract and extract.sensitive_policy == "fail" and extract.documents_with_sensitive_data:
         return "failed", (
             f"sensitive-data gate: {extract.documents_with_sensitive_data} document(s) hold "
@@ -172,6 +179,8 @@ def build_run_report(
         "store": asdict(store) if isinstance(store, StoreStats) else {"error": store},
         "quarantine": _quarantine(layout),
         "mass_delete_refused": _refused_delete(results),
+        "mass_delete_pending": _pending_delete(results),
+        "approvals": {kind: asdict(answer) for kind, answer in results.approvals.items()},
         "generations": _generations(results),
         "sensitive": _sensitive(layout),
         "staging": str(layout.root),
@@ -190,6 +199,13 @@ def _generations(results: RunResults) -> dict[str, Any] | None:
         if (found := results.get(kind)) is not None
     }
     return parts or None
+
+
+def _pending_delete(results: RunResults) -> dict[str, Any] | None:
+    pending = results.get(MassDeletePendingResult)
+    if pending is None:
+        return None
+    return {"would_delete": pending.would_delete, "examples": pending.examples}
 
 
 def _refused_delete(results: RunResults) -> dict[str, Any] | None:

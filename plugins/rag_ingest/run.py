@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rag_ingest.config import Settings, SourceConfig, load_settings
 from rag_ingest.config import config_path as config_path_of
-from rag_ingest.stage_results import StageResult, StageT
+from rag_ingest.stage_results import ApprovalResult, StageResult, StageT
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +236,8 @@ class RunContext:
 
     def result(self, kind: type[StageT]) -> StageT:
         return read_stage_result(self.layout, kind)
+
+    def approval(self, kind: str) -> ApprovalResult | None:
+        """A person's answer to the run's `kind` approval task, if it has one."""
+        path = self.layout.stage_file(f"{ApprovalResult.NAME}-{kind}")
+        return ApprovalResult.from_dict(json.loads(path.read_text())) if path.exists() else None

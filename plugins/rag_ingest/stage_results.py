@@ -78,6 +78,31 @@ class MassDeleteRefusedResult(StageResult):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MassDeletePendingResult(StageResult):
+    """plan_documents found deletions past the guard: a person decides (approve_deletions)."""
+
+    NAME = "mass_delete_pending"
+    reason: str
+    would_delete: int
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalResult(StageResult):
+    """A person's answer to one of the run's approval tasks (Airflow human-in-the-loop)."""
+
+    NAME = "approval"
+    kind: str  # mass_delete | cutover
+    approved: bool
+    by: str  # the responding user, as Airflow names them ("" for a timeout)
+    answer: str  # the option chosen, or why none was
+
+    @property
+    def file_name(self) -> str:
+        return f"approval-{self.kind}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExtractResult(StageResult):
     NAME = "extract"
     files_listed: int = counter()
@@ -203,8 +228,10 @@ class CutoverResult(StageResult):
     candidate: str
     live_before: str
     live_after: str
-    accepted: bool
+    accepted: bool  # the quality verdict (compare_generations)
     reason: str
+    switched: bool = False  # the pointer moved (cutover)
+    awaiting_approval: bool = False  # the source asks a person before the switch
     metric: str = ""
     live_value: float | None = None
     candidate_value: float | None = None
@@ -288,6 +315,8 @@ STAGE_TYPES: dict[str, type[StageResult]] = {
     for t in (
         RefusedResult,
         MassDeleteRefusedResult,
+        MassDeletePendingResult,
+        ApprovalResult,
         ExtractResult,
         PlanDocumentsResult,
         ChunkResult,
@@ -310,6 +339,7 @@ class RunResults:
     stages: dict[str, StageResult] = field(default_factory=dict)  # by NAME, one each
     embed: list[EmbedShardResult] = field(default_factory=list)
     gates: dict[str, GateRecord] = field(default_factory=dict)
+    approvals: dict[str, ApprovalResult] = field(default_factory=dict)  # by kind
 
     @classmethod
     def read(cls, stages_dir: Path) -> RunResults:
@@ -324,6 +354,8 @@ class RunResults:
             result = kind.from_dict(data)
             if isinstance(result, EmbedShardResult):
                 results.embed.append(result)
+            elif isinstance(result, ApprovalResult):
+                results.approvals[result.kind] = result
             elif isinstance(result, GateRecord):
                 results.gates[result.gate] = result
             else:

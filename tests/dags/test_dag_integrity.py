@@ -51,17 +51,34 @@ def test_tasks_run_in_pipeline_order(dagbag) -> None:  # type: ignore[no-untyped
         "wait_for_source",
         "extract",
         "plan_documents",
+        "approve_deletions",  # a human-in-the-loop task, skipped when nothing waits
         "chunk",
         "plan_chunks",
         "embed",
         "upsert",
         "build_generation",
+        "compare_generations",
         "cutover",
         "report",
     ]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert set(dag.params.keys()) >= {"full_resync", "allow_mass_delete", "rollback"}
+    assert dag.get_task("approve_deletions").options == ["Approve", "Reject"]
+    assert "approve_cutover" not in dag.task_ids  # the docs source asks for no cutover approval
+
+
+def test_a_source_asking_for_cutover_approval_gets_the_task_between_verdict_and_switch() -> None:
+    from rag_ingest import dag_factory
+    from rag_ingest.config import EmbeddingConfig, SourceConfig
+
+    source = SourceConfig(name="kb", location="docs", approval={"cutover": True})  # type: ignore[arg-type]
+    dag = dag_factory.build_dag(source, EmbeddingConfig())
+    assert dag.get_task("compare_generations").downstream_task_ids == {"approve_cutover"}
+    assert dag.get_task("approve_cutover").downstream_task_ids == {"cutover"}
+    strict = SourceConfig(name="kb", location="docs", approval={"mass_delete": False})  # type: ignore[arg-type]
+    dag = dag_factory.build_dag(strict, EmbeddingConfig())
+    assert dag.get_task("plan_documents").downstream_task_ids == {"chunk"}
 
 
 def test_dag_files_import_no_heavy_module_at_top_level() -> None:

@@ -46,7 +46,8 @@ def run(config: Path, run_id: str, source: str = "docs", **params: bool) -> dict
         run_until_upsert(config, run_id, source, **params)
         pipeline.upsert.run(str(config), source, run_id)
         pipeline.generation.build(str(config), source, run_id)
-        pipeline.generation.cutover(str(config), source, run_id)
+        pipeline.cutover.compare(str(config), source, run_id)
+        pipeline.cutover.cutover(str(config), source, run_id)
     finally:
         result = report(config, run_id, source)
     return result.counts

@@ -18,6 +18,7 @@ import yaml
 
 from rag_ingest import cli, generations
 from rag_ingest.config import load_settings
+from rag_ingest.reports import latest_run_report
 from rag_ingest.search import search
 from rag_ingest.stores import live_settings, open_generations, open_store
 from tests.conftest import write_config
@@ -82,7 +83,8 @@ def _run(config: Path, run_id: str) -> dict[str, object]:
     pipeline.upsert.run(str(config), "docs", run_id)
     pipeline.evaluate.run(str(config), "docs", run_id)
     pipeline.generation.build(str(config), "docs", run_id)
-    pipeline.generation.cutover(str(config), "docs", run_id)
+    pipeline.cutover.compare(str(config), "docs", run_id)
+    pipeline.cutover.cutover(str(config), "docs", run_id)
     summary = pipeline_runs.report(config, run_id)
     report = json.loads(Path(summary.report).read_text())
     assert report["status"] == "success", report["reason"]
@@ -202,3 +204,62 @@ def test_a_weaker_model_is_refused_an_equal_change_cuts_over_and_rollback_restor
     sixth = _run(config, "r6")
     assert sixth["generations"]["build"]["status"] == "previous"
     assert _live(config) == packaged
+
+
+def test_the_dag_asks_a_person_before_a_cutover_and_before_a_mass_delete(
+    airflow_db: Path, docs_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real DAG (`dag.test()`): approve_cutover and approve_deletions park the
+    run in Airflow's human-in-the-loop state until a person answers."""
+    from tests.e2e.hitl import REVIEWER, Answerer
+    from tests.e2e.test_ingest_dag import FAST_RETRIES, run_dag
+
+    config = write_config(tmp_path, docs_corpus, extra=FAST_RETRIES)
+    _with_golden_set(config)
+    document = yaml.safe_load(config.read_text())
+    document["sources"][0]["approval"] = {"cutover": True}
+    config.write_text(yaml.safe_dump(document))
+    settings = load_settings(config)
+    reports = Path(settings.reports_dir)
+
+    run_dag(config, monkeypatch)  # the first run: nothing to approve, both tasks skipped
+    first = latest_run_report(reports, "docs")
+    assert first is not None and first["approvals"] == {}
+    packaged = _live(config)
+
+    # Other chunking, equal quality: the run waits for the approval, then switches.
+    _configure(config, chunking={"overlap_tokens": 8})
+    person = Answerer("rag_ingest__docs", "approve_cutover", "Approve")
+    run_dag(config, monkeypatch)
+    person.done()
+    report = latest_run_report(reports, "docs")
+    assert report is not None and report["approvals"]["cutover"]["by"] == REVIEWER
+    cutover = report["generations"]["cutover"]
+    assert cutover["switched"] and cutover["reason"].startswith(f"approved by {REVIEWER}")
+    assert _live(config) != packaged
+
+    # Six of eight pages gone, past the guard (max_delete_share 0.5): rejected, the run
+    # ends and nothing is written or deleted.
+    pages = sorted(docs_corpus.glob("*.md"))
+    for page in pages[2:]:
+        page.unlink()
+    (pages[0]).write_text(pages[0].read_text() + "\n\nA new closing line.\n")
+    person = Answerer("rag_ingest__docs", "approve_deletions", "Reject")
+    run_dag(config, monkeypatch, expect="failed")
+    person.done()
+    report = latest_run_report(reports, "docs")
+    assert report is not None and report["status"] == "failed"
+    assert report["reason"].startswith(f"mass delete rejected by {REVIEWER}")
+    assert report["mass_delete_pending"]["would_delete"] == 6
+    assert len(report["mass_delete_pending"]["examples"]) == 6
+    assert open_store(live_settings(settings, "docs")).stats("docs").documents == 8
+
+    # Asked again and approved: the six go, the edit is written.
+    person = Answerer("rag_ingest__docs", "approve_deletions", "Approve")
+    run_dag(config, monkeypatch)
+    person.done()
+    report = latest_run_report(reports, "docs")
+    assert report is not None and report["status"] == "success"
+    assert report["approvals"]["mass_delete"]["approved"] is True
+    assert report["counts"]["documents_deleted"] == 6
+    assert open_store(live_settings(settings, "docs")).stats("docs").documents == 2

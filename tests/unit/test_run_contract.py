@@ -88,6 +88,10 @@ def _every_stage_result() -> list[object]:
         "accepted": False,
         "from_generation": "gen-b",
         "to_generation": "gen-a",
+        "kind": "cutover",
+        "approved": True,
+        "by": "admin",
+        "answer": "Approve",
     }
     made = []
     for n, kind in enumerate(STAGE_TYPES.values()):
@@ -125,7 +129,9 @@ def test_stage_results_survive_their_file_and_unknown_fields_are_refused(tmp_pat
     for result in results:
         write_stage_result(layout, result)  # type: ignore[arg-type]
     read = RunResults.read(layout.stages)
-    assert len(read.stages) + len(read.embed) + len(read.gates) == len(results)
+    assert len(read.stages) + len(read.embed) + len(read.gates) + len(read.approvals) == len(
+        results
+    )
     assert read.get(PlanDocumentsResult) == next(
         r for r in results if isinstance(r, PlanDocumentsResult)
     )

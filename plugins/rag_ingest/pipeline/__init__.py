@@ -10,7 +10,9 @@ rag_ingest.airflow_glue and tests call them directly.
     upsert.run           embeddings gate, write, then delete stale and vanished
     evaluate.run         the golden-set gate, after the upsert
     generation.build     build the configured generation beside the live one (a sub-run)
-    generation.cutover   both generations on the golden set; move the pointer if not worse
+    cutover.compare      both generations on the golden set: the verdict
+    approval.question    what approve_deletions / approve_cutover ask a person, if anything
+    cutover.cutover      move the pointer to an accepted (and approved) generation
     report.run           the run report, whatever happened; gives the lease back
     freshness.check      the freshness checks of one source (the rag_freshness DAG)
 
@@ -20,8 +22,10 @@ Quality gates run inside extract, chunk and upsert's tasks
 """
 
 from rag_ingest.pipeline import (
+    approval,
     binding,
     chunk,
+    cutover,
     embed,
     evaluate,
     extract,
@@ -33,8 +37,10 @@ from rag_ingest.pipeline import (
 )
 
 __all__ = [
+    "approval",
     "binding",
     "chunk",
+    "cutover",
     "embed",
     "evaluate",
     "extract",

@@ -8,9 +8,7 @@
   staging, over the documents this run extracted. Vectors the new generation
   would compute identically are copied from the live one. Expired generations
   are dropped here.
-- `cutover` (the cutover task): once the configured generation is complete,
-  the source's golden set is run on both; the pointer moves only when the new
-  one is not worse than `generations.max_metric_drop`.
+- the comparison and the cutover itself: rag_ingest.pipeline.cutover.
 - `rollback`/`activate`: the CLI's and the `rollback` param's pointer moves.
 """
 
@@ -28,7 +26,6 @@ from rag_ingest.generations import GenerationRecord, Pointer
 from rag_ingest.pipeline.binding import GenerationError, bind, live_record, write_atomically
 from rag_ingest.run import RunContext, RunLayout
 from rag_ingest.stage_results import (
-    CutoverResult,
     ExtractResult,
     GenerationBuildResult,
     PlanChunksResult,
@@ -166,65 +163,6 @@ def _build_step(
         "chunks_vector_reused": chunks_planned.chunks_vector_from_store,
         "chunks_written": written.chunks_written,
     }
-
-
-def cutover(config_path: str | None, source_name: str, run_id: str) -> CutoverResult:
-    """Measure a complete configured generation against the live one; switch if not worse."""
-    from rag_ingest.pipeline.evaluate import golden_recall
-
-    started = time.perf_counter()
-    ctx = RunContext.load(config_path, source_name, run_id)
-    configured = load_settings(ctx.config_path)
-    gens = open_generations(configured)
-    pointer = gens.pointer(source_name)
-    live = live_record(gens, source_name)
-    if pointer is None or live is None:
-        raise GenerationError(f"source {source_name!r} has no live generation yet")
-    candidate = gens.record(source_name, gen.spec_of(configured).name)
-
-    def result(accepted: bool, reason: str, **figures: object) -> CutoverResult:
-        return ctx.record(
-            CutoverResult(
-                candidate=candidate.name if candidate else "",
-                live_before=live.name,
-                live_after=candidate.name if accepted and candidate else live.name,
-                accepted=accepted,
-                reason=reason,
-                seconds=round(time.perf_counter() - started, 3),
-                **figures,  # type: ignore[arg-type]
-            )
-        )
-
-    if candidate is None or candidate.name == live.name:
-        return result(False, "nothing to cut over: the configured generation is live")
-    state = gen.status(candidate, pointer)
-    if state != "complete":
-        return result(False, f"nothing to cut over: the configured generation is {state}")
-    gate = ctx.source.evaluation
-    live_value = candidate_value = None
-    metric = ""
-    if gate is not None:
-        metric = f"recall@{gate.k}"
-        live_value = round(golden_recall(gen.settings_for(configured, live), ctx.source)[0], 4)
-        candidate_value = round(
-            golden_recall(gen.settings_for(configured, candidate), ctx.source)[0], 4
-        )
-    decision = gen.decide_cutover(
-        metric, live_value, candidate_value, configured.generations.max_metric_drop
-    )
-    figures = {"metric": metric, "live_value": live_value, "candidate_value": candidate_value}
-    evaluation = {**figures, "live": live.name, "run_id": run_id}
-    if decision.accepted:
-        switch(gens, pointer, candidate, reason=decision.reason, evaluation=evaluation)
-    elif live_value is not None:
-        gens.put(
-            gen.with_times(
-                candidate, refused_at=gen.now_utc(), reason=decision.reason, evaluation=evaluation
-            )
-        )
-    else:
-        gens.put(gen.with_times(candidate, reason=decision.reason, evaluation=evaluation))
-    return result(decision.accepted, decision.reason, **figures)
 
 
 def switch(

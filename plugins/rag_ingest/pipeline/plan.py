@@ -33,6 +33,7 @@ from rag_ingest.pipeline.binding import bind, check_dimension, vector_lender
 from rag_ingest.run import RunContext, RunLayout
 from rag_ingest.stage_results import (
     ExtractResult,
+    MassDeletePendingResult,
     MassDeleteRefusedResult,
     PlanChunksResult,
     PlanDocumentsResult,
@@ -132,14 +133,22 @@ def documents(
                 counts["vanished"], counts["candidates"], ctx.source.max_delete_share
             )
         except sync.MassDeleteRefused as refused:  # the report names what would have gone
-            ctx.record(
-                MassDeleteRefusedResult(
-                    reason=str(refused),
-                    would_delete=counts["vanished"],
-                    examples=_vanished_uris(layout, MASS_DELETE_EXAMPLES),
+            examples = _vanished_uris(layout, MASS_DELETE_EXAMPLES)
+            if ctx.source.approval.mass_delete:  # a person decides (approve_deletions)
+                ctx.record(
+                    MassDeletePendingResult(
+                        reason=str(refused).split("; nothing was written")[0],
+                        would_delete=counts["vanished"],
+                        examples=examples,
+                    )
                 )
-            )
-            raise
+            else:
+                ctx.record(
+                    MassDeleteRefusedResult(
+                        reason=str(refused), would_delete=counts["vanished"], examples=examples
+                    )
+                )
+                raise
     return ctx.record(
         PlanDocumentsResult(
             documents_seen=counts["seen"],

@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 from rag_ingest.parquet_io import read_ids, with_vectors
 from rag_ingest.quality.gates import validate_embeddings
 from rag_ingest.run import RunContext
-from rag_ingest.stage_results import UpsertResult
+from rag_ingest.stage_results import MassDeletePendingResult, UpsertResult
 from rag_ingest.stores import open_store
 from rag_ingest.stores.base import VECTOR_COLUMNS, ChunkStore
+from rag_ingest.sync import MassDeleteRefused
 
 # Vectors per store write call: large enough to amortise a LanceDB commit.
 UPSERT_BATCH = 5000
@@ -29,6 +30,7 @@ def run(config_path: str | None, source_name: str, run_id: str) -> UpsertResult:
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
     layout = ctx.layout
+    check_deletions_approved(ctx)
     shards = sorted(layout.to_embed.glob("*.parquet"))
     missing = [s.name for s in shards if not layout.embedded(s).exists()]
     if missing:
@@ -74,6 +76,20 @@ def run(config_path: str | None, source_name: str, run_id: str) -> UpsertResult:
             seconds=round(time.perf_counter() - started, 3),
         )
     )
+
+
+def check_deletions_approved(ctx: RunContext) -> None:
+    """Deletions past the guard are made only with a person's approval (approve_deletions)."""
+    if not ctx.layout.stage_file(MassDeletePendingResult.NAME).exists():
+        return
+    pending = ctx.result(MassDeletePendingResult)
+    answer = ctx.approval("mass_delete")
+    if answer is None or not answer.approved:
+        decided = f"rejected by {answer.by or 'nobody'}" if answer else "not approved"
+        raise MassDeleteRefused(
+            f"{pending.reason}; {decided}: nothing was written or deleted. If the source "
+            "really shrank, approve it in the Airflow UI or re-run with 'allow_mass_delete'."
+        )
 
 
 class StoreWriter:
