@@ -347,6 +347,8 @@ class GenerationsConfig(StrictModel):
     # `keep_count` of them, none for longer than `keep_hours`; then the ingestion drops them.
     keep_count: int = Field(1, ge=0)
     keep_hours: float = Field(7 * 24.0, ge=0.0)
+    # Freshness flags a building generation with no build step for this long.
+    stall_hours: float = Field(48.0, gt=0.0)
 
 
 class SearchConfig(StrictModel):

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rag_ingest.generations import GenerationRecord, Pointer, status
+
 # Per-chunk facts a freshness check reads from the store (no text, no vectors).
 STORE_FACTS = ("chunk_id", "doc_id", "uri", "modified_at", "ingested_at", "model_id", "token_count")
 # Token-count bins of the chunk-length drift check (upper edges; the last is open).
@@ -297,6 +299,46 @@ def drift_findings(
         detail = f"baseline accepted from the store after run {last_good_run}"
         return [Finding(source, "drift_baseline", True, len(stored), None, detail)]
     return data_drift(source, baseline, histogram, centroid, max_length_psi, min_centroid_cosine)
+
+
+def generation_findings(
+    source: str,
+    records: Sequence[GenerationRecord],
+    pointer: Pointer | None,
+    configured: str,
+    stall_hours: float,
+    now: datetime,
+) -> list[Finding]:
+    """Which generation serves; how far the configured one has got, and whether its
+    build has stalled (no step for `stall_hours`)."""
+    by_name = {record.name: record for record in records}
+    if pointer is None or pointer.live not in by_name:
+        return []
+    live = by_name[pointer.live]
+    findings = [Finding(source, "generation_live", True, live.name, "-", live.spec.describe())]
+    building = by_name.get(configured)
+    if building is None or configured == live.name:
+        return findings
+    state = status(building, pointer)
+    progress = f"{building.documents_built}/{building.documents_listed} documents"
+    if state != "building":
+        detail = f"{state}: {building.reason}" if building.reason else state
+        findings.append(Finding(source, "generation_building", True, progress, "-", detail))
+        return findings
+    last_step = building.updated_at or building.created_at
+    idle_hours = (now - last_step).total_seconds() / 3600
+    findings.append(
+        Finding(
+            source,
+            "generation_building",
+            idle_hours <= stall_hours,
+            progress,
+            f"a step within {stall_hours:g} h",
+            f"{building.name}, last step {idle_hours:.1f} h ago"
+            + ("" if idle_hours <= stall_hours else ": stalled"),
+        )
+    )
+    return findings
 
 
 @dataclass(frozen=True)

@@ -323,7 +323,7 @@ def list_freshness_reports(reports_dir: Path, source: str) -> list[dict[str, Any
     """A source's freshness reports, newest first, with `json` and `html` relative paths."""
     found = []
     for path in (reports_dir / source / "freshness").glob("*.json"):
-        if path.name == "baseline.json":
+        if path.name.startswith("baseline"):
             continue
         report = read_report(path)
         if report is None:

@@ -133,6 +133,15 @@ def test_a_weaker_model_is_refused_an_equal_change_cuts_over_and_rollback_restor
     assert open_generations(settings).record("docs", refused).refused_at is not None
     page = Path(weaker["staging"]).parent.parent.parent / "reports" / "docs" / "r2.html"
     assert "Generations" in page.read_text() and "refused" in page.read_text()
+    # Freshness names the live generation, reads it with its own model (no "chunks from
+    # another model" breach for the configured one), and says why the other waits.
+    from rag_ingest import pipeline
+
+    measured = pipeline.freshness.check(str(config), "docs")
+    checks = {finding["check"]: finding for finding in measured["findings"]}
+    assert checks["generation_live"]["observed"] == packaged
+    assert checks["generation_building"]["detail"].startswith("refused: refused: recall@3")
+    assert checks["chunks_from_another_model"]["ok"] is True
 
     # While it stands refused, changes reach the live generation; the refused one is
     # not rebuilt or measured again.

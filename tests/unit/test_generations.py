@@ -205,3 +205,27 @@ def test_settings_for_a_generation(tmp_path: Path) -> None:
     mongo = _settings(tmp_path, store={"kind": "mongodb", "collection": "kb"})
     assert gen.settings_for(mongo, other).store.collection == "chunks__gen-x"  # type: ignore[arg-type]
     assert gen.base_table(mongo) == "kb"  # type: ignore[arg-type]
+
+
+def test_freshness_names_the_live_generation_and_flags_a_stalled_build() -> None:
+    from rag_ingest.freshness import generation_findings
+
+    pointer = Pointer("docs", live="gen-a", switched_at=T0)
+    live = _record("gen-a", completed_at=T0)
+    building = _record("gen-b", documents_built=40, documents_listed=100, updated_at=T0)
+
+    def found(now: datetime, *records: GenerationRecord) -> dict[str, object]:
+        return {f.check: f for f in generation_findings("docs", records, pointer, "gen-b", 48, now)}
+
+    fresh = found(T0 + timedelta(hours=47), live, building)
+    assert fresh["generation_live"].ok and fresh["generation_live"].observed == "gen-a"  # type: ignore[attr-defined]
+    progress = fresh["generation_building"]
+    assert progress.ok and progress.observed == "40/100 documents"  # type: ignore[attr-defined]
+    stalled = found(T0 + timedelta(hours=49), live, building)["generation_building"]
+    assert not stalled.ok and "stalled" in stalled.detail  # type: ignore[attr-defined]
+    # A refused or complete one waits on a decision, not on the build: no breach.
+    refused = replace(building, refused_at=T0, reason="refused: recall@3 0.5")
+    waiting = found(T0 + timedelta(days=30), live, refused)["generation_building"]
+    assert waiting.ok and waiting.detail.startswith("refused: refused: recall@3")  # type: ignore[attr-defined]
+    # Nothing building: only the live one is named.
+    assert list(found(T0, live)) == ["generation_live"]

@@ -11,9 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from rag_ingest import freshness, reports
+from rag_ingest.generations import spec_of
 from rag_ingest.run import RunContext, RunLayout
 from rag_ingest.sources import list_files
-from rag_ingest.stores import open_store
+from rag_ingest.stores import live_settings, open_generations, open_store
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,11 @@ def check(config_path: str | None, source_name: str, now: datetime | None = None
     the store the first time, once a run has succeeded).
     """
     ctx = RunContext.load(config_path, source_name, "freshness")
-    settings, source = ctx.settings, ctx.source
+    configured, source = ctx.settings, ctx.source
+    gens = open_generations(configured)
+    pointer = gens.pointer(source_name)
+    # The checks read the generation that serves, with the model that built it.
+    settings = live_settings(configured, source_name)
     now = now or datetime.now(UTC)
     config = settings.freshness
     store = open_store(settings)
@@ -67,11 +72,20 @@ def check(config_path: str | None, source_name: str, now: datetime | None = None
         stored,
         str(last_good["run_id"]) if last_good is not None else None,
         now,
-        ctx.source_reports / "freshness" / "baseline.json",
+        # Per generation: a new model's vectors have another centroid, not drift.
+        ctx.source_reports / "freshness" / f"baseline-{pointer.live if pointer else 'none'}.json",
         config.max_length_psi,
         config.min_centroid_cosine,
     )
 
+    findings += freshness.generation_findings(
+        source_name,
+        gens.records(source_name),
+        pointer,
+        spec_of(configured).name,
+        configured.generations.stall_hours,
+        now,
+    )
     report = freshness.FreshnessReport(source_name, now.isoformat(), findings)
     folder = ctx.source_reports / "freshness"
     path = folder / f"{now.strftime('%Y%m%dT%H%M%SZ')}.json"
