@@ -66,7 +66,7 @@ def build(config_path: str | None, source_name: str, run_id: str) -> GenerationB
     # The registry lives beside the configured table, whatever table the run is bound to.
     configured = load_settings(ctx.config_path)
     gens = open_generations(configured)
-    bind(ctx)
+    ctx = bind(ctx)
     live = live_record(gens, source_name)
     assert live is not None  # bound above
     spec = gen.spec_of(configured)
@@ -111,8 +111,11 @@ def build(config_path: str | None, source_name: str, run_id: str) -> GenerationB
         gens.put(record)
     counts = _build_step(ctx, configured, record, live)
     built = open_store(gen.settings_for(configured, record)).stats(source_name).documents
-    complete = counts["documents_deferred"] == 0
-    listed = counts.pop("documents_listed")
+    # Complete once it holds every document the live one serves: a partitioned source's
+    # new generation fills partition by partition (its runs, or a backfill).
+    serving = open_store(ctx.settings).stats(source_name).documents
+    listed = max(counts.pop("documents_listed"), serving)
+    complete = counts["documents_deferred"] == 0 and built >= serving
     record = gen.with_times(
         record,
         documents_built=built,
@@ -124,7 +127,8 @@ def build(config_path: str | None, source_name: str, run_id: str) -> GenerationB
     note = (
         f"built beside the live {live.name}: {spec.describe()}"
         if complete
-        else f"{counts['documents_deferred']} documents left for the next runs"
+        else f"{built} of the {listed} documents the live generation serves are built; "
+        "the rest come with the next runs (or a backfill of a partitioned source)"
     )
     return result(status, note, documents_built=built, documents_listed=listed, **counts)
 
