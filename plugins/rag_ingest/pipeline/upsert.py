@@ -16,7 +16,11 @@ import pyarrow.parquet as pq
 from rag_ingest.parquet_io import read_ids, with_vectors
 from rag_ingest.quality.gates import validate_embeddings
 from rag_ingest.run import RunContext
-from rag_ingest.stage_results import MassDeletePendingResult, UpsertResult
+from rag_ingest.stage_results import (
+    MassDeletePendingResult,
+    MassDeleteRefusedResult,
+    UpsertResult,
+)
 from rag_ingest.stores import open_store
 from rag_ingest.stores.base import VECTOR_COLUMNS, ChunkStore
 from rag_ingest.sync import MassDeleteRefused
@@ -86,10 +90,16 @@ def check_deletions_approved(ctx: RunContext) -> None:
     answer = ctx.approval("mass_delete")
     if answer is None or not answer.approved:
         decided = f"rejected by {answer.by or 'nobody'}" if answer else "not approved"
-        raise MassDeleteRefused(
+        refused = MassDeleteRefused(
             f"{pending.reason}; {decided}: nothing was written or deleted. If the source "
             "really shrank, approve it in the Airflow UI or re-run with 'allow_mass_delete'."
         )
+        ctx.record(
+            MassDeleteRefusedResult(
+                reason=str(refused), would_delete=pending.would_delete, examples=pending.examples
+            )
+        )
+        raise refused
 
 
 class StoreWriter:
