@@ -258,15 +258,31 @@ def test_a_document_prompt_change_reembeds_and_a_query_prompt_change_does_not(
     first = run(config, "first")
     before = snapshot(config)
 
+    # Each prompt change is a new generation, built beside the live one (which stays
+    # as it was); without a golden set it is held until activated.
+    from rag_ingest.pipeline.generation import activate
+    from rag_ingest.stores import live_settings
+
+    settings = load_settings(config)
+    reports = Path(settings.reports_dir)
     config.write_text(config.read_text() + "embedding:\n  query_prompt: 'query: '\n")
     assert run(config, "query-prompt")["chunks_embedded"] == 0
+    report = latest_run_report(reports, "docs")
+    assert report is not None
+    build = report["generations"]["build"]
+    assert build["chunks_embedded"] == 0  # every vector copied: the query prompt is no part
+    assert build["chunks_vector_reused"] == before.num_rows
     assert snapshot(config).equals(before)
 
     config.write_text(config.read_text() + "  document_prompt: 'passage: '\n")
-    counts = run(config, "document-prompt")
-    assert counts["chunks_embedded"] == first["chunks_embedded"] == before.num_rows
-    after = snapshot(config)
+    run(config, "document-prompt")
+    report = latest_run_report(reports, "docs")
+    assert report is not None
+    build = report["generations"]["build"]
+    assert build["chunks_embedded"] == first["chunks_embedded"] == before.num_rows
     settings = load_settings(config)
+    activate(settings, "docs", build["configured"])
+    after = open_store(live_settings(settings, "docs")).fetch("docs")
     assert set(after["model_id"].to_pylist()) == {settings.embedding.vectors_id}
     assert settings.embedding.vectors_id.startswith(
         "sentence-transformers/all-MiniLM-L6-v2+prompt-"
