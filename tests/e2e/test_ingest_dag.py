@@ -164,7 +164,7 @@ def test_a_failed_gate_fails_the_dag_run_writes_nothing_and_reports_why(
     report = latest_run_report(Path(settings.reports_dir), "docs")
     assert report is not None and report["status"] == "failed"
     assert report["reason"] == "quality gate documents failed; nothing was written"
-    assert report["params"] == {"full_resync": True, "allow_mass_delete": False}
+    assert report["params"] == {"full_resync": True, "allow_mass_delete": False, "rollback": False}
     (failed,) = [e for e in report["gates"]["documents"]["expectations"] if not e["success"]]
     assert failed["name"] == "text_not_empty"
     assert failed["unexpected_count"] == len(list(docs_corpus.glob("*.md")))
