@@ -23,12 +23,12 @@ HISTORY_RUNS = 30  # runs drawn in a source's charts
 
 def source_status(settings: Settings) -> list[dict[str, object]]:
     """Per source: what the store holds and how its last run ended."""
-    from rag_ingest.stores import open_store
+    from rag_ingest.stores import live_settings, open_store
 
-    store = open_store(settings)
     rows: list[dict[str, object]] = []
     for source in settings.sources:
-        stats = store.stats(source.name)
+        # What serves: the source's live generation.
+        stats = open_store(live_settings(settings, source.name)).stats(source.name)
         last = latest_run_report(Path(settings.reports_dir), source.name)
         rows.append(
             {
@@ -121,13 +121,13 @@ def source_overview(
     settings: Settings, source: str, airflow_runs: Iterable[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """One source's page: store, last good run, freshness, quarantine, runs and charts."""
-    from rag_ingest.stores import open_store
+    from rag_ingest.stores import live_settings, open_store
 
     reports_dir = Path(settings.reports_dir)
     reports = list_run_reports(reports_dir, source)
     checks = list_freshness_reports(reports_dir, source)
     try:
-        stats = open_store(settings).stats(source)
+        stats = open_store(live_settings(settings, source)).stats(source)
         store: dict[str, Any] = {"documents": stats.documents, "chunks": stats.chunks}
     except Exception as error:  # the page still answers when the store does not
         store = {"error": f"{type(error).__name__}: {error}"}

@@ -68,7 +68,7 @@ class RefusedResult(StageResult):
 
 @dataclass(frozen=True, kw_only=True)
 class MassDeleteRefusedResult(StageResult):
-    """plan_documents refused to delete this many documents (the run wrote nothing)."""
+    """The run refused to delete this many documents (it wrote nothing)."""
 
     NAME = "mass_delete_refused"
     reason: str
@@ -78,13 +78,10 @@ class MassDeleteRefusedResult(StageResult):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MassDeletePendingResult(StageResult):
+class MassDeletePendingResult(MassDeleteRefusedResult):
     """plan_documents found deletions past the guard: a person decides (approve_deletions)."""
 
     NAME = "mass_delete_pending"
-    reason: str
-    would_delete: int
-    examples: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

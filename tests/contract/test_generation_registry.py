@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +17,13 @@ from mockupdb import MockupDB, OpMsg, go
 from pymongo import MongoClient
 
 from rag_ingest.config import Settings, parse_settings
-from rag_ingest.generations import GenerationRecord, GenerationSpec, Pointer, settings_for
+from rag_ingest.generations import GenerationRecord, Pointer, settings_for
 from rag_ingest.pipeline.generation import expire
 from rag_ingest.stores import open_store
 from rag_ingest.stores.registry import Generations, LanceRegistryRows, MongoRegistryRows
+from tests.unit.test_generations import T0, _spec
 
-T0 = datetime(2026, 12, 1, tzinfo=UTC)
-SPEC = GenerationSpec(
-    model_path="packaged:all-MiniLM-L6-v2",
-    model_id="m",
-    model_revision="r",
-    backend="torch",
-    document_prompt="",
-    query_prompt="",
-    chunking={"max_tokens": 240, "overlap_tokens": 32},
-    chunker_fingerprint="c",
-)
+SPEC = _spec()
 
 
 def _record(gens: Generations, name: str, **fields: Any) -> GenerationRecord:
@@ -83,14 +72,6 @@ def test_lancedb_readers_see_one_pointer_or_the_other_during_switches(tmp_path: 
     stop.set()
     thread.join()
     assert seen and set(seen) <= {"gen-a", "gen-b"}  # never none, never half a write
-
-
-@pytest.fixture
-def server() -> Iterator[MockupDB]:
-    mock = MockupDB(auto_ismaster={"maxWireVersion": 21, "minWireVersion": 0})
-    mock.run()
-    yield mock
-    mock.stop()
 
 
 @pytest.fixture

@@ -30,14 +30,6 @@ TEXT_INDEX = "chunks_text_index"
 
 
 @pytest.fixture
-def server() -> Iterator[MockupDB]:
-    mock = MockupDB(auto_ismaster={"maxWireVersion": 21, "minWireVersion": 0})
-    mock.run()
-    yield mock
-    mock.stop()
-
-
-@pytest.fixture
 def store(server: MockupDB) -> Iterator[MongoDBStore]:
     client: MongoClient[dict[str, Any]] = MongoClient(
         server.uri, serverSelectionTimeoutMS=5000, retryWrites=False, retryReads=False

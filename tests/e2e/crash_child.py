@@ -12,13 +12,11 @@ points. The store code itself is untouched: only calls are counted.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from rag_ingest import pipeline
 from rag_ingest.stores.lancedb_store import LanceDBStore
+from tests.e2e.crash_points import die_at
 
 STORE_CALLS = ("upsert", "delete_chunks", "delete_documents")
 
@@ -26,26 +24,9 @@ STORE_CALLS = ("upsert", "delete_chunks", "delete_documents")
 def main() -> None:
     config, run_id, mode, point = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     pipeline.upsert.UPSERT_BATCH = int(os.environ.get("CRASH_BATCH", "5"))
-    calls = 0
-
-    def counted(original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(self: LanceDBStore, *args: Any, **kwargs: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            print(f"store call {calls}: {original.__name__}", flush=True)
-            if mode == "before" and calls == point:
-                os.kill(os.getpid(), signal.SIGKILL)
-            result = original(self, *args, **kwargs)
-            if mode == "after" and calls == point:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
-
-        return call
-
-    for name in STORE_CALLS:
-        setattr(LanceDBStore, name, counted(getattr(LanceDBStore, name)))
+    calls = die_at({LanceDBStore: STORE_CALLS}, mode, point, "store call")
     pipeline.upsert.run(config, "docs", run_id)
-    print(f"upsert finished after {calls} store calls", flush=True)
+    print(f"upsert finished after {calls[0]} store calls", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,12 @@ Only calls are counted; the code on trial is untouched.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from rag_ingest import pipeline
 from rag_ingest.stores.lancedb_store import LanceDBStore
 from rag_ingest.stores.registry import LanceRegistryRows
+from tests.e2e.crash_points import die_at
 
 WRITES = {
     LanceDBStore: ("upsert", "delete_chunks", "delete_documents", "drop"),
@@ -28,29 +25,11 @@ WRITES = {
 
 def main() -> None:
     config, run_id, mode, point = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    calls = 0
-
-    def counted(original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(self: object, *args: Any, **kwargs: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            print(f"write {calls}: {type(self).__name__}.{original.__name__}", flush=True)
-            if mode == "before" and calls == point:
-                os.kill(os.getpid(), signal.SIGKILL)
-            result = original(self, *args, **kwargs)
-            if mode == "after" and calls == point:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
-
-        return call
-
-    for kind, names in WRITES.items():
-        for name in names:
-            setattr(kind, name, counted(getattr(kind, name)))
+    writes = die_at(WRITES, mode, point, "write")
     pipeline.generation.build(config, "docs", run_id)
     pipeline.cutover.compare(config, "docs", run_id)
     pipeline.cutover.cutover(config, "docs", run_id)
-    print(f"cutover finished after {calls} writes", flush=True)
+    print(f"cutover finished after {writes[0]} writes", flush=True)
 
 
 if __name__ == "__main__":

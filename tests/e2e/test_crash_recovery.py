@@ -82,7 +82,7 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     clean = child(config, "none", 0)
     log, _ = clean.communicate(timeout=300)
     assert clean.returncode == 0, log
-    calls = [line.split(": ", 1)[1] for line in log.splitlines() if line.startswith("store call")]
+    calls = [line.split(".", 1)[1] for line in log.splitlines() if line.startswith("store call")]
     reference = contents(settings)
     return {
         "config": config,
