@@ -57,15 +57,12 @@ def model_token_limit(model_path: str) -> int:
     chunk size never loads torch or the model.
     """
     folder = resolve_model_path(model_path)
-    settings = _read_json(folder / "sentence_bert_config.json")
-    if "max_seq_length" not in settings:
-        # sentence-transformers 6 saves the limit with the tokenizer instead.
-        tokenizer = _read_json(folder / "tokenizer_config.json")
-        settings["max_seq_length"] = min(
-            int(tokenizer.get("model_max_length", 512)),
-            int(_read_json(folder / "config.json").get("max_position_embeddings", 512)),
-        )
-    return int(settings["max_seq_length"]) - 2
+    limit = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
+    if limit is None:  # sentence-transformers 6 saves it with the tokenizer instead
+        tokenizer = _read_json(folder / "tokenizer_config.json").get("model_max_length", 512)
+        positions = _read_json(folder / "config.json").get("max_position_embeddings", 512)
+        limit = min(tokenizer, positions)
+    return int(limit) - 2
 
 
 def _modules(folder: Path) -> list[dict[str, Any]]:
@@ -151,8 +148,7 @@ def _revision(path: Path) -> str:
     return path.name
 
 
-def model_revision(model_path: str) -> str:
-    """The revision stamped on vectors of the model at `model_path` (no model loaded)."""
+def model_revision(model_path: str) -> str:  # without loading the model
     return _revision(resolve_model_path(model_path))
 
 

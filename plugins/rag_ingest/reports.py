@@ -122,9 +122,7 @@ def _verdict(
         )
     if failed_gates:
         return "failed", f"quality gate {failed_gates[0]} failed; nothing was written"
-    if missing:
-        return "failed", f"stopped before {missing[0]}"
-    if evaluation is not None and not evaluation.success:
+    if evaluation is not None and not evaluation.success:  # (it stops the generation tasks)
         verdict = (
             f"evaluation gate: recall@{evaluation.k} {evaluation.recall} "
             f"below {evaluation.min_recall}"
@@ -132,6 +130,8 @@ def _verdict(
         if evaluation.on_failure == "fail":
             return "failed", f"{verdict}; this run's writes are in the store"
         warnings.append(verdict)
+    if missing:
+        return "failed", f"stopped before {missing[0]}"
     return "success", ""
 
 

@@ -32,12 +32,13 @@ def get(url: str, token: str | None = None) -> tuple[int, str]:
         return error.code, error.read().decode("utf-8", "replace")
 
 
-def post(url: str, body: Mapping[str, object], token: str) -> tuple[int, str]:
-    """A JSON POST to Airflow's REST API as the bearer of `token`."""
+def post(url: str, body: Mapping[str, object], token: str, method: str = "POST") -> tuple[int, str]:
+    """A JSON POST (or `method`) to Airflow's REST API as the bearer of `token`."""
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method=method,
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:

@@ -57,7 +57,8 @@ def test_a_planted_password_is_in_no_log_report_or_error(
     result = pipeline.report.run(str(config), "docs", run_id, "rag_ingest__docs")
 
     message = str(failure.value)
-    assert message.startswith("MongoDB kb.chunks: inventory failed after")  # names the store
+    # The first thing a run asks the store: which generation serves (beside the chunks).
+    assert message.startswith("MongoDB kb.chunks_generations: generations read failed after")
     assert result.status == "failed"
     settings = load_settings(config)
     report = Path(result.report)

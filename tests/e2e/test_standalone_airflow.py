@@ -246,6 +246,44 @@ def test_backfill_ingests_exactly_its_partitions_and_twice_changes_nothing(daily
     assert daily["second_store"].equals(first)  # same ids, vectors, provenance: nothing rewritten
 
 
+def test_a_mass_delete_waits_for_a_person_who_approves_it_over_the_rest_api(
+    daily: dict,
+) -> None:
+    """Two of day one's three records are gone: re-running that day would delete them,
+    past the guard. The re-run parks in approve_deletions (Airflow's human-in-the-loop
+    state) until a person answers through the REST API; then they are deleted."""
+    day, drop = DAYS[0], daily["folder"] / "drops" / DAYS[0] / "notes.jsonl"
+    drop.write_text(drop.read_text().splitlines()[0] + "\n")
+    base, token = daily["base"], login(daily["base"], USER, PASSWORD)
+    run_id = f"backfill__{day}T00:00:00+00:00"
+    run_url = f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+    status, body = post(f"{run_url}/clear", {"dry_run": False}, token)
+    assert status == 200, body
+    question_url = f"{run_url}/taskInstances/approve_deletions/-1/hitlDetails"
+    deadline = time.monotonic() + 300
+    while True:  # until the task has asked
+        status, body = get(question_url, token)
+        if status == 200:
+            break
+        assert time.monotonic() < deadline, f"approve_deletions never asked: {status} {body}"
+        time.sleep(3)
+    asked = json.loads(body)
+    assert asked["subject"] == "Delete 2 documents of source 'daily'?"
+    assert f"{day}-1" in asked["body"] and f"{day}-2" in asked["body"]
+    status, body = post(question_url, {"chosen_options": ["Approve"]}, token, method="PATCH")
+    assert status == 200, body
+    finished = wait_for_run(base, token, run_id)
+    assert finished["state"] == "success", finished
+    report = json.loads(
+        (daily["folder"] / "reports" / "daily" / f"backfill__{day}T00_00_00_00_00.json").read_text()
+    )
+    assert report["approvals"]["mass_delete"]["approved"] is True
+    assert report["approvals"]["mass_delete"]["by"] == USER
+    assert report["counts"]["documents_deleted"] == 2
+    records = {uri.split("#", 1)[1] for uri in snapshot(daily["config"])["uri"].to_pylist()}
+    assert {f"{day}-0"} == {r for r in records if r.startswith(day)}
+
+
 @pytest.mark.browser
 def test_an_operator_finds_the_bad_file_of_a_failed_run_in_the_browser(daily: dict) -> None:
     """A run whose documents gate fails (a file dated 2099), then the UI in Chromium."""

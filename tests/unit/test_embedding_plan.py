@@ -151,3 +151,29 @@ def test_progress_logs_done_rate_and_time_left(caplog: pytest.LogCaptureFixture)
     quiet.update(290)
     assert [r.getMessage() for r in caplog.records][-1].startswith("s: embedded 300/300")
     assert len(caplog.records) == 1
+
+
+def test_a_sentence_transformers_6_folder_gives_its_token_limit_and_dimension(
+    tmp_path: Path,
+) -> None:
+    """sentence-transformers 6 saves no max_seq_length and renames the pooling key."""
+    import json
+
+    from rag_ingest.embedding import model_dimension, model_token_limit
+
+    folder = tmp_path / "model"
+    (folder / "1_Pooling").mkdir(parents=True)
+    files = {
+        "sentence_bert_config.json": {"transformer_task": "feature-extraction"},
+        "tokenizer_config.json": {"model_max_length": 256},
+        "config.json": {"max_position_embeddings": 512, "hidden_size": 384},
+        "modules.json": [
+            {"idx": 0, "name": "0", "path": "", "type": "x.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "x.Pooling"},
+        ],
+        "1_Pooling/config.json": {"embedding_dimension": 384, "pooling_mode": "mean"},
+    }
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content))
+    assert model_token_limit(str(folder)) == 254
+    assert model_dimension(str(folder)) == 384

@@ -133,21 +133,13 @@ def documents(
                 counts["vanished"], counts["candidates"], ctx.source.max_delete_share
             )
         except sync.MassDeleteRefused as refused:  # the report names what would have gone
+            # A person decides (the approve_deletions task), or the run stops here.
+            asks = ctx.source.approval.mass_delete
+            kind = MassDeletePendingResult if asks else MassDeleteRefusedResult
+            reason = str(refused).split("; nothing was written")[0] if asks else str(refused)
             examples = _vanished_uris(layout, MASS_DELETE_EXAMPLES)
-            if ctx.source.approval.mass_delete:  # a person decides (approve_deletions)
-                ctx.record(
-                    MassDeletePendingResult(
-                        reason=str(refused).split("; nothing was written")[0],
-                        would_delete=counts["vanished"],
-                        examples=examples,
-                    )
-                )
-            else:
-                ctx.record(
-                    MassDeleteRefusedResult(
-                        reason=str(refused), would_delete=counts["vanished"], examples=examples
-                    )
-                )
+            ctx.record(kind(reason=reason, would_delete=counts["vanished"], examples=examples))
+            if not asks:
                 raise
     return ctx.record(
         PlanDocumentsResult(

@@ -77,6 +77,42 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, PyMongoError) and error.has_error_label("RetryableWriteError")
 
 
+def retrying(
+    name: str, what: str, operation: Any, max_attempts: int = 5, backoff_seconds: float = 0.5
+) -> Any:
+    """Run `operation`, retrying transient errors with exponential backoff; a StoreError
+    naming `name` (the database and collection) once the attempts are spent."""
+    from tenacity import (
+        RetryError,
+        Retrying,
+        retry_if_exception,
+        stop_after_attempt,
+        wait_exponential,
+    )
+
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(_is_transient),
+            stop=stop_after_attempt(max_attempts),
+            wait=wait_exponential(multiplier=backoff_seconds, max=30),
+            reraise=False,
+            before_sleep=lambda state: log.warning(
+                "%s: %s failed (%s), retrying (attempt %d of %d)",
+                name,
+                what,
+                state.outcome.exception() if state.outcome else "?",
+                state.attempt_number,
+                max_attempts,
+            ),
+        ):
+            with attempt:
+                return operation()
+    except RetryError as exc:
+        cause = exc.last_attempt.exception()
+        raise StoreError(f"{name}: {what} failed after {max_attempts} attempts: {cause}") from cause
+    return None
+
+
 class MongoDBStore(ChunkStore):
     def __init__(
         self,
@@ -123,38 +159,7 @@ class MongoDBStore(ChunkStore):
         )
 
     def _retrying(self, what: str, operation: Any) -> Any:
-        """Run `operation`, retrying transient errors with exponential backoff."""
-        from tenacity import (
-            RetryError,
-            Retrying,
-            retry_if_exception,
-            stop_after_attempt,
-            wait_exponential,
-        )
-
-        try:
-            for attempt in Retrying(
-                retry=retry_if_exception(_is_transient),
-                stop=stop_after_attempt(self.max_attempts),
-                wait=wait_exponential(multiplier=self.backoff_seconds, max=30),
-                reraise=False,
-                before_sleep=lambda state: log.warning(
-                    "%s: %s failed (%s), retrying (attempt %d of %d)",
-                    self.name,
-                    what,
-                    state.outcome.exception() if state.outcome else "?",
-                    state.attempt_number,
-                    self.max_attempts,
-                ),
-            ):
-                with attempt:
-                    return operation()
-        except RetryError as exc:
-            cause = exc.last_attempt.exception()
-            raise StoreError(
-                f"{self.name}: {what} failed after {self.max_attempts} attempts: {cause}"
-            ) from cause
-        return None
+        return retrying(self.name, what, operation, self.max_attempts, self.backoff_seconds)
 
     # ---- reads
 

@@ -96,21 +96,30 @@ class LanceRegistryRows(RegistryRows):
 
 
 class MongoRegistryRows(RegistryRows):
+    """Transient errors are retried, then reported naming the collection, as the store's."""
+
     def __init__(self, collection: Collection[dict[str, Any]]) -> None:
         self.collection = collection
+        self.name = f"MongoDB {collection.database.name}.{collection.name}"
+
+    def _retrying(self, what: str, operation: Any) -> Any:
+        from rag_ingest.stores.mongodb_store import retrying
+
+        return retrying(self.name, what, operation)
 
     def rows(self) -> dict[str, str]:
-        return {doc["_id"]: doc["payload"] for doc in self.collection.find({})}
+        found = self._retrying("generations read", lambda: list(self.collection.find({})))
+        return {doc["_id"]: doc["payload"] for doc in found}
 
     def put(self, key: str, payload: str) -> None:
-        self.collection.replace_one(
-            {"_id": key},
-            {"_id": key, "payload": payload, "updated_at": datetime.now(UTC)},
-            upsert=True,
+        document = {"_id": key, "payload": payload, "updated_at": datetime.now(UTC)}
+        self._retrying(
+            f"write of {key}",
+            lambda: self.collection.replace_one({"_id": key}, document, upsert=True),
         )
 
     def delete(self, key: str) -> None:
-        self.collection.delete_one({"_id": key})
+        self._retrying(f"delete of {key}", lambda: self.collection.delete_one({"_id": key}))
 
 
 class Generations:
