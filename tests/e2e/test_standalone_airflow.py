@@ -246,6 +246,41 @@ def test_backfill_ingests_exactly_its_partitions_and_twice_changes_nothing(daily
     assert daily["second_store"].equals(first)  # same ids, vectors, provenance: nothing rewritten
 
 
+@pytest.mark.browser
+def test_an_operator_finds_the_bad_file_of_a_failed_run_in_the_browser(daily: dict) -> None:
+    """A run whose documents gate fails (a file dated 2099), then the UI in Chromium."""
+    bad_file = daily["folder"] / "drops" / "2026-01-04" / "notes.jsonl"
+    future = datetime(2099, 1, 1, tzinfo=UTC).timestamp()
+    os.utime(bad_file, (future, future))
+    token = login(daily["base"], USER, PASSWORD)
+    run_id = trigger_run(daily["base"], token, "2026-01-04T00:00:00Z")
+    failed = wait_for_run(daily["base"], token, run_id)
+    assert failed["state"] == "failed", failed
+    ui_walk.walk(daily, USER, PASSWORD, run_id, bad_file)
+
+
+def trigger_run(base: str, token: str, logical_date: str) -> str:
+    status, body = post(
+        f"{base}/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": logical_date}, token
+    )
+    assert status in (200, 201), body
+    return str(json.loads(body)["dag_run_id"])
+
+
+def wait_for_run(base: str, token: str, run_id: str, timeout: float = 300) -> dict:
+    """The run once it has finished, with its report task done (it runs whatever happened)."""
+    deadline = time.monotonic() + timeout
+    url = f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+    while True:
+        status, body = get(url, token)
+        run = json.loads(body) if status == 200 else {}
+        if run.get("state") in ("success", "failed"):
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} not finished: {status} {body[:300]}"
+        time.sleep(3)
+
+
+# Last in the module: it deletes two of the backfilled records the tests above count.
 def test_a_mass_delete_waits_for_a_person_who_approves_it_over_the_rest_api(
     daily: dict,
 ) -> None:
@@ -282,37 +317,3 @@ def test_a_mass_delete_waits_for_a_person_who_approves_it_over_the_rest_api(
     assert report["counts"]["documents_deleted"] == 2
     records = {uri.split("#", 1)[1] for uri in snapshot(daily["config"])["uri"].to_pylist()}
     assert {f"{day}-0"} == {r for r in records if r.startswith(day)}
-
-
-@pytest.mark.browser
-def test_an_operator_finds_the_bad_file_of_a_failed_run_in_the_browser(daily: dict) -> None:
-    """A run whose documents gate fails (a file dated 2099), then the UI in Chromium."""
-    bad_file = daily["folder"] / "drops" / "2026-01-04" / "notes.jsonl"
-    future = datetime(2099, 1, 1, tzinfo=UTC).timestamp()
-    os.utime(bad_file, (future, future))
-    token = login(daily["base"], USER, PASSWORD)
-    run_id = trigger_run(daily["base"], token, "2026-01-04T00:00:00Z")
-    failed = wait_for_run(daily["base"], token, run_id)
-    assert failed["state"] == "failed", failed
-    ui_walk.walk(daily, USER, PASSWORD, run_id, bad_file)
-
-
-def trigger_run(base: str, token: str, logical_date: str) -> str:
-    status, body = post(
-        f"{base}/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": logical_date}, token
-    )
-    assert status in (200, 201), body
-    return str(json.loads(body)["dag_run_id"])
-
-
-def wait_for_run(base: str, token: str, run_id: str, timeout: float = 300) -> dict:
-    """The run once it has finished, with its report task done (it runs whatever happened)."""
-    deadline = time.monotonic() + timeout
-    url = f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
-    while True:
-        status, body = get(url, token)
-        run = json.loads(body) if status == 200 else {}
-        if run.get("state") in ("success", "failed"):
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} not finished: {status} {body[:300]}"
-        time.sleep(3)
