@@ -19,6 +19,8 @@ def run_until_upsert(config: Path, run_id: str, source: str = "docs", **params: 
     cfg = str(config)
     pipeline.extract.run(cfg, source, run_id)
     gates.validate_documents(cfg, source, run_id)
+    if params.get("rollback", False):  # the plan task's first step, as in the DAG
+        pipeline.generation.rollback_for_run(cfg, source, run_id)
     pipeline.plan.documents(
         cfg,
         source,

@@ -265,3 +265,62 @@ def test_the_dag_asks_a_person_before_a_cutover_and_before_a_mass_delete(
 
     # Approving (the other answer) is given over REST to a running Airflow in
     # test_standalone_airflow.py, with the same task.
+
+
+def test_a_generation_built_over_several_runs_gets_every_change_and_the_live_one_too(
+    tmp_path: Path,
+) -> None:
+    """`generations.build_batch_documents: 2` over four pages: the new generation takes two
+    runs; a page edited in between reaches both; only the complete one is measured."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    topics = [
+        "lanterns glow over the night market",
+        "glaciers carve valleys",
+        "sourdough rises with wild yeast",
+        "a comet's tail points away from the sun",
+    ]
+    for n, topic in enumerate(topics):
+        (corpus / f"page{n}.md").write_text(f"# Page {n}\n\n" + f"This page says {topic}. " * 20)
+    config = write_config(tmp_path, corpus)
+    _configure(config, generations={"build_batch_documents": 2})
+    pipeline_runs.run(config, "r1")
+    first = _live(config)
+
+    _configure(config, chunking={"overlap_tokens": 4})
+    pipeline_runs.run(config, "r2")
+    settings = load_settings(config)
+    building = open_generations(settings).records("docs")[-1]
+    assert building.name != first and building.completed_at is None
+    assert (building.documents_built, building.documents_listed) == (2, 4)
+    assert _live(config) == first  # an incomplete generation is never measured or served
+
+    edited = corpus / "page3.md"
+    edited.write_text(edited.read_text() + "\n\nPostscript: the tail glows faintly blue.\n")
+    counts = pipeline_runs.run(config, "r3")
+    assert counts["documents_changed"] == 1  # the live generation got the edit
+    done = open_generations(settings).record("docs", building.name)
+    assert done is not None and done.completed_at is not None
+    assert (done.documents_built, done.documents_listed) == (4, 4)
+    # No golden set: complete, held for a person to activate; the live one still serves.
+    assert "no golden set" in done.reason and _live(config) == first
+    for generation in (first, building.name):
+        record = open_generations(settings).record("docs", generation)
+        assert record is not None
+        store = open_store(generations.settings_for(settings, record))
+        texts = store.fetch("docs", with_vectors=False)["text"].to_pylist()
+        assert any("faintly blue" in text for text in texts), generation
+    assert cli.main(["--config", str(config), "generations", "activate", building.name,
+                     "--source", "docs"]) == 0  # fmt: skip
+    assert _live(config) == building.name
+    # The DAG's `rollback` param (its plan task calls it first): once per run, however
+    # often the task is retried; the run then keeps the generation it rolled back to.
+    from rag_ingest import pipeline
+
+    counts = pipeline_runs.run(config, "r4", rollback=True)
+    assert counts["documents_unchanged"] == 4 and _live(config) == first
+    again = pipeline.generation.rollback_for_run(str(config), "docs", "r4")  # a retry
+    assert (again.from_generation, again.to_generation) == (building.name, first)
+    assert _live(config) == first  # not moved twice
+    report = latest_run_report(Path(settings.reports_dir), "docs")
+    assert report is not None and report["generations"]["rollback"]["to_generation"] == first
