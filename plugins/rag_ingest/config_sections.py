@@ -71,6 +71,9 @@ class GoldenSetConfig(StrictModel):
     min_recall: float = Field(0.8, ge=0.0, le=1.0, description="Mean recall@k the run needs")
     # fail: the run fails (its writes stay; the report says so). warn: reported only.
     on_failure: Literal["fail", "warn"] = "fail"
+    # A BEIR-layout folder whose corpus this source ingests (records keyed by their
+    # `_id`): a cutover also compares both generations' nDCG@10 and Recall@10 on it.
+    dataset: str | None = None
 
 
 class ParsingConfig(StrictModel):
@@ -340,8 +343,10 @@ class GenerationsConfig(StrictModel):
 
     # New documents a run adds to a building generation (0: all; the rest wait for later runs).
     build_batch_documents: int = Field(0, ge=0)
-    # The cutover happens when the new generation's golden-set recall@k is at most this
-    # much below the live one's (same queries, each embedded by its own generation's model).
+    # The cutover happens when the new generation is at most this much below the live
+    # one on `metric` (same queries, each embedded by its own generation's model):
+    # golden_recall (the golden set's recall@k) or ndcg@10 (the evaluation dataset's).
+    metric: Literal["golden_recall", "ndcg@10"] = "golden_recall"
     max_metric_drop: float = Field(0.0, ge=0.0, le=1.0)
     # Generations that stopped serving (or were refused) are kept for rollback: at most
     # `keep_count` of them, none for longer than `keep_hours`; then the ingestion drops them.

@@ -229,9 +229,11 @@ class CutoverResult(StageResult):
     reason: str
     switched: bool = False  # the pointer moved (cutover)
     awaiting_approval: bool = False  # the source asks a person before the switch
-    metric: str = ""
+    metric: str = ""  # the measure the verdict is taken on (generations.metric)
     live_value: float | None = None
     candidate_value: float | None = None
+    # Every measure, side by side: name -> [live, candidate] (same queries on both).
+    measures: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -324,3 +324,62 @@ def test_a_generation_built_over_several_runs_gets_every_change_and_the_live_one
     assert _live(config) == first  # not moved twice
     report = latest_run_report(Path(settings.reports_dir), "docs")
     assert report is not None and report["generations"]["rollback"]["to_generation"] == first
+
+
+def test_a_cutover_measures_both_generations_on_the_sources_beir_dataset(
+    tmp_path: Path,
+) -> None:
+    """A source ingesting a BEIR-layout corpus, with that dataset configured: the
+    comparison holds the golden set's recall and the dataset's nDCG@10 and Recall@10 of
+    both generations side by side, and `generations.metric: ndcg@10` decides."""
+    dataset = tmp_path / "dataset"
+    (dataset / "qrels").mkdir(parents=True)
+    topics = {
+        "d1": "Paper lanterns glow over the night market.",
+        "d2": "Glaciers carve deep valleys as they creep downhill.",
+        "d3": "Sourdough bread rises slowly with wild yeast.",
+        "d4": "A comet's tail always points away from the sun.",
+        "d5": "Tidal pools hold starfish and sea anemones at low tide.",
+        "d6": "Bees dance to tell the hive where the flowers are.",
+    }
+    (dataset / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in topics.items())
+    )
+    queries = {
+        "q1": "rivers of ice shaping the land",
+        "q2": "why a comet's tail faces away",
+        "q3": "how honeybees share where food is",
+        "q4": "bread leavened by wild yeast",
+    }
+    (dataset / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
+    )
+    qrels = {"q1": "d2", "q2": "d4", "q3": "d6", "q4": "d3"}
+    (dataset / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels.items())
+    )
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text(json.dumps({"query": "starfish at low tide", "expected": ["d5"]}) + "\n")
+    config = write_config(tmp_path, dataset, glob="corpus.jsonl")
+    document = yaml.safe_load(config.read_text())
+    document["sources"][0]["evaluation"] = {
+        "golden_set": str(golden), "k": 2, "min_recall": 0.5, "dataset": str(dataset),
+    }  # fmt: skip
+    document["generations"] = {"metric": "ndcg@10", "max_metric_drop": 0.2}
+    config.write_text(yaml.safe_dump(document))
+    pipeline_runs.run(config, "r1")
+    first = _live(config)
+
+    _configure(config, embedding={"query_prompt": "search: "})  # every vector copied
+    _run(config, "r2")
+    report = latest_run_report(Path(load_settings(config).reports_dir), "docs")
+    assert report is not None
+    verdict = report["generations"]["cutover"]
+    assert set(verdict["measures"]) == {"recall@2", "dataset ndcg@10", "dataset recall@10"}
+    assert verdict["metric"] == "dataset ndcg@10"
+    live_value, new_value = verdict["measures"]["dataset ndcg@10"]
+    assert (verdict["live_value"], verdict["candidate_value"]) == (live_value, new_value)
+    assert live_value > 0.8  # the packaged model finds these
+    assert verdict["switched"] is (new_value >= live_value - 0.2)
+    assert (_live(config) != first) is verdict["switched"]
+    assert report["generations"]["build"]["chunks_embedded"] == 0

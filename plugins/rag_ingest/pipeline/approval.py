@@ -39,12 +39,15 @@ def question(ctx: RunContext, kind: ApprovalKind) -> tuple[str, str] | None:
     verdict = ctx.result(CutoverResult)
     if not verdict.awaiting_approval:
         return None
+    rows = "".join(
+        f"| {name}{' (decides)' if name == verdict.metric else ''} | {live} | {new} |\n"
+        for name, (live, new) in verdict.measures.items()
+    )
     return (
         f"Cut source '{source}' over to generation {verdict.candidate}?",
-        f"Both generations answered the source's golden queries ({verdict.metric}):\n\n"
-        f"| generation | {verdict.metric} |\n|---|---|\n"
-        f"| `{verdict.live_before}` (live) | {verdict.live_value} |\n"
-        f"| `{verdict.candidate}` (new) | {verdict.candidate_value} |\n\n"
+        "Both generations answered the same queries, each with its own model:\n\n"
+        f"| measure | `{verdict.live_before}` (live) | `{verdict.candidate}` (new) |\n"
+        f"|---|---|---|\n{rows}\n"
         f"{verdict.reason}.\n\n**Approve** makes the new generation serve (the live one is "
         "kept for rollback); **Reject** keeps the live one and marks the new one refused.",
     )

@@ -15,7 +15,8 @@ import dataclasses
 import time
 
 from rag_ingest import generations as gen
-from rag_ingest.config import load_settings
+from rag_ingest.config import ConfigError, Settings, load_settings
+from rag_ingest.generations import GenerationRecord
 from rag_ingest.pipeline.binding import GenerationError, live_record
 from rag_ingest.pipeline.generation import switch
 from rag_ingest.run import RunContext
@@ -25,7 +26,6 @@ from rag_ingest.stores import open_generations
 
 def compare(config_path: str | None, source_name: str, run_id: str) -> CutoverResult:
     """Measure a complete configured generation against the live one; the verdict."""
-    from rag_ingest.pipeline.evaluate import golden_recall
 
     started = time.perf_counter()
     ctx = RunContext.load(config_path, source_name, run_id)
@@ -56,25 +56,59 @@ def compare(config_path: str | None, source_name: str, run_id: str) -> CutoverRe
     state = gen.status(candidate, pointer)
     if state != "complete":
         return result(False, f"nothing to cut over: the configured generation is {state}")
-    gate = ctx.source.evaluation
-    live_value = candidate_value = None
-    metric = ""
-    if gate is not None:
-        metric = f"recall@{gate.k}"
-        live_value = round(golden_recall(gen.settings_for(configured, live), ctx.source)[0], 4)
-        candidate_value = round(
-            golden_recall(gen.settings_for(configured, candidate), ctx.source)[0], 4
-        )
+    measures = _measure(ctx, configured, live, candidate)
+    metric = _metric(ctx, configured)
+    live_value, candidate_value = measures.get(metric, (None, None))
     decision = gen.decide_cutover(
         metric, live_value, candidate_value, configured.generations.max_metric_drop
     )
-    figures = {"metric": metric, "live_value": live_value, "candidate_value": candidate_value}
+    figures = {
+        "metric": metric,
+        "live_value": live_value,
+        "candidate_value": candidate_value,
+        "measures": {name: list(pair) for name, pair in measures.items()},
+    }
     evaluation = {**figures, "live": live.name, "run_id": run_id}
     changes: dict[str, object] = {"reason": decision.reason, "evaluation": evaluation}
     if not decision.accepted and live_value is not None:
         changes["refused_at"] = gen.now_utc()
     gens.put(gen.with_times(candidate, **changes))
     return result(decision.accepted, decision.reason, **figures)
+
+
+def _metric(ctx: RunContext, configured: Settings) -> str:
+    """The measure the verdict is taken on ("" when the source has nothing to measure)."""
+    gate = ctx.source.evaluation
+    if gate is None:
+        return ""
+    if configured.generations.metric == "ndcg@10":
+        if gate.dataset is None:
+            raise ConfigError(
+                f"generations.metric is ndcg@10 but sources[{ctx.source.name}].evaluation "
+                "has no dataset to measure it on"
+            )
+        return "dataset ndcg@10"
+    return f"recall@{gate.k}"
+
+
+def _measure(
+    ctx: RunContext, configured: Settings, live: GenerationRecord, candidate: GenerationRecord
+) -> dict[str, tuple[float, float]]:
+    """Every measure the source has, on both generations with the same queries:
+    metric -> (live, candidate); each generation embeds the queries with its own model."""
+    from rag_ingest.pipeline.evaluate import dataset_scores, golden_recall
+
+    gate = ctx.source.evaluation
+    if gate is None:
+        return {}
+    both = [gen.settings_for(configured, record) for record in (live, candidate)]
+    golden = [round(golden_recall(settings, ctx.source)[0], 4) for settings in both]
+    measures = {f"recall@{gate.k}": (golden[0], golden[1])}
+    if gate.dataset is not None:
+        scored = [dataset_scores(settings, ctx.source) for settings in both]
+        for name in scored[0]:
+            measures[f"dataset {name}"] = (scored[0][name], scored[1][name])
+    return measures
 
 
 def cutover(config_path: str | None, source_name: str, run_id: str) -> CutoverResult:

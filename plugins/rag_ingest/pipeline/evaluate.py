@@ -83,3 +83,30 @@ def golden_recall(
         if missing:
             misses.append({"query": item.query, "missing": missing, "top": ranked[:3]})
     return sum(recalls) / len(recalls), misses, len(golden)
+
+
+def dataset_scores(settings: Settings, source: SourceConfig, k: int = 10) -> dict[str, float]:
+    """nDCG@k and Recall@k of the source's evaluation dataset (BEIR layout) in the store
+    `settings` name, the queries embedded with its model and prompt."""
+    from rag_ingest.embedding import Embedder
+    from rag_ingest.evaluation import BeirDataset, ranked_documents, score_rankings
+
+    gate = source.evaluation
+    if gate is None or gate.dataset is None:
+        raise ConfigError(f"source {source.name!r} has no `evaluation.dataset` configured")
+    try:
+        dataset = BeirDataset.load(settings.resolve(gate.dataset))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"sources[{source.name}].evaluation.dataset: {error}") from error
+    store = open_store(settings)
+    ids = sorted(dataset.queries)
+    with Embedder(settings.embedding, settings.models_dir, allow_pool=False) as embedder:
+        vectors = embedder.encode(
+            [dataset.queries[q] for q in ids], prompt=settings.embedding.query_prompt
+        )
+    rankings = {
+        q: ranked_documents(store, v.tolist(), source.name, k)
+        for q, v in zip(ids, vectors, strict=True)
+    }
+    scores = score_rankings(rankings, dataset.qrels, (k,))
+    return {name: round(scores[name], 4) for name in (f"ndcg@{k}", f"recall@{k}")}
