@@ -343,9 +343,8 @@ class GenerationsConfig(StrictModel):
 
     # New documents a run adds to a building generation (0: all; the rest wait for later runs).
     build_batch_documents: int = Field(0, ge=0)
-    # The cutover happens when the new generation is at most this much below the live
-    # one on `metric` (same queries, each embedded by its own generation's model):
-    # golden_recall (the golden set's recall@k) or ndcg@10 (the evaluation dataset's).
+    # The cutover happens when the new generation is at most this much below the live one
+    # on `metric`: golden_recall (the golden set's recall@k) or ndcg@10 (its dataset's).
     metric: Literal["golden_recall", "ndcg@10"] = "golden_recall"
     max_metric_drop: float = Field(0.0, ge=0.0, le=1.0)
     # Generations that stopped serving (or were refused) are kept for rollback: at most
