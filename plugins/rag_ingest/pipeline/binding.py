@@ -31,10 +31,9 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def live_record(gens: Generations, source: str) -> GenerationRecord | None:
-    pointer = gens.pointer(source)
+    pointer, record = gens.live(source)
     if pointer is None:
         return None
-    record = gens.record(source, pointer.live)
     if record is None:
         raise GenerationError(
             f"source {source!r}: the pointer names generation {pointer.live!r}, which has "

@@ -60,9 +60,7 @@ def live_settings(settings: Settings, source: str) -> Settings:
     (the configured ones for a source no run has bound to a generation yet)."""
     from rag_ingest.generations import settings_for
 
-    gens = open_generations(settings)
-    pointer = gens.pointer(source)
-    record = gens.record(source, pointer.live) if pointer else None
+    _, record = open_generations(settings).live(source)
     return settings if record is None else settings_for(settings, record)
 
 

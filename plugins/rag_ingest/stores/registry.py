@@ -156,6 +156,17 @@ class Generations:
         payload = self._all().get(_pointer_key(source))
         return Pointer.from_json(payload) if payload else None
 
+    def live(self, source: str) -> tuple[Pointer | None, GenerationRecord | None]:
+        """The source's pointer and the record it names, from one read of the rows
+        (searches ask this per source per query)."""
+        rows = self._all()
+        payload = rows.get(_pointer_key(source))
+        if not payload:
+            return None, None
+        pointer = Pointer.from_json(payload)
+        record = rows.get(_record_key(source, pointer.live))
+        return pointer, GenerationRecord.from_json(record) if record else None
+
     def switch(self, pointer: Pointer) -> None:
         """The cutover (or rollback) itself: one atomic write."""
         self._rows.put(_pointer_key(pointer.source), pointer.to_json())
