@@ -19,7 +19,7 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 from fastapi import Depends
 
-from rag_ingest.config_sections import DAG_ID_PREFIX
+from rag_ingest.config_source import DAG_ID_PREFIX
 from rag_ingest.ui import URL_PREFIX, ReadableDags, create_app
 
 

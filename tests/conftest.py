@@ -30,6 +30,9 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["PYSPARK_PYTHON"] = sys.executable
+# One ONNX export per model for the whole suite (and the next): `backend: auto` runs
+# ONNX on these CPUs, and an export per test's own models folder would cost 12 s each.
+os.environ.setdefault("RAG_INGEST_MODELS_DIR", str(PROJECT_ROOT / ".rag_ingest" / "models"))
 
 
 def write_config(folder: Path, corpus: Path, *, extra: str = "", glob: str = "**/*.md") -> Path:

@@ -22,18 +22,20 @@ from rag_ingest.config_sections import (
     EmbeddingConfig,
     FreshnessConfig,
     GenerationsConfig,
-    GoldenSetConfig,
-    ParsingConfig,
     PathsConfig,
     QualityConfig,
-    RecordsConfig,
     RetriesConfig,
     SearchConfig,
-    SensitiveDataConfig,
-    SourceConfig,
     SparkConfig,
     StoreConfig,
     StrictModel,
+)
+from rag_ingest.config_source import (
+    GoldenSetConfig,
+    ParsingConfig,
+    RecordsConfig,
+    SensitiveDataConfig,
+    SourceConfig,
 )
 
 CONFIG_ENV_VAR = "RAG_INGEST_CONFIG"

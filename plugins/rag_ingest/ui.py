@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from rag_ingest import data_docs_assets
 from rag_ingest.config import Settings, load_settings
-from rag_ingest.config_sections import dag_id_for
+from rag_ingest.config_source import dag_id_for
 from rag_ingest.overview import any_active, runs_of, source_overview
 from rag_ingest.reports import (
     list_freshness_reports,

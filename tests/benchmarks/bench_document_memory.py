@@ -49,7 +49,7 @@ def _current_rss_mib() -> int:
 def _parse(path: Path) -> dict[str, object]:
     import pandas as pd
 
-    from rag_ingest.config_sections import SourceConfig
+    from rag_ingest.config_source import SourceConfig
     from rag_ingest.extract import ParseLimits, parse_files
     from rag_ingest.parsing import RecordFields
 

@@ -22,7 +22,7 @@ from collections import Counter
 from detect_secrets.plugins.keyword import CONFIG_DENYLIST_REGEX_TO_GROUP, KeywordDetector
 
 from rag_ingest import credentials
-from rag_ingest.config_sections import SensitiveDataConfig
+from rag_ingest.config_source import SensitiveDataConfig
 from rag_ingest.sensitive import Scanner
 from tests.benchmarks.common import SCIFACT, parser_for, save_json, scifact_present
 from tests.secret_corpus import FORMATS, corpus

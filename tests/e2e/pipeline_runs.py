@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag_ingest import pipeline
-from rag_ingest.config_sections import dag_id_for
+from rag_ingest.config_source import dag_id_for
 from rag_ingest.quality import gates
 from rag_ingest.reports import ReportSummary
 

