@@ -73,11 +73,14 @@ demo: airflow-init
 	@echo "search: $(DEMO_QUERY)"
 	rag-ingest search "$(DEMO_QUERY)" --source docs -k 5
 
+# Test processes (pytest-xdist; a file's tests stay in one process, so module
+# fixtures such as the running Airflow are made once). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # The parser fuzz campaign's long form (make test runs 60 cases a family).
 FUZZ_CASES ?= 2000

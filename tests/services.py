@@ -8,10 +8,12 @@ context ends, also when the test fails. Nothing system-wide is started.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +43,14 @@ def ensure_installed(package: str) -> None:
         return
     if os.geteuid() != 0:
         raise RuntimeError(f"{package} is not installed and this is not root: apt-get {package}")
+    # Two test processes (pytest-xdist) must not run apt-get at once: dpkg has one lock.
+    with open(Path(tempfile.gettempdir()) / "rag-ingest-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not Path(PACKAGES[package]).exists():
+            _apt_install(package)
+
+
+def _apt_install(package: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
     subprocess.run(

@@ -2,9 +2,10 @@
 the cutover is gated on the golden set, searches never see a mix, rollback restores.
 
 Real Spark (or the in-process engine), the real model and a genuinely weaker one
-derived from it (its first encoder layer only), real LanceDB. Runs go stage by
-stage as the DAG wires them (tests/e2e/pipeline_runs.py); the DAG's own wiring
-of build_generation and cutover is run in test_ingest_dag.py.
+derived from it (its first encoder layer only), real LanceDB. Most runs go stage
+by stage as the DAG wires them (tests/e2e/pipeline_runs.py); the weaker model's
+refusal and the mass-delete question also run through the DAG (`dag.test()`),
+and a cutover approved over REST in test_standalone_airflow.py.
 """
 
 from __future__ import annotations
@@ -23,26 +24,12 @@ from rag_ingest.search import search
 from rag_ingest.stores import live_settings, open_generations, open_store
 from tests.conftest import write_config
 from tests.e2e import pipeline_runs
+from tests.e2e.docs_golden import write_golden_set
 from tests.models import derived_model
 
 pytestmark = pytest.mark.slow
 
-# Paraphrases of the docs corpus (few of their words in the pages): the packaged model
-# finds all twelve in the top 3, the one-layer model 7 of 12 (measured 2026-12-06).
-GOLDEN = [
-    ("how fast is OCR on scanned pages on a CPU", "benchmarks.md"),
-    ("which YAML keys set the chunk size in tokens", "configuration.md"),
-    ("install and run the demo for the first time", "getting-started.md"),
-    ("how a chunk id stays stable when nearby text is edited", "how-it-works.md"),
-    ("re-run history for past dates from the command line", "operations.md"),
-    ("Great Expectations suites that check each stage's output", "quality.md"),
-    ("what the pipeline promises when a worker crashes mid-run", "reliability.md"),
-    ("keeping passwords and tokens out of logs", "reliability.md"),
-    ("send the embedding work to machines with a graphics card", "operations.md"),
-    ("how long the approximate nearest neighbour index takes at a million chunks", "benchmarks.md"),
-    ("pages that show the validation results in a browser", "quality.md"),
-    ("the order of steps from reading files to the vector store", "how-it-works.md"),
-]
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # The tolerance the source allows: the weaker model falls far below it.
 MAX_DROP = 0.1
 
@@ -60,10 +47,7 @@ def _configure(config: Path, **sections: dict[str, object]) -> None:
 
 
 def _with_golden_set(config: Path) -> None:
-    golden = config.parent / "golden.jsonl"
-    golden.write_text(
-        "".join(json.dumps({"query": q, "expected": [doc]}) + "\n" for q, doc in GOLDEN)
-    )
+    golden = write_golden_set(config.parent)
     document = yaml.safe_load(config.read_text())
     document["sources"][0]["evaluation"] = {
         "golden_set": golden.name,
@@ -158,7 +142,7 @@ def test_a_weaker_model_is_refused_an_equal_change_cuts_over_and_rollback_restor
     # live generation's vectors for every unchanged text, measured, and cut over while
     # searches run; none of them fails, comes back empty or mixes two generations.
     _configure(config, embedding={"model_path": "packaged:all-MiniLM-L6-v2",
-                                  "model_id": "sentence-transformers/all-MiniLM-L6-v2"},
+                                  "model_id": MODEL_ID},
                chunking={"overlap_tokens": 8})  # fmt: skip
     live_ids = _chunk_ids(config, packaged)
     answers: list[set[str]] = []
@@ -215,11 +199,17 @@ def test_a_weaker_model_is_refused_an_equal_change_cuts_over_and_rollback_restor
     assert _live(config) == packaged
 
 
-def test_the_dag_asks_a_person_before_a_cutover_and_before_a_mass_delete(
-    airflow_db: Path, docs_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_through_the_dag_a_weaker_model_is_refused_and_a_mass_delete_waits_for_a_person(
+    airflow_db: Path,
+    docs_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    one_layer_model: Path,
 ) -> None:
-    """Through the real DAG (`dag.test()`): approve_cutover and approve_deletions park the
-    run in Airflow's human-in-the-loop state until a person answers."""
+    """Through the real DAG (`dag.test()`): the weaker model's generation is built,
+    measured and refused by build_generation, compare_generations and cutover (no
+    question asked: a refused generation has nothing to approve); a mass delete parks
+    the run in Airflow's human-in-the-loop state until a person answers."""
     from tests.e2e.hitl import REVIEWER, Answerer
     from tests.e2e.test_ingest_dag import FAST_RETRIES, run_dag
 
@@ -236,16 +226,18 @@ def test_the_dag_asks_a_person_before_a_cutover_and_before_a_mass_delete(
     assert first is not None and first["approvals"] == {}
     packaged = _live(config)
 
-    # Other chunking, equal quality: the run waits for the approval, then switches.
-    _configure(config, chunking={"overlap_tokens": 8})
-    person = Answerer("rag_ingest__docs", "approve_cutover", "Approve")
+    _configure(config, embedding={"model_path": str(one_layer_model), "model_id": "test/1-layer"})
     run_dag(config, monkeypatch)
-    person.done()
-    report = latest_run_report(reports, "docs")
-    assert report is not None and report["approvals"]["cutover"]["by"] == REVIEWER
-    cutover = report["generations"]["cutover"]
-    assert cutover["switched"] and cutover["reason"].startswith(f"approved by {REVIEWER}")
-    assert _live(config) != packaged
+    weaker = latest_run_report(reports, "docs")
+    assert weaker is not None and weaker["status"] == "success", weaker["reason"]
+    build, verdict = weaker["generations"]["build"], weaker["generations"]["cutover"]
+    assert build["status"] == "complete" and build["documents_built"] == 8
+    assert verdict["accepted"] is False and verdict["reason"].startswith("refused: recall@3")
+    assert verdict["live_value"] == 1.0 and verdict["candidate_value"] < 1.0 - MAX_DROP
+    assert weaker["approvals"] == {}  # approve_cutover skipped: nothing to approve
+    assert _live(config) == packaged
+    packaged_model = {"model_path": "packaged:all-MiniLM-L6-v2", "model_id": MODEL_ID}
+    _configure(config, embedding=packaged_model)
 
     # Six of eight pages gone, past the guard (max_delete_share 0.5): rejected, the run
     # ends and nothing is written or deleted.
@@ -263,8 +255,8 @@ def test_the_dag_asks_a_person_before_a_cutover_and_before_a_mass_delete(
     assert len(report["mass_delete_pending"]["examples"]) == 6
     assert open_store(live_settings(settings, "docs")).stats("docs").documents == 8
 
-    # Approving (the other answer) is given over REST to a running Airflow in
-    # test_standalone_airflow.py, with the same task.
+    # Approving (the other answer), and a cutover approved, are given over REST to a
+    # running Airflow in test_standalone_airflow.py, with the same task class.
 
 
 def test_a_generation_built_over_several_runs_gets_every_change_and_the_live_one_too(

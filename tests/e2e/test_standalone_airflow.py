@@ -8,14 +8,17 @@ the same backfill again must leave the store identical.
 
 The same Airflow then serves the browser test, in a real headless Chromium:
 one more run, whose documents gate fails, and an operator's walk through the
-UI (tests/e2e/ui_walk.py). One Airflow for both: its start and its runs are
-most of either test's time.
+UI (tests/e2e/ui_walk.py); then two runs that wait for a person's answer over
+the REST API (a mass delete, and a second source's generation cutover). One
+Airflow for all: its start and its runs are most of each test's time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -29,16 +32,19 @@ import pyarrow as pa
 import pytest
 
 from rag_ingest.config import load_settings
+from rag_ingest.reports import latest_run_report
 from rag_ingest.stores import open_store
-from tests.conftest import PROJECT_ROOT
-from tests.e2e import ui_walk
+from tests.conftest import DOCS_DIR, PROJECT_ROOT
+from tests.e2e import pipeline_runs, ui_walk
 from tests.e2e.airflow_api import free_port, get, login, post, wait_until_healthy
+from tests.e2e.docs_golden import write_golden_set
 from tests.e2e.task_logs import foreign, records, severe
 
 pytestmark = pytest.mark.slow
 
 DAYS = ("2026-01-01", "2026-01-02", "2026-01-03")
 DAG_ID = "rag_ingest__daily"
+HANDBOOK = "handbook"
 
 
 def write_drops(corpus: Path) -> None:
@@ -63,10 +69,17 @@ def airflow_home(folder: Path) -> dict:
     """A project-local Airflow home and configuration (nothing running yet)."""
     corpus = folder / "drops"
     write_drops(corpus)
+    handbook = folder / "handbook"  # the docs pages: a source whose cutover asks a person
+    handbook.mkdir()
+    for page in DOCS_DIR.glob("*.md"):
+        shutil.copy(page, handbook)
     config = folder / "rag_ingest.yaml"
     config.write_text(
         f"sources:\n  - name: daily\n    location: {corpus}/{{{{ ds }}}}\n"
         "    glob: '*.jsonl'\n    mode: partitioned\n    schedule: '@daily'\n"
+        f"  - name: {HANDBOOK}\n    location: {handbook}\n    glob: '*.md'\n"
+        f"    evaluation: {{golden_set: {write_golden_set(folder).name}, k: 3, on_failure: warn}}\n"
+        "    approval: {cutover: true}\n"
         f"store:\n  path: {folder / 'lancedb'}\n"
         f"paths:\n  staging: {folder / 'staging'}\n  reports: {folder / 'reports'}\n"
         # The latest scheduled run and the backfill's take turns on the source: look often.
@@ -259,18 +272,20 @@ def test_an_operator_finds_the_bad_file_of_a_failed_run_in_the_browser(daily: di
     ui_walk.walk(daily, USER, PASSWORD, run_id, bad_file)
 
 
-def trigger_run(base: str, token: str, logical_date: str) -> str:
+def trigger_run(base: str, token: str, logical_date: str | None, dag_id: str = DAG_ID) -> str:
     status, body = post(
-        f"{base}/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": logical_date}, token
+        f"{base}/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date}, token
     )
     assert status in (200, 201), body
     return str(json.loads(body)["dag_run_id"])
 
 
-def wait_for_run(base: str, token: str, run_id: str, timeout: float = 300) -> dict:
+def wait_for_run(
+    base: str, token: str, run_id: str, timeout: float = 300, dag_id: str = DAG_ID
+) -> dict:
     """The run once it has finished, with its report task done (it runs whatever happened)."""
     deadline = time.monotonic() + timeout
-    url = f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+    url = f"{base}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
     while True:
         status, body = get(url, token)
         run = json.loads(body) if status == 200 else {}
@@ -280,7 +295,18 @@ def wait_for_run(base: str, token: str, run_id: str, timeout: float = 300) -> di
         time.sleep(3)
 
 
-# Last in the module: it deletes two of the backfilled records the tests above count.
+def wait_for_question(question_url: str, token: str, timeout: float = 300) -> dict:
+    """The human-in-the-loop question once its task has asked it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = get(question_url, token)
+        if status == 200:
+            return dict(json.loads(body))
+        assert time.monotonic() < deadline, f"never asked: {question_url} {status} {body}"
+        time.sleep(3)
+
+
+# It deletes two of the backfilled records the tests above count: after them.
 def test_a_mass_delete_waits_for_a_person_who_approves_it_over_the_rest_api(
     daily: dict,
 ) -> None:
@@ -295,14 +321,7 @@ def test_a_mass_delete_waits_for_a_person_who_approves_it_over_the_rest_api(
     status, body = post(f"{run_url}/clear", {"dry_run": False}, token)
     assert status == 200, body
     question_url = f"{run_url}/taskInstances/approve_deletions/-1/hitlDetails"
-    deadline = time.monotonic() + 300
-    while True:  # until the task has asked
-        status, body = get(question_url, token)
-        if status == 200:
-            break
-        assert time.monotonic() < deadline, f"approve_deletions never asked: {status} {body}"
-        time.sleep(3)
-    asked = json.loads(body)
+    asked = wait_for_question(question_url, token)
     assert asked["subject"] == "Delete 2 documents of source 'daily'?"
     assert f"{day}-1" in asked["body"] and f"{day}-2" in asked["body"]
     status, body = post(question_url, {"chosen_options": ["Approve"]}, token, method="PATCH")
@@ -317,3 +336,50 @@ def test_a_mass_delete_waits_for_a_person_who_approves_it_over_the_rest_api(
     assert report["counts"]["documents_deleted"] == 2
     records = {uri.split("#", 1)[1] for uri in snapshot(daily["config"])["uri"].to_pylist()}
     assert {f"{day}-0"} == {r for r in records if r.startswith(day)}
+
+
+def test_a_cutover_waits_for_a_person_who_approves_it_over_the_rest_api(daily: dict) -> None:
+    """The handbook source asks before any cutover (`approval.cutover`). Its first
+    generation is ingested (stage by stage, in this process); then the chunking changes:
+    the next run, in the running Airflow, builds the new generation, measures both on the
+    golden set, and parks in approve_cutover with both figures until a person approves
+    over REST; the new generation then serves, and rollback restores the first."""
+    from rag_ingest import cli
+    from rag_ingest.stores import open_generations
+
+    config = daily["config"]
+    pipeline_runs.run(config, "first", source=HANDBOOK)
+    first = open_generations(load_settings(config)).pointer(HANDBOOK)
+    assert first is not None
+    config.write_text(config.read_text() + "chunking:\n  overlap_tokens: 8\n")  # equal quality
+
+    base, token = daily["base"], login(daily["base"], USER, PASSWORD)
+    dag_id = f"rag_ingest__{HANDBOOK}"
+    status, body = post(f"{base}/api/v2/dags/{dag_id}", {"is_paused": False}, token, "PATCH")
+    assert status == 200, body
+    run_id = trigger_run(base, token, None, dag_id)
+    run_url = f"{base}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+    asked = wait_for_question(f"{run_url}/taskInstances/approve_cutover/-1/hitlDetails", token)
+    assert asked["subject"].startswith(f"Cut source '{HANDBOOK}' over to generation gen-")
+    assert re.search(r"\| recall@3 \(decides\) \| [01]\.\d+ \| [01]\.\d+ \|", asked["body"])
+    assert f"`{first.live}` (live)" in asked["body"]
+    status, body = post(
+        f"{run_url}/taskInstances/approve_cutover/-1/hitlDetails",
+        {"chosen_options": ["Approve"]}, token, method="PATCH",
+    )  # fmt: skip
+    assert status == 200, body
+    finished = wait_for_run(base, token, run_id, dag_id=dag_id)
+    assert finished["state"] == "success", finished
+    report = latest_run_report(daily["folder"] / "reports", HANDBOOK)
+    assert report is not None and report["run_id"] == run_id
+    assert report["approvals"]["cutover"]["approved"] is True
+    assert report["approvals"]["cutover"]["by"] == USER
+    assert report["generations"]["cutover"]["switched"] is True
+    live = open_generations(load_settings(config)).pointer(HANDBOOK)
+    assert live is not None and live.live == report["generations"]["build"]["configured"]
+    assert live.live != first.live
+
+    rollback = ["--config", str(config), "generations", "rollback", "--source", HANDBOOK]
+    assert cli.main(rollback) == 0
+    restored = open_generations(load_settings(config)).pointer(HANDBOOK)
+    assert restored is not None and restored.live == first.live

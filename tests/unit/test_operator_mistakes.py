@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from rag_ingest import config_sections
+from rag_ingest import config_sections, config_source
 from rag_ingest.cli import shown
 from rag_ingest.config import ConfigError, parse_settings, render_location
 from rag_ingest.reports import latest_run_report, list_freshness_reports, list_run_reports
@@ -61,11 +61,12 @@ def test_a_location_template_cannot_reach_python_or_run_anything(tmp_path: Path)
 
 
 def _float_fields() -> list[tuple[type[BaseModel], str]]:
-    models = [
+    models = {
         m
-        for m in vars(config_sections).values()
+        for module in (config_sections, config_source)
+        for m in vars(module).values()
         if isinstance(m, type) and issubclass(m, BaseModel) and m is not BaseModel
-    ]
+    }
     return [
         (model, name)
         for model in models
@@ -80,7 +81,7 @@ def test_no_setting_takes_an_infinite_or_nan_value(value: float) -> None:
     assert len(fields) >= 8  # max_file_mb, max_parse_seconds, norm_tolerance, ...
     for model, name in fields:
         data: dict[str, Any] = {name: value}
-        if model is config_sections.SourceConfig:
+        if model is config_source.SourceConfig:
             data |= {"name": "docs", "location": "docs"}
         with pytest.raises(ValueError, match=name):
             model.model_validate(data)
