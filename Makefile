@@ -74,13 +74,15 @@ demo: airflow-init
 	rag-ingest search "$(DEMO_QUERY)" --source docs -k 5
 
 # Test processes (pytest-xdist; a file's tests stay in one process, so module
-# fixtures such as the running Airflow are made once). TEST_WORKERS=0: one process.
+# fixtures are made once). TEST_WORKERS=0: one process. Tests marked `alone` run
+# afterwards with nothing beside them (see the marker in pyproject.toml).
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(BIN)/pytest -m alone
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not alone"
 
 # The parser fuzz campaign's long form (make test runs 60 cases a family).
 FUZZ_CASES ?= 2000

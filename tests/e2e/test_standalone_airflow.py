@@ -40,7 +40,7 @@ from tests.e2e.airflow_api import free_port, get, login, post, wait_until_health
 from tests.e2e.docs_golden import write_golden_set
 from tests.e2e.task_logs import foreign, records, severe
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 DAYS = ("2026-01-01", "2026-01-02", "2026-01-03")
 DAG_ID = "rag_ingest__daily"
