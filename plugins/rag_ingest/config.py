@@ -36,6 +36,7 @@ from rag_ingest.config_source import (
     RecordsConfig,
     SensitiveDataConfig,
     SourceConfig,
+    WatchConfig,
 )
 
 CONFIG_ENV_VAR = "RAG_INGEST_CONFIG"
@@ -60,6 +61,7 @@ __all__ = [
     "SourceConfig",
     "SparkConfig",
     "StoreConfig",
+    "WatchConfig",
     "config_path",
     "load_settings",
     "parse_settings",

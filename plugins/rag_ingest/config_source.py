@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from rag_ingest.config_sections import StrictModel
 
@@ -98,6 +98,33 @@ class ApprovalConfig(StrictModel):
     timeout_hours: float = Field(24.0, gt=0)
 
 
+class WatchConfig(StrictModel):
+    """Change-driven runs (rag_ingest.watch): a change starts a run without waiting for
+    the schedule, which still runs as a safety net.
+
+    listing: Airflow's triggerer lists the location every `interval_seconds` (paths,
+    sizes, modified times; no Spark, no model). queue: a message on a queue of
+    Airflow's common-messaging provider, picked by `queue_scheme` (redis+pubsub, sqs,
+    kafka, ...); `queue_options` are that scheme's trigger arguments, for Redis
+    {channels: [...], redis_conn_id: ..., poll_interval: 1}.
+    """
+
+    feed: Literal["listing", "queue"] = "listing"
+    interval_seconds: float = Field(10.0, gt=0, allow_inf_nan=False)
+    # A burst of changes is one run: it starts once no change came for this long...
+    quiet_seconds: float = Field(2.0, ge=0, allow_inf_nan=False)
+    # ...or this long after the burst's first change, whichever is first.
+    max_wait_seconds: float = Field(60.0, gt=0, allow_inf_nan=False)
+    queue_scheme: str | None = None
+    queue_options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _queue_is_named(self) -> WatchConfig:
+        if self.feed == "queue" and not self.queue_scheme:
+            raise ValueError("feed 'queue' needs queue_scheme (for example redis+pubsub)")
+        return self
+
+
 class SourceConfig(StrictModel):
     name: str
     location: str = Field(
@@ -130,6 +157,17 @@ class SourceConfig(StrictModel):
     # This source's sensitive-data gate (none: the top-level `sensitive_data`).
     sensitive_data: SensitiveDataConfig | None = None
     approval: ApprovalConfig = ApprovalConfig()
+    # Change-driven runs (none: the schedule only).
+    watch: WatchConfig | None = None
+
+    @model_validator(mode="after")
+    def _watched_listing_is_one_place(self) -> SourceConfig:
+        if self.watch is not None and self.watch.feed == "listing" and self.is_templated:
+            raise ValueError(
+                "watch: a listing watcher needs one location, and this one is templated "
+                f"({self.location!r}); use feed 'queue', or no watch"
+            )
+        return self
 
     @field_validator("glob")
     @classmethod

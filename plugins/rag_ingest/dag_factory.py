@@ -36,6 +36,7 @@ from rag_ingest.config import (
     DEFAULT_CONFIG_NAME,
     EmbeddingConfig,
     RetriesConfig,
+    Settings,
     SourceConfig,
     load_settings,
 )
@@ -43,6 +44,7 @@ from rag_ingest.config import (
     config_path as default_config_path,
 )
 from rag_ingest.ui import URL_PREFIX
+from rag_ingest.watch import change_asset
 
 START_DATE = datetime(2026, 1, 1)
 INGESTION_DOC = """Ingests one knowledge source into the vector store.
@@ -149,13 +151,26 @@ def config_path_beside(dag_file: str) -> str:
     )
 
 
+def ingestion_schedule(source: SourceConfig, settings: Settings) -> Any:
+    """The source's schedule; with `watch`, its change asset too (the schedule stays
+    as a safety net)."""
+    if source.watch is None:
+        return source.schedule
+    changes = change_asset(source, settings.source_location(source), settings.staging_dir)
+    if source.schedule is None:
+        return [changes]
+    timetable = CronTriggerTimetable(source.schedule, timezone="UTC")
+    return AssetOrTimeSchedule(timetable=timetable, assets=changes)
+
+
 def build_dag(
     source: SourceConfig,
     embedding: EmbeddingConfig,
     retries: RetriesConfig | None = None,
     config_path: str | None = None,
+    schedule: Any = None,
 ) -> DAG:
-    """The ingestion DAG of one source."""
+    """The ingestion DAG of one source; its schedule by default the source's own."""
     retries = retries or RetriesConfig()
     path = config_path or str(default_config_path())
     name, dag_id = source.name, source.dag_id
@@ -163,7 +178,7 @@ def build_dag(
         DAG(
             dag_id=dag_id,
             description=f"Ingest source '{name}' into the vector store",
-            schedule=source.schedule,
+            schedule=schedule if schedule is not None else source.schedule,
             start_date=START_DATE,
             catchup=False,
             max_active_runs=1,  # one active run per source: runs never race on the store
@@ -278,7 +293,13 @@ def ingestion_dags(config_path: str) -> dict[str, DAG]:
     """One ingestion DAG per configured source, by DAG id."""
     settings = load_settings(config_path)
     return {
-        source.dag_id: build_dag(source, settings.embedding, settings.retries, config_path)
+        source.dag_id: build_dag(
+            source,
+            settings.embedding,
+            settings.retries,
+            config_path,
+            ingestion_schedule(source, settings),
+        )
         for source in settings.sources
     }
 

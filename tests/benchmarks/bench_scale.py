@@ -14,6 +14,11 @@ vectors, picked by each chunk's text hash, so the model's cost (measured in
 Prints wall time per stage, documents per second and peak memory of the
 Python process (VmHWM; Spark's JVM runs with `spark.driver_memory`, fixed),
 and the growth factor of time per document and of memory between sizes.
+
+Then (RERUN=0 leaves it out) each size is run again, in a process of its own,
+after 1% of its documents got a new sentence and 0.1% were deleted, spread
+over every file: the re-run's time and peak memory per stage against the
+first run's (#24: at most 5% of the time, the same flat peak).
 """
 
 from __future__ import annotations
@@ -80,24 +85,19 @@ def embed_from_pool(config: str, shard: str, vectors: np.ndarray) -> int:
     return table.num_rows
 
 
-def one_size(size: int, workdir: Path) -> dict[str, Any]:
-    """Runs in its own process: its peak memory is this size's alone."""
+def pool_vectors() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(POOL_SIZE, 384)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def run_stages(workdir: Path, size: int, run_id: str) -> dict[str, Any]:
+    """Every stage of one run over the corpus in `workdir`, each timed, with the peak
+    memory after it. Runs in its own process: its peak memory is this run's alone."""
     from rag_ingest import pipeline
     from rag_ingest.quality import gates
 
-    corpus = workdir / "corpus"
-    generate(corpus, size)
-    config = workdir / "rag_ingest.yaml"
-    config.write_text(
-        f"sources:\n  - name: scale\n    location: {corpus}\n    glob: '*.jsonl'\n"
-        "    max_file_mb: 500\n"
-        f"store:\n  path: {workdir / 'lancedb'}\n"
-        f"paths:\n  staging: {workdir / 'staging'}\n  reports: {workdir / 'reports'}\n"
-    )
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(POOL_SIZE, 384)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    cfg, run_id = str(config), "manual__scale"
+    cfg, vectors = str(workdir / "rag_ingest.yaml"), pool_vectors()
     seconds: dict[str, float] = {}
     peak_after: dict[str, int] = {}  # VmHWM only grows: the stage where it jumps is the one
 
@@ -107,7 +107,7 @@ def one_size(size: int, workdir: Path) -> dict[str, Any]:
         seconds[stage] = round(time.perf_counter() - started, 1)
         peak_after[stage] = peak_rss_mib()
         print(
-            f"  {size}: {stage} {seconds[stage]} s, peak {peak_after[stage]} MiB",
+            f"  {size} {run_id}: {stage} {seconds[stage]} s, peak {peak_after[stage]} MiB",
             file=sys.stderr,
             flush=True,
         )
@@ -115,17 +115,20 @@ def one_size(size: int, workdir: Path) -> dict[str, Any]:
 
     timed("extract", lambda: pipeline.extract.run(cfg, "scale", run_id))
     timed("documents gate", lambda: gates.validate_documents(cfg, "scale", run_id))
-    timed("plan_documents", lambda: pipeline.plan.documents(cfg, "scale", run_id))
+    plan = timed("plan_documents", lambda: pipeline.plan.documents(cfg, "scale", run_id))
     timed("chunk", lambda: pipeline.chunk.run(cfg, "scale", run_id))
     timed("chunks gate", lambda: gates.validate_chunks(cfg, "scale", run_id))
     shards = timed("plan_chunks", lambda: pipeline.plan.chunks(cfg, "scale", run_id)).shards
     chunks = timed("embed (pool)", lambda: sum(embed_from_pool(cfg, s, vectors) for s in shards))
-    written = timed("upsert", lambda: pipeline.upsert.run(cfg, "scale", run_id)).chunks_written
+    upsert = timed("upsert", lambda: pipeline.upsert.run(cfg, "scale", run_id))
     total = sum(seconds.values())
     return {
         "documents": size,
+        "documents_changed": plan.documents_changed,
+        "documents_vanished": plan.documents_vanished,
         "chunks": chunks,
-        "chunks_written": written,
+        "chunks_written": upsert.chunks_written,
+        "chunks_deleted": upsert.chunks_deleted,
         "seconds": seconds,
         "total_seconds": round(total, 1),
         "documents_per_second": round(size / total, 1),
@@ -138,28 +141,82 @@ def one_size(size: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+def first_run(size: int, workdir: Path) -> dict[str, Any]:
+    """A fresh corpus of `size` documents, ingested into a fresh store."""
+    corpus = workdir / "corpus"
+    generate(corpus, size)
+    (workdir / "rag_ingest.yaml").write_text(
+        f"sources:\n  - name: scale\n    location: {corpus}\n    glob: '*.jsonl'\n"
+        "    max_file_mb: 500\n"
+        f"store:\n  path: {workdir / 'lancedb'}\n"
+        f"paths:\n  staging: {workdir / 'staging'}\n  reports: {workdir / 'reports'}\n"
+    )
+    return run_stages(workdir, size, "manual__scale")
+
+
+CHANGED_SHARE, DELETED_SHARE = 0.01, 0.001
+
+
+def change_corpus(corpus: Path) -> tuple[int, int]:
+    """1% of the records get a new sentence and 0.1% are deleted, spread over every
+    file (seeded); returns how many of each."""
+    rng = random.Random(20261207)
+    changed = deleted = 0
+    for path in sorted(corpus.glob("*.jsonl")):
+        kept = []
+        for line in path.read_text().splitlines():
+            draw = rng.random()
+            if draw < DELETED_SHARE:
+                deleted += 1
+                continue
+            if draw < DELETED_SHARE + CHANGED_SHARE:
+                record = json.loads(line)
+                record["text"] += " A sentence added by the re-run."
+                line = json.dumps(record)
+                changed += 1
+            kept.append(line)
+        path.write_text("\n".join(kept) + "\n")
+    return changed, deleted
+
+
+def rerun(size: int, workdir: Path) -> dict[str, Any]:
+    """The second run, after 1% of the documents changed and 0.1% were deleted."""
+    changed, deleted = change_corpus(workdir / "corpus")
+    result = run_stages(workdir, size, "manual__scale_rerun")
+    return {**result, "records_changed": changed, "records_deleted": deleted}
+
+
+def in_own_process(step: str, size: int, workdir: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.bench_scale", step, str(size), workdir],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--one":
-        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-            print(json.dumps(one_size(int(sys.argv[2]), Path(tmp))))
+    if len(sys.argv) == 4 and sys.argv[1] in ("--first", "--rerun"):
+        step = first_run if sys.argv[1] == "--first" else rerun
+        print(json.dumps(step(int(sys.argv[2]), Path(sys.argv[3]))))
         return
     sizes = [int(s) for s in os.environ.get("SIZES", "10000,100000,1000000").split(",")]
+    with_rerun = os.environ.get("RERUN", "1") != "0"
     output = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else None
     print(
         "Embeddings come from a precomputed pool of 4,096 unit vectors (picked by text hash),\n"
         "not the model: this measures everything but the model (see bench-embedding for it).\n"
     )
-    results = []
+    results, reruns = [], []
     for size in sizes:
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.benchmarks.bench_scale", "--one", str(size)],
-            cwd=PROJECT,
-            stdout=subprocess.PIPE,
-            text=True,
-            check=True,
-        )
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        save_json(output, results)  # after each size: a long run keeps what it measured
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as workdir:
+            results.append(in_own_process("--first", size, workdir))
+            if with_rerun:
+                reruns.append(in_own_process("--rerun", size, workdir))
+        # After each size: a long run keeps what it measured.
+        save_json(output, {"first": results, "rerun": reruns})
     stages = list(results[0]["seconds"])
     print(
         "| documents | chunks | "
@@ -189,6 +246,32 @@ def main() -> None:
             f"{r['ms_per_document'] / first['ms_per_document']:.2f}, peak memory x"
             f"{r['peak_rss_mib'] / first['peak_rss_mib']:.2f}, peak before the store's "
             f"writes (after embed) x{before_store(r) / before_store(first):.2f}"
+        )
+    if reruns:
+        print_reruns(results, reruns, stages)
+
+
+def print_reruns(firsts: list[dict], reruns: list[dict], stages: list[str]) -> None:
+    """Each size's re-run (1% changed, 0.1% deleted) against its first run, per stage."""
+    print(f"\nre-run after {CHANGED_SHARE:.0%} of the documents changed and "
+          f"{DELETED_SHARE:.1%} were deleted: seconds (share of the first run's)")  # fmt: skip
+    print("| documents | changed | deleted | " + " | ".join(stages) + " | total | peak MiB |")
+    print("|---:" * (len(stages) + 5) + "|")
+    for first, again in zip(firsts, reruns, strict=True):
+        cells = [f"{again['documents']:,}", f"{again['documents_changed']:,}",
+                 f"{again['documents_vanished']:,}"]  # fmt: skip
+        for stage in stages:
+            share = again["seconds"][stage] / max(first["seconds"][stage], 0.1)
+            cells.append(f"{again['seconds'][stage]} ({share:.0%})")
+        total_share = again["total_seconds"] / first["total_seconds"]
+        cells.append(f"{again['total_seconds']} ({total_share:.1%})")
+        cells.append(f"{again['peak_rss_mib']} (first {first['peak_rss_mib']})")
+        print("| " + " | ".join(cells) + " |")
+        memory = again["peak_rss_mib"] / first["peak_rss_mib"]
+        print(
+            f"{again['documents']:,}: re-run {total_share:.1%} of the first run's time "
+            f"(target: at most 5%), peak memory x{memory:.2f}; chunks written "
+            f"{again['chunks_written']:,}, deleted {again['chunks_deleted']:,}"
         )
 
 

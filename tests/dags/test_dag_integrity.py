@@ -153,3 +153,56 @@ def test_freshness_runs_hourly_and_after_any_source_is_ingested(dagbag) -> None:
     report = dagbag.dags["rag_ingest__docs"].get_task("report")
     assert [a.name for a in report.outlets] == [source_asset("docs").name]
     assert {t.task_id for t in freshness.tasks} == {"measure__docs", "check__docs"}
+
+
+def test_a_watched_source_runs_on_its_changes_and_still_on_its_schedule(tmp_path: Path) -> None:
+    """The change asset's watcher survives serialization (what the scheduler and the
+    triggerer read), and the DAG never listens to the asset its own runs update."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from rag_ingest import dag_factory
+    config = tmp_path / "rag_ingest.yaml"
+    config.write_text(
+        "sources:\n  - {name: kb, location: docs, schedule: '@daily',"
+        " watch: {interval_seconds: 5, quiet_seconds: 1}}\n"
+        "  - {name: kb2, location: docs, watch: {interval_seconds: 5}}\n"
+    )
+    dags = dag_factory.ingestion_dags(str(config))
+    dag = dags["rag_ingest__kb"]
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert dag.timetable.timetable.expression == "0 0 * * *"  # the schedule still runs
+
+    serialized = DagSerialization.to_dict(dag)["dag"]
+    (asset,) = [a for a in _assets_in(serialized["timetable"]) if a.get("name")]
+    assert asset["name"] == "rag_ingest__kb__changes"
+    (watcher,) = asset["watchers"]
+    assert watcher["trigger"]["classpath"] == "rag_ingest.watch.DebouncedTrigger"
+    feed = str(watcher["trigger"]["kwargs"])
+    assert "ListingChangeTrigger" in feed
+    assert f"'location': '{tmp_path / 'docs'}'" in feed  # absolute: the triggerer's cwd differs
+    assert str(parse_settings_staging(config)) in feed
+
+    only_changes = dags["rag_ingest__kb2"]
+    assert type(only_changes.timetable).__name__ == "AssetTriggeredTimetable"
+    outlets = {o.name for t in [*dag.tasks, *only_changes.tasks] for o in t.outlets}
+    assert not any(name.endswith("__changes") for name in outlets)
+
+
+def parse_settings_staging(config: Path) -> str:
+    from rag_ingest.config import load_settings
+
+    return load_settings(config).staging_dir
+
+
+def _assets_in(node: object) -> list[dict]:
+    """Every serialized asset under a serialized timetable, however nested."""
+    found: list[dict] = []
+    if isinstance(node, dict):
+        if "watchers" in node:
+            found.append(node)
+        for value in node.values():
+            found.extend(_assets_in(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_assets_in(value))
+    return found

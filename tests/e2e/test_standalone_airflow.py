@@ -3,13 +3,15 @@
 `airflow standalone` runs the scheduler, DAG processor, triggerer and API
 server (the task runners' execution API) with the LocalExecutor. The source
 is a JSON Lines drop per day (`drops/{{ ds }}/*.jsonl`); `airflow backfill
-create` over three days must ingest exactly those partitions, and running
+create` over two days must ingest exactly those partitions, and running
 the same backfill again must leave the store identical.
 
 The same Airflow then serves the browser test, in a real headless Chromium:
 one more run, whose documents gate fails, and an operator's walk through the
-UI (tests/e2e/ui_walk.py); then two runs that wait for a person's answer over
-the REST API (a mass delete, and a second source's generation cutover). One
+UI (tests/e2e/ui_walk.py); then change-driven runs of two sources with no
+schedule (a listing watcher in the triggerer; notifications on a Redis
+channel, which the test starts); then two runs that wait for a person's
+answer over the REST API (a mass delete, and a generation cutover). One
 Airflow for all: its start and its runs are most of each test's time.
 """
 
@@ -19,11 +21,8 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -34,21 +33,35 @@ import pytest
 from rag_ingest.config import load_settings
 from rag_ingest.reports import latest_run_report
 from rag_ingest.stores import open_store
-from tests.conftest import DOCS_DIR, PROJECT_ROOT
+from tests.conftest import DOCS_DIR
 from tests.e2e import pipeline_runs, ui_walk
-from tests.e2e.airflow_api import free_port, get, login, post, wait_until_healthy
+from tests.e2e.airflow_api import get, login, post
 from tests.e2e.docs_golden import write_golden_set
+from tests.e2e.standalone import (
+    PASSWORD,
+    USER,
+    airflow_home_for,
+    cli,
+    dag_runs,
+    standalone,
+    trigger_run,
+    wait_for_dag_runs,
+    wait_for_run,
+    wait_for_text,
+)
 from tests.e2e.task_logs import foreign, records, severe
+from tests.services import redis
 
-pytestmark = [pytest.mark.slow, pytest.mark.alone]
+pytestmark = [pytest.mark.slow, pytest.mark.alone, pytest.mark.services]
 
-DAYS = ("2026-01-01", "2026-01-02", "2026-01-03")
+DAYS = ("2026-01-01", "2026-01-02")  # backfilled; 2026-01-04 is not
 DAG_ID = "rag_ingest__daily"
 HANDBOOK = "handbook"
+WATCHED, NOTIFIED = "watched", "notified"  # change-driven: a folder listing, a Redis channel
 
 
 def write_drops(corpus: Path) -> None:
-    """Three daily drops of records; a fourth day that no backfill asks for."""
+    """A drop of records for each backfilled day, and one for a day no backfill asks for."""
     for number, day in enumerate((*DAYS, "2026-01-04")):
         folder = corpus / day
         folder.mkdir(parents=True)
@@ -62,86 +75,39 @@ def write_drops(corpus: Path) -> None:
         (folder / "notes.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
 
-USER, PASSWORD = "operator", "an-operator-password"
-
-
-def airflow_home(folder: Path) -> dict:
-    """A project-local Airflow home and configuration (nothing running yet)."""
+def airflow_home(folder: Path, broker: str) -> dict:
+    """A project-local Airflow home and configuration (nothing running yet); `broker`:
+    the Redis server whose channel the `notified` source's watcher listens to."""
     corpus = folder / "drops"
     write_drops(corpus)
-    handbook = folder / "handbook"  # the docs pages: a source whose cutover asks a person
-    handbook.mkdir()
-    for page in DOCS_DIR.glob("*.md"):
-        shutil.copy(page, handbook)
+    # The docs pages three times: a source whose cutover asks a person, and two
+    # change-driven ones.
+    for name in (HANDBOOK, WATCHED, NOTIFIED):
+        (folder / name).mkdir()
+        for page in DOCS_DIR.glob("*.md"):
+            shutil.copy(page, folder / name)
+    handbook = folder / HANDBOOK
     config = folder / "rag_ingest.yaml"
     config.write_text(
         f"sources:\n  - name: daily\n    location: {corpus}/{{{{ ds }}}}\n"
         "    glob: '*.jsonl'\n    mode: partitioned\n    schedule: '@daily'\n"
         f"  - name: {HANDBOOK}\n    location: {handbook}\n    glob: '*.md'\n"
-        f"    evaluation: {{golden_set: {write_golden_set(folder).name}, k: 3, on_failure: warn}}\n"
+        f"    evaluation: {{golden_set: {write_golden_set(folder).name}, k: 5, on_failure: warn}}\n"
         "    approval: {cutover: true}\n"
+        f"  - name: {WATCHED}\n    location: {folder / WATCHED}\n    glob: '*.md'\n"
+        "    watch: {interval_seconds: 2, quiet_seconds: 1}\n"
+        f"  - name: {NOTIFIED}\n    location: {folder / NOTIFIED}\n    glob: '*.md'\n"
+        "    watch: {feed: queue, queue_scheme: redis+pubsub, quiet_seconds: 2, queue_options:"
+        f" {{channels: [{NOTIFIED}], redis_conn_id: rag_watch, poll_interval: 0.2}}}}\n"
         f"store:\n  path: {folder / 'lancedb'}\n"
         f"paths:\n  staging: {folder / 'staging'}\n  reports: {folder / 'reports'}\n"
         # The latest scheduled run and the backfill's take turns on the source: look often.
         "retries:\n  busy_source_poke_seconds: 15\n"
     )
-    port = free_port()
-    home = folder / "airflow-home"
-    home.mkdir()
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({USER: PASSWORD}))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.e2e.sqlite_wait.CONNECT_ARGS",
-        "PYTHONPATH": str(PROJECT_ROOT),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        # One user who logs in through Airflow's own form (the simple auth manager's).
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "RAG_INGEST_CONFIG": str(config),
-    }
-    cli(env, "db", "migrate")
-    cli(env, "dags", "reserialize")  # the DAGs in the database, before any scheduler
-    cli(env, "dags", "unpause", DAG_ID)  # new DAGs start paused; a paused DAG's runs wait
-    return {"env": env, "config": config, "folder": folder, "port": port,
-            "base": f"http://127.0.0.1:{port}"}  # fmt: skip
-
-
-@contextmanager
-def standalone(airflow: dict) -> Iterator[None]:
-    """Scheduler, DAG processor, triggerer and API server, until the block ends.
-
-    Backfills are created while it is down: on SQLite the CLI's write races
-    the scheduler's and loses ("database is locked").
-    """
-    log_path = airflow["folder"] / "standalone.log"
-    with log_path.open("a") as log:
-        process = subprocess.Popen(
-            ["airflow", "standalone"], env=airflow["env"], stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=airflow["folder"],
-        )  # fmt: skip
-        try:
-            wait_until_healthy(airflow["base"], process, log_path, 180)
-            yield
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, 15)
-                process.wait(timeout=60)
-
-
-def cli(env: dict, *args: str) -> str:
-    done = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return done.stdout
+    return airflow_home_for(
+        folder, config, {"AIRFLOW_CONN_RAG_WATCH": broker},
+        unpaused=(DAG_ID, f"rag_ingest__{WATCHED}", f"rag_ingest__{NOTIFIED}"),
+    )  # fmt: skip
 
 
 def wait_for_runs(env: dict, count: int, timeout: float = 600) -> list[dict]:
@@ -167,21 +133,25 @@ def wait_for_runs(env: dict, count: int, timeout: float = 600) -> list[dict]:
         time.sleep(5)
 
 
+def backfills(airflow: dict) -> list[dict]:
+    """The daily DAG's backfills; none while the server is busy on its SQLite lock."""
+    base = airflow["base"]
+    try:
+        status, body = get(f"{base}/api/v2/backfills?dag_id={DAG_ID}", login(base, USER, PASSWORD))
+    except OSError:
+        return []
+    return list(json.loads(body)["backfills"]) if status == 200 else []
+
+
 def wait_for_backfills_completed(airflow: dict, count: int = 1, timeout: float = 600) -> None:
     """Until `count` backfills exist and all are complete (the scheduler marks a finished
     one complete every 30 s; a new backfill of the same DAG waits for that)."""
-    base = airflow["base"]
-    token = login(base, USER, PASSWORD)
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            status, body = get(f"{base}/api/v2/backfills?dag_id={DAG_ID}", token)
-        except OSError as error:  # a server busy on its SQLite lock: ask again
-            status, body = 0, str(error)
-        backfills = json.loads(body)["backfills"] if status == 200 else []
-        if len(backfills) >= count and all(b["completed_at"] for b in backfills):
+        made = backfills(airflow)
+        if len(made) >= count and all(b["completed_at"] for b in made):
             return
-        assert time.monotonic() < deadline, f"backfill not marked complete: {status} {body[:500]}"
+        assert time.monotonic() < deadline, f"backfills not marked complete: {made}"
         time.sleep(3)
 
 
@@ -213,7 +183,14 @@ def daily(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     CLI's write races the scheduler's and loses, "database is locked"), the second
     through the REST API while it runs, as an operator would from the UI.
     """
-    airflow = airflow_home(tmp_path_factory.mktemp("standalone"))
+    folder = tmp_path_factory.mktemp("standalone")
+    with redis(folder / "redis") as broker:
+        airflow = airflow_home(folder, broker)
+        airflow["broker"], airflow["days"] = broker, len(DAYS)
+        yield from _backfilled_twice(airflow)
+
+
+def _backfilled_twice(airflow: dict) -> Iterator[dict]:
     env = airflow["env"]
     # One run at a time, as the DAG's own max_active_runs (a backfill has its own).
     days = ["--from-date", DAYS[0], "--to-date", DAYS[-1], "--max-active-runs", "1"]
@@ -226,14 +203,17 @@ def daily(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                  "to_date": f"{DAYS[-1]}T00:00:00Z", "reprocess_behavior": "completed",
                  "max_active_runs": 1}  # fmt: skip
         token = login(airflow["base"], USER, PASSWORD)
-        # On SQLite the API refuses a backfill while the scheduler writes ("Database is
-        # locked", 503): an operator would press the button again, so the test does.
+        # On SQLite the API may refuse a backfill while the scheduler writes ("Database is
+        # locked": 503, or 500), and may have made it all the same (a retry then gets 409):
+        # an operator would press the button again and look, so the test does.
         for _ in range(30):
             status, body = post(f"{airflow['base']}/api/v2/backfills", again, token)
-            if status != 503 or "Database is locked" not in body:
+            if status in (200, 201) or len(backfills(airflow)) >= 2:
                 break
+            assert status == 409 or status >= 500, body
             time.sleep(2)
-        assert status in (200, 201), body
+        else:
+            raise AssertionError(f"the second backfill was never made: {status} {body}")
         wait_for_backfills_completed(airflow, count=2)
         airflow["second_runs"] = wait_for_runs(env, len(DAYS))  # re-processing reuses the runs
         airflow["second_store"] = snapshot(airflow["config"])
@@ -266,44 +246,129 @@ def test_an_operator_finds_the_bad_file_of_a_failed_run_in_the_browser(daily: di
     future = datetime(2099, 1, 1, tzinfo=UTC).timestamp()
     os.utime(bad_file, (future, future))
     token = login(daily["base"], USER, PASSWORD)
-    run_id = trigger_run(daily["base"], token, "2026-01-04T00:00:00Z")
-    failed = wait_for_run(daily["base"], token, run_id)
+    run_id = trigger_run(daily["base"], token, "2026-01-04T00:00:00Z", DAG_ID)
+    failed = wait_for_run(daily["base"], token, run_id, DAG_ID)
     assert failed["state"] == "failed", failed
     ui_walk.walk(daily, USER, PASSWORD, run_id, bad_file)
 
 
-def trigger_run(base: str, token: str, logical_date: str | None, dag_id: str = DAG_ID) -> str:
-    status, body = post(
-        f"{base}/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date}, token
-    )
-    assert status in (200, 201), body
-    return str(json.loads(body)["dag_run_id"])
+def task_states(run_url: str, token: str) -> dict[str, str | None]:
+    """Each task of a run and its state: what a failed wait reports."""
+    status, body = get(f"{run_url}/taskInstances", token)
+    if status != 200:
+        return {"(task instances unreadable)": f"{status} {body[:200]}"}
+    return {ti["task_id"]: ti["state"] for ti in json.loads(body)["task_instances"]}
 
 
-def wait_for_run(
-    base: str, token: str, run_id: str, timeout: float = 300, dag_id: str = DAG_ID
-) -> dict:
-    """The run once it has finished, with its report task done (it runs whatever happened)."""
-    deadline = time.monotonic() + timeout
-    url = f"{base}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-    while True:
-        status, body = get(url, token)
-        run = json.loads(body) if status == 200 else {}
-        if run.get("state") in ("success", "failed"):
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} not finished: {status} {body[:300]}"
-        time.sleep(3)
-
-
-def wait_for_question(question_url: str, token: str, timeout: float = 300) -> dict:
-    """The human-in-the-loop question once its task has asked it."""
+def wait_for_question(run_url: str, task_id: str, token: str, timeout: float = 300) -> dict:
+    """The human-in-the-loop question once its task has asked it; a run that ended
+    without asking fails at once, naming each task's state."""
+    question_url = f"{run_url}/taskInstances/{task_id}/-1/hitlDetails"
     deadline = time.monotonic() + timeout
     while True:
         status, body = get(question_url, token)
         if status == 200:
             return dict(json.loads(body))
-        assert time.monotonic() < deadline, f"never asked: {question_url} {status} {body}"
+        _, run = get(run_url, token)
+        ended = json.loads(run).get("state") in ("success", "failed")
+        assert not ended and time.monotonic() < deadline, (
+            f"{task_id} never asked ({status} {body[:200]}); tasks: {task_states(run_url, token)}"
+        )
         time.sleep(3)
+
+
+def approve(run_url: str, task_id: str, token: str, timeout: float = 300) -> dict:
+    """Answers `Approve` as a person would, after reading; the task instance once done.
+
+    Airflow 3.3 loses an answer given in the instant between the task's pause and the
+    executor's report of it: the scheduler takes the resumed task for a lost one and
+    retries it, and the retry asks again (seen with an answer 0.4 s after the question).
+    So the answer waits until the question has stood for a few seconds, and is given
+    again should the task ask again."""
+    task_url = f"{run_url}/taskInstances/{task_id}"
+    deadline, answered = time.monotonic() + timeout, None
+    while True:
+        task = json.loads(get(task_url, token)[1])
+        if task["state"] in ("success", "failed", "skipped"):
+            return dict(task)
+        if task["state"] == "awaiting_input" and task["try_number"] != answered:
+            time.sleep(3)
+            if json.loads(get(task_url, token)[1])["state"] == "awaiting_input":
+                answer = {"chosen_options": ["Approve"]}
+                status, body = post(f"{task_url}/-1/hitlDetails", answer, token, method="PATCH")
+                assert status == 200, body
+                answered = task["try_number"]
+        assert time.monotonic() < deadline, f"{task_id} not done after the answer: {task}"
+        time.sleep(1)
+
+
+def test_an_edited_file_is_searchable_soon_after_with_no_schedule(daily: dict) -> None:
+    """The watched source has no schedule. Its listing watcher (in the triggerer) sees
+    an edited page, a run starts on the source's change asset, and search finds the
+    new text: #24's change-to-search time, measured here once (the benchmark takes
+    the median of several)."""
+    config, base = daily["config"], daily["base"]
+    pipeline_runs.run(config, "first", source=WATCHED)  # the first ingestion, in this process
+    token = login(base, USER, PASSWORD)
+    dag_id = f"rag_ingest__{WATCHED}"
+    assert dag_runs(base, token, dag_id) == []
+
+    page = sorted((daily["folder"] / WATCHED).glob("*.md"))[0]
+    page.write_text(page.read_text() + "\n\nThe quokkaharbour setting keeps drafts apart.\n")
+    seconds = wait_for_text(config, WATCHED, "quokkaharbour", timeout=240)
+    print(f"change to search: {seconds:.1f} s")
+
+    (run,) = wait_for_dag_runs(base, token, dag_id, 1)
+    assert run["run_type"] == "asset_triggered", run
+    finished = wait_for_run(base, token, run["dag_run_id"], dag_id)
+    assert finished["state"] == "success", finished
+    report = latest_run_report(daily["folder"] / "reports", WATCHED)
+    assert report is not None and report["run_id"] == run["dag_run_id"]
+    assert report["counts"]["documents_changed"] == 1
+    assert report["counts"]["documents_new"] == 0
+
+
+def publish_burst(broker: str, notifications: int) -> None:
+    """`notifications` change notifications, as an object store sends them, in 1-2 s."""
+    import redis as redis_client
+
+    client = redis_client.Redis.from_url(broker)
+    for number in range(notifications):
+        client.publish(NOTIFIED, json.dumps({"key": f"docs/page-{number % 8}.md"}))
+        if number % 100 == 99:
+            time.sleep(0.15)
+
+
+def test_notification_bursts_start_one_run_and_those_during_it_one_more(daily: dict) -> None:
+    """1,000 notifications on the notified source's Redis channel start one run; two
+    more bursts while it runs start exactly one follow-up run, not two."""
+    base, token, dag_id = (
+        daily["base"],
+        login(daily["base"], USER, PASSWORD),
+        f"rag_ingest__{NOTIFIED}",
+    )
+    publish_burst(daily["broker"], 1_000)
+    (first,) = wait_for_dag_runs(base, token, dag_id, 1)
+    for _ in range(2):  # two bursts, each its own asset event (quiet_seconds apart)
+        publish_burst(daily["broker"], 300)
+        time.sleep(4)
+    assert dag_runs(base, token, dag_id)[0]["state"] in ("queued", "running")  # still going
+    finished = wait_for_run(base, token, first["dag_run_id"], dag_id)
+    assert finished["state"] == "success", finished
+    runs = wait_for_dag_runs(base, token, dag_id, 2)
+    wait_for_run(base, token, runs[1]["dag_run_id"], dag_id)
+    time.sleep(8)  # long enough for a third run to be made, were one queued
+    runs = dag_runs(base, token, dag_id)
+    assert [r["run_type"] for r in runs] == ["asset_triggered"] * 2, runs
+    assert [r["state"] for r in runs] == ["success"] * 2, runs
+    status, body = get(f"{base}/api/v2/assets/events?limit=100", token)
+    assert status == 200, body
+    events = [
+        e for e in json.loads(body)["asset_events"] if e["uri"].endswith(f"{NOTIFIED}/changes")
+    ]
+    assert len(events) >= 3, events  # three bursts; debounced, so not 1,600
+    assert len(events) < 10, events
+    assert open_store(load_settings(daily["config"])).fetch(NOTIFIED).num_rows > 0
 
 
 # It deletes two of the backfilled records the tests above count: after them.
@@ -320,13 +385,11 @@ def test_a_mass_delete_waits_for_a_person_who_approves_it_over_the_rest_api(
     run_url = f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
     status, body = post(f"{run_url}/clear", {"dry_run": False}, token)
     assert status == 200, body
-    question_url = f"{run_url}/taskInstances/approve_deletions/-1/hitlDetails"
-    asked = wait_for_question(question_url, token)
+    asked = wait_for_question(run_url, "approve_deletions", token)
     assert asked["subject"] == "Delete 2 documents of source 'daily'?"
     assert f"{day}-1" in asked["body"] and f"{day}-2" in asked["body"]
-    status, body = post(question_url, {"chosen_options": ["Approve"]}, token, method="PATCH")
-    assert status == 200, body
-    finished = wait_for_run(base, token, run_id)
+    assert approve(run_url, "approve_deletions", token)["state"] == "success"
+    finished = wait_for_run(base, token, run_id, DAG_ID)
     assert finished["state"] == "success", finished
     report = json.loads(
         (daily["folder"] / "reports" / "daily" / f"backfill__{day}T00_00_00_00_00.json").read_text()
@@ -351,7 +414,13 @@ def test_a_cutover_waits_for_a_person_who_approves_it_over_the_rest_api(daily: d
     pipeline_runs.run(config, "first", source=HANDBOOK)
     first = open_generations(load_settings(config)).pointer(HANDBOOK)
     assert first is not None
-    config.write_text(config.read_text() + "chunking:\n  overlap_tokens: 8\n")  # equal quality
+    # A chunking change of about equal quality. The handbook is this repository's docs,
+    # which change with the code: at k=3 one golden query of 12 came and went with an
+    # edit of the docs, so k=5 and a drop of up to one query's worth may be approved.
+    config.write_text(
+        config.read_text()
+        + "chunking:\n  overlap_tokens: 8\ngenerations:\n  max_metric_drop: 0.1\n"
+    )
 
     base, token = daily["base"], login(daily["base"], USER, PASSWORD)
     dag_id = f"rag_ingest__{HANDBOOK}"
@@ -359,16 +428,13 @@ def test_a_cutover_waits_for_a_person_who_approves_it_over_the_rest_api(daily: d
     assert status == 200, body
     run_id = trigger_run(base, token, None, dag_id)
     run_url = f"{base}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-    asked = wait_for_question(f"{run_url}/taskInstances/approve_cutover/-1/hitlDetails", token)
+    # The new generation is built and measured first: a longer wait than a delete's.
+    asked = wait_for_question(run_url, "approve_cutover", token, timeout=480)
     assert asked["subject"].startswith(f"Cut source '{HANDBOOK}' over to generation gen-")
-    assert re.search(r"\| recall@3 \(decides\) \| [01]\.\d+ \| [01]\.\d+ \|", asked["body"])
+    assert re.search(r"\| recall@5 \(decides\) \| [01]\.\d+ \| [01]\.\d+ \|", asked["body"])
     assert f"`{first.live}` (live)" in asked["body"]
-    status, body = post(
-        f"{run_url}/taskInstances/approve_cutover/-1/hitlDetails",
-        {"chosen_options": ["Approve"]}, token, method="PATCH",
-    )  # fmt: skip
-    assert status == 200, body
-    finished = wait_for_run(base, token, run_id, dag_id=dag_id)
+    assert approve(run_url, "approve_cutover", token)["state"] == "success"
+    finished = wait_for_run(base, token, run_id, dag_id)
     assert finished["state"] == "success", finished
     report = latest_run_report(daily["folder"] / "reports", HANDBOOK)
     assert report is not None and report["run_id"] == run_id

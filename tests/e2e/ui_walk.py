@@ -41,19 +41,20 @@ def airflow_run_ids(base: str, token: str) -> list[str]:
 
 
 def walk(airflow: dict, user: str, password: str, failed_run: str, bad_file: Path) -> None:
-    base, folder = airflow["base"], airflow["folder"]
+    """`airflow["days"]`: how many days of three records each were backfilled."""
+    base, folder, days = airflow["base"], airflow["folder"], airflow["days"]
     token = login(base, user, password)
     with chromium(folder / "chromium-profile") as driver:
         # Not logged in: the page sends the browser to Airflow's login form.
         driver.get(f"{base}/rag-ingest/")
         wait_for(driver, lambda d: "/auth/login" in d.current_url, "the redirect to the login")
         log_in(driver, base, user, password)
-        runs_page(driver, base, token, failed_run)
+        runs_page(driver, base, token, failed_run, days)
         screenshot(driver, folder, "knowledge-ingestion")
         report_from_airflow(driver, base, token, failed_run, bad_file)
         screenshot(driver, folder, "run-report-failed-gate")
         back_to_airflow(driver, failed_run)
-        source_overview(driver, base)
+        source_overview(driver, base, days)
         screenshot(driver, folder, "source-overview")
         query_box(driver, base)
         screenshot(driver, folder, "try-a-query")
@@ -61,12 +62,12 @@ def walk(airflow: dict, user: str, password: str, failed_run: str, bad_file: Pat
         screenshot(driver, folder, "data-docs")
 
 
-def runs_page(driver: Any, base: str, token: str, failed_run: str) -> None:
+def runs_page(driver: Any, base: str, token: str, failed_run: str, days: int) -> None:
     driver.get(f"{base}/rag-ingest/")
     wait_for(driver, lambda d: "Knowledge ingestion" in d.title, "the Knowledge ingestion page")
     page = driver.page_source
     known = airflow_run_ids(base, token)
-    assert len(known) >= 4  # three backfill days, the failed run (and the scheduler's own)
+    assert len(known) >= days + 1  # the backfill's days, the failed run (and the scheduler's)
     for run_id in known:
         assert run_id in page, f"Airflow's run {run_id} is not on the page"
     row = driver.find_element(_by("XPATH"), f"//tr[td[1][starts-with(., '{failed_run}')]]")
@@ -124,16 +125,16 @@ def back_to_airflow(driver: Any, failed_run: str) -> None:
     ), path
 
 
-def source_overview(driver: Any, base: str) -> None:
+def source_overview(driver: Any, base: str, days: int) -> None:
     driver.get(f"{base}/rag-ingest/")
     driver.find_element(_by("LINK_TEXT"), "Overview and charts").click()
     wait_for(driver, lambda d: "Source daily" in d.page_source, "the source overview")
     charts = driver.find_elements(_by("CSS_SELECTOR"), "svg.chart")
     assert len(charts) >= 3
     bars = driver.find_elements(_by("CSS_SELECTOR"), "svg.chart[data-chart=seconds] rect.bar")
-    assert len(bars) >= 4  # one per reported run
+    assert len(bars) >= days + 1  # one per reported run
     cards = driver.find_element(_by("CLASS_NAME"), "cards").text
-    assert "documents in the store\n9" in cards, cards  # three days of three records
+    assert f"documents in the store\n{3 * days}" in cards, cards  # three records a day
 
 
 def query_box(driver: Any, base: str) -> None:
