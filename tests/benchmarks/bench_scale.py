@@ -94,7 +94,8 @@ def pool_vectors() -> np.ndarray:
 def run_stages(workdir: Path, size: int, run_id: str) -> dict[str, Any]:
     """Every stage of one run over the corpus in `workdir`, each timed, with the peak
     memory after it. Runs in its own process: its peak memory is this run's alone."""
-    from rag_ingest import pipeline
+    from rag_ingest import lease, pipeline
+    from rag_ingest.config import load_settings
     from rag_ingest.quality import gates
 
     cfg, vectors = str(workdir / "rag_ingest.yaml"), pool_vectors()
@@ -121,6 +122,8 @@ def run_stages(workdir: Path, size: int, run_id: str) -> dict[str, Any]:
     shards = timed("plan_chunks", lambda: pipeline.plan.chunks(cfg, "scale", run_id)).shards
     chunks = timed("embed (pool)", lambda: sum(embed_from_pool(cfg, s, vectors) for s in shards))
     upsert = timed("upsert", lambda: pipeline.upsert.run(cfg, "scale", run_id))
+    # The source's lease, which the report task gives back in a DAG run (no report here).
+    lease.release(load_settings(cfg).staging_dir, "scale", run_id)
     total = sum(seconds.values())
     return {
         "documents": size,
