@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rag_ingest.watch import listing_state_path
 from tests.benchmarks.common import parser_for, save_json
 from tests.e2e import pipeline_runs
 from tests.e2e.airflow_api import login
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         airflow = airflow_home_for(
             root, config, {}, unpaused=("rag_ingest__watched", "rag_ingest__manual")
         )
-        state = root / "staging" / "watched" / "watch" / "listing.json"
+        state = listing_state_path(root / "staging", "watched")
         changes: list[dict[str, Any]] = []
         with standalone(airflow):
             deadline = time.monotonic() + 180
