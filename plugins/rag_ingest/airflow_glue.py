@@ -283,6 +283,23 @@ def report(config_path: str, source: str, dag_id: str, context: TaskContext) -> 
     return result
 
 
+def run_lineage(config_path: str, source: str, run_id: str) -> Any:
+    """The run's OpenLineage facets (the provider's OperatorLineage), for the report
+    task's `get_openlineage_facets_on_complete` and `_on_failure`."""
+    from rag_ingest.lineage_facets import operator_lineage
+    from rag_ingest.pipeline import report as stage
+
+    return operator_lineage(stage.lineage(config_path, source, run_id, mongodb_address))
+
+
+def mongodb_address(conn_id: str) -> tuple[str, int | None]:
+    """The host and port of a MongoDB connection (its credentials are not read out)."""
+    from airflow.sdk import BaseHook
+
+    connection = BaseHook.get_connection(conn_id)
+    return str(connection.host or "localhost"), connection.port
+
+
 def notify_failed_run(
     config_path: str, source: str, run_id: str, summary: Mapping[str, Any], context: TaskContext
 ) -> None:

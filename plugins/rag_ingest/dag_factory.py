@@ -21,6 +21,7 @@ from airflow.sdk import (
     DAG,
     AssetAny,
     AssetOrTimeSchedule,
+    BaseOperator,
     BaseSensorOperator,
     CronTriggerTimetable,
     Param,
@@ -112,6 +113,24 @@ class WaitForSource(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool:
         return glue.wait_for_source(self.config_path, self.source, self.dag_id, context)
+
+
+class ReportTask(BaseOperator):
+    """The run report, whatever happened; the run's lineage goes to OpenLineage from
+    here (Airflow's OpenLineage provider calls the two methods below when it is on)."""
+
+    def __init__(self, *, config_path: str, source: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_path, self.source = config_path, source
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return glue.report(self.config_path, self.source, self.dag_id, context)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        return glue.run_lineage(self.config_path, self.source, str(task_instance.run_id))
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return glue.run_lineage(self.config_path, self.source, str(task_instance.run_id))
 
 
 class ApprovalTask(HITLOperator):
@@ -270,9 +289,13 @@ def build_dag(
 
         # ALL_DONE: a failed run gets its report too (the gate that failed, its
         # evidence); the task then fails, so the run still ends failed.
-        @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[source_asset(name)])
-        def report(**context: Any) -> dict[str, Any]:
-            return glue.report(path, name, dag_id, context)
+        report = ReportTask(
+            task_id="report",
+            config_path=path,
+            source=name,
+            trigger_rule=TriggerRule.ALL_DONE,
+            outlets=[source_asset(name)],
+        )
 
         shards = plan_chunks()
         planned: Any = wait_for_source >> extract() >> plan_documents()
@@ -285,7 +308,7 @@ def build_dag(
         compared: Any = written >> build_generation() >> compare_generations()
         if source.approval.cutover:
             compared = compared >> approval("cutover")
-        compared >> cutover() >> report()
+        compared >> cutover() >> report
     return dag
 
 

@@ -1,13 +1,18 @@
-"""The report task: the run report (JSON and HTML), then the source's lease back."""
+"""The report task: the run report (JSON and HTML), then the source's lease back;
+and the run's lineage, which the task hands to OpenLineage (rag_ingest.lineage)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from rag_ingest import lease, reports
+from rag_ingest.generations import GenerationRecord
+from rag_ingest.lineage import RunLineage, run_lineage, store_dataset
 from rag_ingest.run import RunContext
+from rag_ingest.stage_results import RunResults
 from rag_ingest.stores import open_store
 from rag_ingest.stores.base import StoreStats
 
@@ -46,3 +51,31 @@ def run(
     # The run is over, whatever happened: the next run of the source may start.
     lease.release(ctx.settings.staging_dir, source_name, run_id)
     return summary
+
+
+def lineage(
+    config_path: str | None,
+    source_name: str,
+    run_id: str,
+    mongodb_address: Callable[[str], tuple[str, int | None]],
+) -> RunLineage:
+    """What the run read and wrote, counted and asserted, and its status as its report
+    says (`unknown` when it has none: the report itself failed)."""
+    ctx = RunContext.load(config_path, source_name, run_id)
+    report = reports.run_report_path(Path(ctx.settings.reports_dir), source_name, run_id)
+    status = json.loads(report.read_text())["status"] if report.is_file() else "unknown"
+    contract = ctx.layout.generation_contract
+    generation = (
+        GenerationRecord.from_json(contract.read_text()).name if contract.exists() else None
+    )
+    location = ctx.source.location
+    if not ctx.source.is_templated:
+        location = ctx.settings.source_location(ctx.source)
+    return run_lineage(
+        source_name,
+        status,
+        RunResults.read(ctx.layout.stages),
+        location,
+        store_dataset(ctx.settings.store, mongodb_address),
+        generation,
+    )

@@ -1,0 +1,1 @@
+"""JSON schemas this package ships (the OpenLineage facet of its own)."""
