@@ -103,6 +103,8 @@ def airflow_home(folder: Path, broker: str) -> dict:
         f"paths:\n  staging: {folder / 'staging'}\n  reports: {folder / 'reports'}\n"
         # The latest scheduled run and the backfill's take turns on the source: look often.
         "retries:\n  busy_source_poke_seconds: 15\n"
+        # A task Airflow lost (the HITL answer race, approve()) is retried at once.
+        "  retry_delay_seconds: 2\n"
     )
     return airflow_home_for(
         folder, config, {"AIRFLOW_CONN_RAG_WATCH": broker},
