@@ -12,9 +12,11 @@ rag_ingest.embedding_backends.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -239,6 +241,39 @@ class Embedder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_shared: dict[tuple[str, str, bool], Embedder] = {}
+_sharing = threading.Lock()
+
+
+def shared_embedder(
+    config: EmbeddingConfig, models_dir: str | Path | None = None, *, allow_pool: bool = True
+) -> tuple[Embedder, float]:
+    """The process's Embedder for `config`, loaded on first use and kept, and the
+    seconds this call spent loading it (0 when it was loaded already).
+
+    A process that runs several tasks (`airflow dags test`, a generation build's
+    embed steps, the UI's query box) loads each model once. Under the Local and
+    Celery executors Airflow 3 runs each task in a process of its own, which
+    loads it once per task.
+    """
+    key = (config.model_dump_json(), str(models_dir), allow_pool)
+    with _sharing:  # two first users at once load the model once
+        if key in _shared:
+            return _shared[key], 0.0
+        embedder = Embedder(config, models_dir, allow_pool=allow_pool)
+        if not _shared:
+            atexit.register(close_shared_embedders)
+        _shared[key] = embedder
+        return embedder, embedder.load_seconds
+
+
+def close_shared_embedders() -> None:
+    """Stop what the kept embedders hold (a device pool's processes)."""
+    with _sharing:
+        while _shared:
+            _shared.popitem()[1].close()
 
 
 class Progress:

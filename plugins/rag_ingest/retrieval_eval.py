@@ -104,7 +104,7 @@ def run_evaluation(
     settings: Settings, plan: EvalPlan, dags_folder: Path | None, say: Any = print
 ) -> dict[str, Any]:
     """Ingest the corpus through the DAG, search every judged query, score."""
-    from rag_ingest.embedding import Embedder
+    from rag_ingest.embedding import shared_embedder
     from rag_ingest.stores import open_store
 
     dataset, ids = plan.dataset, plan.dataset.corpus_ids()
@@ -148,34 +148,36 @@ def run_evaluation(
     say(f"eval: ingested in {run.seconds:.1f} s; searching {len(dataset.queries)} queries")
     store = open_store(eval_settings)
     started = time.perf_counter()
-    with Embedder(eval_settings.embedding, eval_settings.models_dir, allow_pool=False) as embedder:
-        query_ids = sorted(dataset.queries)
-        prompt = eval_settings.embedding.query_prompt
-        vectors = embedder.encode([dataset.queries[q] for q in query_ids], prompt=prompt)
-        depth = max(plan.ks)
-        metrics_by_mode: dict[str, dict[str, float]] = {}
-        seconds_by_mode: dict[str, float] = {}
-        for mode in plan.modes:
-            mode_started = time.perf_counter()
-            rankings = {
-                q: ranked_documents(
-                    store, vector.tolist(), plan.source_name, depth,
-                    text=dataset.queries[q], mode=mode,
-                )
-                for q, vector in zip(query_ids, vectors, strict=True)
-            }  # fmt: skip
-            seconds_by_mode[mode] = round(time.perf_counter() - mode_started, 1)
-            metrics_by_mode[mode] = {
-                name: round(value, 4)
-                for name, value in score_rankings(rankings, dataset.qrels, plan.ks).items()
-            }
-        model = {
-            "model_id": embedder.info.model_id,
-            "revision": embedder.info.revision,
-            "backend": embedder.backend_name,
-            "device": embedder.device,
-            "precision": embedder.precision,
+    embedder, _ = shared_embedder(
+        eval_settings.embedding, eval_settings.models_dir, allow_pool=False
+    )
+    query_ids = sorted(dataset.queries)
+    prompt = eval_settings.embedding.query_prompt
+    vectors = embedder.encode([dataset.queries[q] for q in query_ids], prompt=prompt)
+    depth = max(plan.ks)
+    metrics_by_mode: dict[str, dict[str, float]] = {}
+    seconds_by_mode: dict[str, float] = {}
+    for mode in plan.modes:
+        mode_started = time.perf_counter()
+        rankings = {
+            q: ranked_documents(
+                store, vector.tolist(), plan.source_name, depth,
+                text=dataset.queries[q], mode=mode,
+            )
+            for q, vector in zip(query_ids, vectors, strict=True)
+        }  # fmt: skip
+        seconds_by_mode[mode] = round(time.perf_counter() - mode_started, 1)
+        metrics_by_mode[mode] = {
+            name: round(value, 4)
+            for name, value in score_rankings(rankings, dataset.qrels, plan.ks).items()
         }
+    model = {
+        "model_id": embedder.info.model_id,
+        "revision": embedder.info.revision,
+        "backend": embedder.backend_name,
+        "device": embedder.device,
+        "precision": embedder.precision,
+    }
     search_seconds = time.perf_counter() - started
     chunks = counts.chunks
     return {

@@ -10,26 +10,10 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rag_ingest.config import EmbeddingConfig, Settings
+from rag_ingest.config import Settings
 from rag_ingest.stores.base import SearchHit, SearchMode
-
-if TYPE_CHECKING:
-    from rag_ingest.embedding import Embedder
-
-_loaded: dict[tuple[str, str], Embedder] = {}
-_loading = threading.Lock()
-
-
-def _embedder(config: EmbeddingConfig, models_dir: str) -> Embedder:
-    from rag_ingest.embedding import Embedder
-
-    key = (str(config.model_path), config.backend)
-    with _loading:  # two first queries at once load the model once
-        if key not in _loaded:
-            _loaded[key] = Embedder(config, models_dir, allow_pool=False)
-        return _loaded[key]
 
 
 def search(
@@ -64,7 +48,9 @@ def search(
             config = live.embedding
             key = (config.model_path, config.backend, config.query_prompt)
             if key not in vectors:
-                embedder = _embedder(config, str(live.models_dir))
+                from rag_ingest.embedding import shared_embedder
+
+                embedder, _ = shared_embedder(config, str(live.models_dir), allow_pool=False)
                 vectors[key] = embedder.encode([query], prompt=config.query_prompt)[0].tolist()
             vector = vectors[key]
         hits += open_store(live).search(
@@ -77,6 +63,7 @@ def search(
 
 
 _cross_encoders: dict[str, Any] = {}
+_loading = threading.Lock()  # two first queries at once load the cross-encoder once
 
 
 def reranked(model_path: str, query: str, hits: list[SearchHit]) -> list[SearchHit]:

@@ -226,3 +226,37 @@ def test_embedding_memory_stays_bounded_as_the_shard_grows(tmp_path: Path) -> No
     # which does not grow further with rows (measured up to 32k: flat).
     assert whole - small > 150
     assert large - small < 50
+
+
+def test_a_process_loads_each_model_once_and_tasks_after_the_first_pay_nothing(
+    tmp_path: Path,
+) -> None:
+    from rag_ingest.embedding import close_shared_embedders, shared_embedder
+
+    close_shared_embedders()  # whatever earlier tests of this process loaded
+    config = EmbeddingConfig(backend="torch")
+    first, seconds = shared_embedder(config, allow_pool=False)
+    assert seconds > 0
+    again, seconds_again = shared_embedder(EmbeddingConfig(backend="torch"), allow_pool=False)
+    assert again is first and seconds_again == 0.0
+    # Another setting is another model instance: nothing is shared across settings.
+    other, other_seconds = shared_embedder(
+        EmbeddingConfig(backend="torch", batch_size=8), allow_pool=False
+    )
+    assert other is not first and other_seconds > 0
+
+    # Two shards of one run in one process (as `airflow dags test` runs them): the
+    # second shard's result says it loaded nothing, and its vectors are the same.
+    config_path = write_embed_config(tmp_path, backend="torch")
+    texts = sample_texts(40)
+    shards = [
+        Path(p)
+        for p in parquet_io.write_shards(chunk_rows(texts), tmp_path / "run" / "to_embed", 20, 16)
+    ]
+    assert len(shards) == 2
+    close_shared_embedders()
+    results = [pipeline.embed.shard(str(config_path), str(path)) for path in shards]
+    assert results[0].model_load_seconds > 0 and results[1].model_load_seconds == 0.0
+    vectors = np.vstack([np.array(embedded(p)["vector"].to_pylist()) for p in shards])
+    with Embedder(EmbeddingConfig(backend="torch"), allow_pool=False) as fresh:
+        np.testing.assert_allclose(vectors, fresh.encode(texts), atol=1e-5)

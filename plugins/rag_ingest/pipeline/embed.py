@@ -21,11 +21,12 @@ if TYPE_CHECKING:
 def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
     """Embed one shard of chunks -> embeddings/<shard>.parquet.
 
-    The model loads once per task. The shard is streamed in windows of
-    `embedding.window` chunks, so memory does not grow with the shard, and the
-    output appears only when complete (a retried task starts clean).
+    The model loads once per process (embedding.shared_embedder). The shard is
+    streamed in windows of `embedding.window` chunks, so memory does not grow
+    with the shard, and the output appears only when complete (a retried task
+    starts clean).
     """
-    from rag_ingest.embedding import Embedder, Progress
+    from rag_ingest.embedding import Progress, shared_embedder
 
     started = time.perf_counter()
     layout = RunLayout.of_shard(shard_path)
@@ -35,29 +36,28 @@ def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.name + ".partial")
     model_seconds = 0.0
-    with Embedder(settings.embedding, settings.models_dir) as embedder:
-        progress = Progress(chunks.metadata.num_rows, f"shard {Path(shard_path).name}")
-        writer: pq.ParquetWriter | None = None
-        try:
-            for batch in chunks.iter_batches(batch_size=settings.embedding.window):
-                window = pa.Table.from_batches([batch])
-                encode_started = time.perf_counter()
-                vectors = embedder.encode(
-                    window["text"].to_pylist(),
-                    window["token_count"].to_pylist(),
-                    on_batch=progress.update,
-                    prompt=settings.embedding.document_prompt,
-                )
-                model_seconds += time.perf_counter() - encode_started
-                stamped = stamp(window, vectors, embedder.info)
-                if writer is None:
-                    writer = pq.ParquetWriter(partial, stamped.schema)
-                writer.write_table(stamped)
-        finally:
-            if writer is not None:
-                writer.close()
-        device, backend, precision = embedder.device, embedder.backend_name, embedder.precision
-        load_seconds = embedder.load_seconds
+    embedder, load_seconds = shared_embedder(settings.embedding, settings.models_dir)
+    progress = Progress(chunks.metadata.num_rows, f"shard {Path(shard_path).name}")
+    writer: pq.ParquetWriter | None = None
+    try:
+        for batch in chunks.iter_batches(batch_size=settings.embedding.window):
+            window = pa.Table.from_batches([batch])
+            encode_started = time.perf_counter()
+            vectors = embedder.encode(
+                window["text"].to_pylist(),
+                window["token_count"].to_pylist(),
+                on_batch=progress.update,
+                prompt=settings.embedding.document_prompt,
+            )
+            model_seconds += time.perf_counter() - encode_started
+            stamped = stamp(window, vectors, embedder.info)
+            if writer is None:
+                writer = pq.ParquetWriter(partial, stamped.schema)
+            writer.write_table(stamped)
+    finally:
+        if writer is not None:
+            writer.close()
+    device, backend, precision = embedder.device, embedder.backend_name, embedder.precision
     partial.replace(out_path)
     count = chunks.metadata.num_rows
     result = EmbedShardResult(
