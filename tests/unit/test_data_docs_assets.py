@@ -11,6 +11,7 @@ import pytest
 
 from rag_ingest import data_docs_assets
 from rag_ingest.quality import PACKAGED_SUITES, GateFailed, run_gate
+from rag_ingest.quality.suites import build_data_docs_index
 
 PREFIX = "/rag-ingest/assets"
 # What a browser loads by itself from a page: scripts, style sheets, images, CSS url()s.
@@ -49,6 +50,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
             evidence_dir=folder / "evidence",
             run_name="r",
         )  # fmt: skip
+    build_data_docs_index(folder / "gx", folder / "data_docs")  # as the report task does
     found = sorted((folder / "data_docs").rglob("*.html"))
     assert any(p.name == "index.html" for p in found) and len(found) >= 2
     return found

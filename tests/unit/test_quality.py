@@ -269,3 +269,38 @@ def test_one_repetitive_document_cannot_fail_the_duplicate_share_of_a_run(tmp_pa
     boilerplate = {f"d{i}": [f"text {i}", "the same footer"] for i in range(6)}
     with pytest.raises(GateFailed, match="duplicate_text_share_below_threshold"):
         gate(boilerplate, "boilerplate")  # one footer in six documents: fails
+
+
+def test_a_gate_renders_its_own_page_and_the_index_lists_the_newest_validations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_ingest.quality import suites
+
+    def gate(run_name: str) -> None:
+        run_gate(
+            "documents",
+            _documents(0),
+            suites_dir=SUITES,
+            parameters=PARAMETERS,
+            overrides={},
+            data_docs_dir=tmp_path / "docs",
+            results_dir=tmp_path / "gx",
+            evidence_dir=tmp_path / "evidence",
+            run_name=run_name,
+        )
+
+    for run in ("run-1", "run-2", "run-3"):
+        gate(run)
+    pages = sorted(p.parent.parent.name for p in (tmp_path / "docs").rglob("validations/**/*.html"))
+    assert pages == ["run-1", "run-2", "run-3"]
+    # The gates left the index alone: its cost grows with every run the source had.
+    assert not (tmp_path / "docs" / "index.html").exists()
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "docs").rglob("validations/**/*.html")}
+    monkeypatch.setattr(suites, "DATA_DOCS_INDEX_LIMIT", 2)
+    suites.build_data_docs_index(tmp_path / "gx", tmp_path / "docs")
+    index = (tmp_path / "docs" / "index.html").read_text()
+    assert "run-3" in index and "run-2" in index and "run-1" not in index
+    # and it rendered no page again: each is as its gate wrote it
+    assert {
+        p: p.stat().st_mtime_ns for p in (tmp_path / "docs").rglob("validations/**/*.html")
+    } == written

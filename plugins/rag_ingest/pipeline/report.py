@@ -4,6 +4,7 @@ and the run's lineage, which the task hands to OpenLineage (rag_ingest.lineage).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ from rag_ingest.run import RunContext
 from rag_ingest.stage_results import RunResults
 from rag_ingest.stores import open_store
 from rag_ingest.stores.base import StoreStats
+
+log = logging.getLogger(__name__)
 
 
 def run(
@@ -50,7 +53,21 @@ def run(
     )
     # The run is over, whatever happened: the next run of the source may start.
     lease.release(ctx.settings.staging_dir, source_name, run_id)
+    gates = RunResults.read(ctx.layout.stages).gates.values()
+    if any(not gate.skipped for gate in gates):
+        _refresh_data_docs_index(ctx)
     return summary
+
+
+def _refresh_data_docs_index(ctx: RunContext) -> None:
+    """After the lease is back: the next run need not wait for it. A failure here
+    is logged, never the run's (its report and pages are written)."""
+    from rag_ingest.quality.gates import refresh_data_docs_index
+
+    try:
+        refresh_data_docs_index(ctx)
+    except Exception as error:  # noqa: BLE001 - an index page never fails a run
+        log.warning("could not refresh the Data Docs index of %s: %s", ctx.source.name, error)
 
 
 def lineage(

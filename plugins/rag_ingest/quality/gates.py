@@ -76,6 +76,22 @@ def _spark_if_large(ctx: RunContext, rows: int) -> Any | None:
     return get_session(ctx.settings.spark, "rag-ingest-quality-gate")
 
 
+def _data_docs_dir(ctx: RunContext) -> Path:
+    return ctx.source_reports / "data_docs"
+
+
+def _results_dir(ctx: RunContext) -> Path:
+    return ctx.source_reports / "gx"  # the source's kept validation results
+
+
+def refresh_data_docs_index(ctx: RunContext) -> None:
+    """The source's Data Docs index, once a run, after its gates (which render only
+    their own pages: rag_ingest.quality.suites.run_gate)."""
+    from rag_ingest.quality import suites
+
+    suites.build_data_docs_index(_results_dir(ctx), _data_docs_dir(ctx))
+
+
 def check(ctx: RunContext, gate: str, frame: Any, parameters: Mapping[str, Any]) -> GateRecord:
     """Run the gate's suite on `frame`; its record goes to stages/gate-<gate>.json."""
     from rag_ingest.quality import suites
@@ -92,8 +108,8 @@ def check(ctx: RunContext, gate: str, frame: Any, parameters: Mapping[str, Any])
                 suites_dir=ctx.settings.suites_dir,
                 parameters=parameters,
                 overrides=ctx.settings.quality_overrides(ctx.source),
-                data_docs_dir=ctx.source_reports / "data_docs",
-                results_dir=ctx.source_reports / "gx",
+                data_docs_dir=_data_docs_dir(ctx),
+                results_dir=_results_dir(ctx),
                 evidence_dir=ctx.layout.gate_evidence,
                 run_name=safe_run_key(ctx.run_id),
             )

@@ -36,6 +36,10 @@ PACKAGED_SUITES = Path(__file__).resolve().parent / "expectations"
 # The column GE reports failing rows by: the frame's own row number.
 _ROW = "row"
 _SITE = "rag_ingest"
+# The Data Docs index lists this many validations, newest first: about the last
+# 100 runs' three gates. Building it reads each listed result.
+DATA_DOCS_INDEX_LIMIT = 300
+_NO_PAGE = "no page: the index only"
 
 
 def load_suite(suites_dir: Path, stage: str) -> dict[str, Any]:
@@ -140,6 +144,50 @@ def _write_failing_rows(frame: Any, spark: bool, failing: dict[str, list[int]], 
     pd.concat(parts, ignore_index=True).to_parquet(path, index=False)
 
 
+def _context(results_dir: Path, data_docs_dir: Path) -> Any:
+    """An ephemeral GX context over the source's validation results and Data Docs site."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        FilesystemStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    # Validation results persist in a folder per source, so the Data Docs index
+    # lists the gates of past runs too (GE's index drops pages it has no result for).
+    config = DataContextConfig(
+        store_backend_defaults=FilesystemStoreBackendDefaults(root_directory=str(results_dir)),
+        data_docs_sites={
+            _SITE: {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(data_docs_dir),
+                },
+                "site_index_builder": {
+                    "class_name": "DefaultSiteIndexBuilder",
+                    "validation_results_limit": DATA_DOCS_INDEX_LIMIT,
+                },
+            }
+        },
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def build_data_docs_index(results_dir: Path, data_docs_dir: Path) -> None:
+    """The Data Docs site's index page: the newest DATA_DOCS_INDEX_LIMIT validations
+    (each run's report links its own pages, whatever their age)."""
+    if not results_dir.is_dir():
+        return  # no gate ever ran for the source
+    quieten_third_party()
+    # Render no page (an identifier no result has) and build the index.
+    _context(results_dir, data_docs_dir).build_data_docs(
+        site_names=[_SITE], resource_identifiers=[_NO_PAGE], build_index=True
+    )
+
+
 def run_gate(
     stage: str,
     frame: Any,
@@ -160,35 +208,12 @@ def run_gate(
     started = time.perf_counter()
     quieten_third_party()  # before GX's import, which logs at import time
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core import ExpectationSuite
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        FilesystemStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
 
     suite_dict = apply_overrides(load_suite(suites_dir, stage), overrides)
     suite_dict.pop("id", None)
-    # Validation results persist in a folder per source, so the Data Docs index
-    # lists every gate of every run (GE's index drops pages it has no result for).
-    config = DataContextConfig(
-        store_backend_defaults=FilesystemStoreBackendDefaults(root_directory=str(results_dir)),
-        data_docs_sites={
-            _SITE: {
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(data_docs_dir),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            }
-        },
-        progress_bars=ProgressBarsConfig(globally=False),
-        analytics_enabled=False,
-    )
-    context = gx.get_context(mode="ephemeral", project_config=config)
+    context = _context(results_dir, data_docs_dir)
     spark = _is_spark(frame)
     source = (
         context.data_sources.add_spark("rag_ingest")
@@ -204,7 +229,7 @@ def run_gate(
         gx.Checkpoint(
             name=f"{stage}_gate",
             validation_definitions=[validation],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[_SITE])],
+            actions=[],  # its page is rendered below; the site's index by the report task
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [_ROW]},
         )
     )
@@ -215,6 +240,11 @@ def run_gate(
         run_id=RunIdentifier(run_name=run_name),
     )
     (validation_result,) = outcome.run_results.values()
+    # This validation's page only: the index lists every validation kept, so
+    # rebuilding it here would cost a gate more with every run the source ever had.
+    context.build_data_docs(
+        site_names=[_SITE], resource_identifiers=list(outcome.run_results), build_index=False
+    )
     results = list(validation_result.results)
     pages = sorted((data_docs_dir / "validations" / stage).glob(f"{run_name}/*/*.html"))
     failing_path = None
