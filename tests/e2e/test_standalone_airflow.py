@@ -58,6 +58,7 @@ DAYS = ("2026-01-01", "2026-01-02")  # backfilled; 2026-01-04 is not
 DAG_ID = "rag_ingest__daily"
 HANDBOOK = "handbook"
 WATCHED, NOTIFIED = "watched", "notified"  # change-driven: a folder listing, a Redis channel
+LINEAGE_LOG = "lineage.jsonl"  # every OpenLineage event of the deployment
 
 
 def write_drops(corpus: Path) -> None:
@@ -106,8 +107,15 @@ def airflow_home(folder: Path, broker: str) -> dict:
         # A task Airflow lost (the HITL answer race, approve()) is retried at once.
         "  retry_delay_seconds: 2\n"
     )
+    # Every process of the deployment (scheduler, task runners) sends its OpenLineage
+    # events to one file (#24: lineage on the real engine).
+    lineage = {"type": "file", "log_file_path": str(folder / LINEAGE_LOG), "append": True}
+    extra_env = {
+        "AIRFLOW_CONN_RAG_WATCH": broker,
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(lineage),
+    }
     return airflow_home_for(
-        folder, config, {"AIRFLOW_CONN_RAG_WATCH": broker},
+        folder, config, extra_env,
         unpaused=(DAG_ID, f"rag_ingest__{WATCHED}", f"rag_ingest__{NOTIFIED}"),
     )  # fmt: skip
 
@@ -328,6 +336,36 @@ def test_an_edited_file_is_searchable_soon_after_with_no_schedule(daily: dict) -
     assert report is not None and report["run_id"] == run["dag_run_id"]
     assert report["counts"]["documents_changed"] == 1
     assert report["counts"]["documents_new"] == 0
+    # The run's OpenLineage events, from the scheduler (the DAG run's) and the task
+    # runners (the report task's, with the run's lineage).
+    events = wait_for_lineage(daily["folder"] / LINEAGE_LOG, dag_id, run["dag_run_id"])
+    assert [e["eventType"] for e in events if e["job"]["name"] == dag_id] == ["START", "COMPLETE"]
+    (lineage,) = [
+        e for e in events if e["job"]["name"] == f"{dag_id}.report" and e["eventType"] == "COMPLETE"
+    ]
+    (read,) = lineage["inputs"]
+    assert (read["namespace"], read["name"]) == ("file", str((daily["folder"] / WATCHED).resolve()))
+    counted = lineage["run"]["facets"]["ragIngest_run"]
+    assert (counted["documentsChanged"], counted["documentsNew"]) == (1, 0)
+
+
+def wait_for_lineage(log: Path, dag_id: str, run_id: str, timeout: float = 60) -> list[dict]:
+    """The OpenLineage events of one DAG run, once its own COMPLETE event is written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = log.read_text().splitlines() if log.exists() else []
+        events = [
+            event
+            for event in map(json.loads, lines)
+            if event["run"]["facets"].get("airflowDagRun", {}).get("dagRun", {}).get("run_id")
+            == run_id
+            or event["run"]["facets"].get("airflow", {}).get("dagRun", {}).get("run_id") == run_id
+        ]
+        done = any(e["job"]["name"] == dag_id and e["eventType"] == "COMPLETE" for e in events)
+        if done or time.monotonic() > deadline:
+            assert done, f"no COMPLETE event of {dag_id} {run_id} in {log} after {timeout} s"
+            return events
+        time.sleep(1)
 
 
 def publish_burst(broker: str, notifications: int) -> None:
