@@ -9,6 +9,7 @@ Standard facets where the spec has one (`dataQualityAssertions` on the input,
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from typing import Any
 
@@ -25,14 +26,12 @@ from rag_ingest.lineage import RunLineage
 
 RUN_FACET_KEY = "ragIngest_run"  # prefixed with the producer, as custom facets should be
 RUN_FACET_SCHEMA = "RagIngestRunFacet.json"
-# Where the facet's schema is described: the file shipped beside this module.
+# Names the schema file this package ships in schemas/ (a URN: it has no public URL).
 RUN_FACET_SCHEMA_URL = f"urn:rag-ingest:schemas:{RUN_FACET_SCHEMA}#/$defs/RagIngestRunFacet"
 
 
 def run_facet_schema() -> dict[str, Any]:
     """The JSON schema of `ragIngest_run`, as shipped."""
-    import json
-
     return dict(
         json.loads(resources.files("rag_ingest.schemas").joinpath(RUN_FACET_SCHEMA).read_text())
     )
