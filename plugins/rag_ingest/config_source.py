@@ -83,6 +83,9 @@ class ParsingConfig(StrictModel):
     # Sources with at least this many files keep each file's parsed rows, so a run
     # parses only the files that changed; smaller ones are parsed whole each time.
     reuse_min_files: int = Field(200, ge=1)
+    # ...and so does a source whose JSON Lines files hold at least this many MB: a
+    # changed record file then parses only the records whose line changed.
+    reuse_min_record_mb: float = Field(8.0, ge=0, allow_inf_nan=False)
 
 
 class ApprovalConfig(StrictModel):

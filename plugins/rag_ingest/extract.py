@@ -13,149 +13,38 @@ whose text is over `max_document_chars` is quarantined before it is chunked.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from rag_ingest.identity import content_hash, doc_id
-from rag_ingest.parsing import (
-    ParsedDocument,
-    ParseError,
-    RecordFields,
-    RecordProblem,
-    is_record_file,
-    parse_file,
-    parse_records,
+from rag_ingest.document_rows import (
+    PARSED_COLUMNS,
+    REUSE_KEY,
+    ParseTimeout,
+    SensitiveGate,
+    crash_reason,
+    document_row,
+    failed,
+    new_row,
 )
+from rag_ingest.parsing import ParseError, RecordFields, is_record_file, parse_file
 from rag_ingest.parsing.base import escaped, is_unicode
 from rag_ingest.parsing.context import ArchiveLimits, OcrSettings, SourceParsing
-from rag_ingest.sensitive import Scanner, describe
+from rag_ingest.record_rows import RecordReuse, record_file_rows
 from rag_ingest.sources import read_bytes
 
 if TYPE_CHECKING:
     from rag_ingest.config import SourceConfig
 
-# Spark DDL of what the extract step produces; failed rows carry error_* columns.
-PARSED_SCHEMA = (
-    "doc_id string, source string, uri string, relative_path string, title string, "
-    "text string, format string, encoding string, content_hash string, size long, "
-    "modified_at timestamp, page_starts array<long>, metadata string, acl array<string>, "
-    "sensitive string, parse_notes string, error_reason string, error_detail string, "
-    "reuse_key string"
-)
-PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
 LISTING_SCHEMA = (
     "uri string, relative_path string, size long, modified_at timestamp, refused string, "
     "refused_reason string, reuse_key string"
 )
-# What a document row holds beyond its identity: emptied in a row quarantined as a
-# repeated id (the first file holding the id keeps the document).
-CONTENT_COLUMNS = ("title", "text", "page_starts", "metadata", "sensitive", "parse_notes")
-# Bookkeeping of the per-file reuse (rag_ingest.parse_cache), not part of a document.
-REUSE_KEY = "reuse_key"
-
-
-def _row(source: str, uri: str, key: str, size: int, modified_at: Any) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(PARSED_COLUMNS)
-    row.update(
-        doc_id=doc_id(source, key),
-        source=source,
-        uri=uri,
-        relative_path=key,
-        size=size,
-        modified_at=modified_at,
-    )
-    return row
-
-
-def _document_row(
-    row: dict[str, Any],
-    document: ParsedDocument,
-    access_labels: tuple[str, ...],
-    gate: SensitiveGate | None = None,
-) -> dict[str, Any]:
-    if gate is not None:
-        document, findings = gate.apply(document)
-        if findings and gate.policy == "quarantine":
-            return _failed(row, "sensitive_data", f"found {describe(findings)}")
-        row["sensitive"] = json.dumps(findings, sort_keys=True) if findings else None
-    metadata = (
-        json.dumps(document.metadata, sort_keys=True, default=str) if document.metadata else None
-    )
-    acl = sorted(document.acl if document.acl is not None else set(access_labels))
-    # Metadata and access labels are stored with each chunk: a change to them
-    # is a change to the document (and revoking a label rewrites its chunks).
-    extra = ("\x1f" + metadata if metadata else "") + ("\x1facl:" + ",".join(acl) if acl else "")
-    row.update(
-        title=document.title,
-        text=document.text,
-        format=document.format,
-        encoding=document.encoding,
-        content_hash=content_hash(document.text + extra),
-        page_starts=list(document.page_starts) if document.page_starts is not None else None,
-        metadata=metadata,
-        acl=acl,
-        parse_notes=json.dumps(document.notes, sort_keys=True) if document.notes else None,
-    )
-    return row
-
-
-@dataclass(frozen=True)
-class SensitiveGate:
-    """The sensitive-data policy applied to each parsed document (picklable for Spark)."""
-
-    policy: str  # redact | quarantine | fail
-    detect: tuple[str, ...]
-    phone_regions: tuple[str, ...]
-
-    @cached_property
-    def scanner(self) -> Scanner:
-        """Built once per gate (per Spark task), not once per document."""
-        return Scanner(self.detect, self.phone_regions)
-
-    def apply(self, document: ParsedDocument) -> tuple[ParsedDocument, dict[str, int]]:
-        """The document (redacted under `redact`) and its findings per kind; the title,
-        the text and every string in the record's metadata are scanned alike."""
-        found: Counter[str] = Counter()
-        redact = self.policy == "redact"
-
-        def scanned(value: str) -> str:
-            if not redact:
-                found.update(self.scanner.count(value))
-                return value
-            clean, counts = self.scanner.redact(value)
-            found.update(counts)
-            return clean
-
-        title, text = scanned(document.title), scanned(document.text)
-        metadata = {key: _each_string(value, scanned) for key, value in document.metadata.items()}
-        if not redact:
-            return document, dict(found)
-        return replace(document, title=title, text=text, metadata=metadata), dict(found)
-
-
-def _each_string(value: object, change: Callable[[str], str]) -> object:
-    """The value with `change` applied to every string in it, however deeply nested."""
-    if isinstance(value, str):
-        return change(value)
-    if isinstance(value, dict):
-        return {key: _each_string(item, change) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_each_string(item, change) for item in value]
-    return value
-
-
-def _failed(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
-    row.update(error_reason=reason, error_detail=detail[:2000])
-    return row
 
 
 @dataclass(frozen=True)
@@ -165,10 +54,6 @@ class ParseLimits:
     max_file_bytes: int
     max_document_chars: int | None = None
     max_seconds: float | None = None
-
-
-class ParseTimeout(Exception):
-    """A file's parse ran past `max_parse_seconds`."""
 
 
 @contextmanager
@@ -189,17 +74,6 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def _crash_reason(error: BaseException) -> str:
-    """A quarantine reason for an exception no parser turned into a ParseError."""
-    if isinstance(error, ParseTimeout):
-        return "parse_timeout"
-    if isinstance(error, RecursionError):
-        return "too_deeply_nested"
-    if isinstance(error, MemoryError):
-        return "out_of_memory"
-    return "parse_failed"
 
 
 _TEXT_COLUMNS = ("uri", "relative_path", "title", "text", "metadata", "error_detail")
@@ -225,7 +99,7 @@ def _storable(rows: list[dict[str, Any]], file_row: dict[str, Any]) -> list[dict
             uri=escaped(row["uri"]),
             relative_path=escaped(row["relative_path"]),
         )
-        kept.append(_failed(safe, "invalid_unicode", "holds text that is not valid Unicode"))
+        kept.append(failed(safe, "invalid_unicode", "holds text that is not valid Unicode"))
     return kept
 
 
@@ -233,7 +107,7 @@ def _over_text_limit(row: dict[str, Any], limit: int | None) -> dict[str, Any]:
     text = row.get("text")
     if limit is not None and row.get("error_reason") is None and text and len(text) > limit:
         row.update(text=None, title=None, page_starts=None, metadata=None, acl=None)
-        return _failed(
+        return failed(
             row, "text_too_long", f"{len(text)} characters parsed, over the limit of {limit}"
         )
     return row
@@ -252,28 +126,30 @@ def parse_source_file(
     gate: SensitiveGate | None = None,
     refused_reason: str = "not_followed",
     parsing: SourceParsing | None = None,
+    records: RecordReuse | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for one listed file: one document, one per record, or quarantine rows.
+    `records` keys each JSON Lines record for reuse (rag_ingest.record_rows).
 
     Never raises for what the file holds: every failure is a quarantine row.
     """
     limits = limits if isinstance(limits, ParseLimits) else ParseLimits(limits)
-    file_row = _row(source, uri, relative_path, size, modified_at)
+    file_row = new_row(source, uri, relative_path, size, modified_at)
     if refused:
-        return [_failed(file_row, refused_reason, refused)]  # never opened
+        return [failed(file_row, refused_reason, refused)]  # never opened
     try:
         with _time_limit(limits.max_seconds):
             rows = _parse(
                 file_row, uri, relative_path, size, limits, fields, access_labels, gate,
-                parsing or SourceParsing(),
+                parsing or SourceParsing(), records,
             )  # fmt: skip
     except ParseError as exc:
-        rows = [_failed(file_row, exc.reason, exc.detail)]
+        rows = [failed(file_row, exc.reason, exc.detail)]
     except OSError as exc:
-        rows = [_failed(file_row, "unreadable", f"{type(exc).__name__}: {exc}")]
+        rows = [failed(file_row, "unreadable", f"{type(exc).__name__}: {exc}")]
     except Exception as exc:  # noqa: BLE001 - whatever a parser raises, only its file fails
         # (RecursionError and MemoryError are Exceptions too; KeyboardInterrupt is not.)
-        rows = [_failed(file_row, _crash_reason(exc), f"{type(exc).__name__}: {exc}")]
+        rows = [failed(file_row, crash_reason(exc), f"{type(exc).__name__}: {exc}")]
     rows = [_over_text_limit(row, limits.max_document_chars) for row in rows]
     return _storable(rows, file_row)
 
@@ -288,31 +164,17 @@ def _parse(
     access_labels: tuple[str, ...],
     gate: SensitiveGate | None,
     parsing: SourceParsing,
+    records: RecordReuse | None,
 ) -> list[dict[str, Any]]:
-    source, modified_at = file_row["source"], file_row["modified_at"]
     if size > limits.max_file_bytes:
         raise ParseError("too_large", f"{size} bytes is over the limit of {limits.max_file_bytes}")
     data = read_bytes(uri, limits.max_file_bytes)
     if not is_record_file(relative_path):
         document = parse_file(relative_path, data, parsing.context(uri))
-        return [_document_row(file_row, document, access_labels, gate)]
+        return [document_row(file_row, document, access_labels, gate)]
     if not data:
         raise ParseError("empty_file", "the file has zero bytes")
-    rows = []
-    for item in parse_records(relative_path, data, fields):
-        key = item.key or ""
-        # Records are keyed by their id alone, so a record that moves to
-        # another file (a later daily drop) is the same document.
-        row = _row(source, f"{uri}#{key}", f"record:{key}", size, modified_at)
-        if isinstance(item, RecordProblem):
-            rows.append(_failed(row, item.reason, item.detail))
-            continue
-        try:
-            rows.append(_document_row(row, item, access_labels, gate))
-        except UnicodeEncodeError:  # a lone surrogate from a JSON escape: not Unicode
-            rows.append(_failed(row, "invalid_unicode", "holds text that is not valid Unicode"))
-        except Exception as exc:  # noqa: BLE001 - one bad record never costs the rest
-            rows.append(_failed(row, _crash_reason(exc), f"{type(exc).__name__}: {exc}"))
+    rows = record_file_rows(file_row, relative_path, data, fields, access_labels, gate, records)
     if not rows:  # every input is ingested or quarantined, an empty record file too
         raise ParseError("no_records", "the file holds no record")
     return rows
@@ -361,6 +223,7 @@ def parse_files(
     access_labels: tuple[str, ...] = (),
     gate: SensitiveGate | None = None,
     parsing: SourceParsing | None = None,
+    records: RecordReuse | None = None,
 ) -> Iterator[pd.DataFrame]:
     """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
     for batch in batches:
@@ -392,6 +255,7 @@ def parse_files(
                 gate,
                 reason if isinstance(reason, str) else "not_followed",
                 parsing,
+                records,
             )
             rows.extend(_with_reuse_key(file_rows, key if isinstance(key, str) else None))
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

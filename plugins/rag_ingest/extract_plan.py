@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag_ingest import parse_cache
-from rag_ingest.extract import ParseLimits, SensitiveGate, parse_files, source_parsing
+from rag_ingest.document_rows import SensitiveGate
+from rag_ingest.extract import ParseLimits, parse_files, source_parsing
 from rag_ingest.parsing import RecordFields
+from rag_ingest.record_rows import RecordReuse, is_jsonl
 from rag_ingest.sources import SourceFile, list_files
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ class Listing:
     files: list[SourceFile]
     keys: list[str | None]  # None for a refused file
     settings: dict[str, Any]  # parse_cache.extract_settings
+    record_code: str = ""  # what a record's row depends on besides its line (format_code)
 
     @property
     def cache_key(self) -> str:
@@ -51,10 +54,12 @@ def list_source(settings: Settings, source: SourceConfig, location: str) -> List
     """List `location` and key every file (the only cost of an unchanged file)."""
     files = list_files(location, source.glob, with_refused=True)
     extract_settings = parse_cache.extract_settings(settings, source, location)
-    keys = parse_cache.reuse_keys(
-        files, parse_cache.settings_digest(extract_settings), parse_cache.parser_fingerprints()
-    )
-    return Listing(location, files, keys, extract_settings)
+    digest, fingerprints = (
+        parse_cache.settings_digest(extract_settings), parse_cache.parser_fingerprints()
+    )  # fmt: skip
+    keys = parse_cache.reuse_keys(files, digest, fingerprints)
+    record_code = parse_cache.format_code(digest, fingerprints, "record")
+    return Listing(location, files, keys, extract_settings, record_code)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class ExtractPlan:
     # Whether this run's parsed rows may join the kept ones as one more file, the
     # rows of changed and deleted files staying behind, unread: while they are few.
     appends_rows: bool = False
+    # How the records of a changed JSON Lines file find their kept rows (None: not kept).
+    record_reuse: RecordReuse | None = None
 
     @property
     def kept_rows(self) -> Path:
@@ -93,14 +100,19 @@ def plan_extract(
 ) -> ExtractPlan:
     """The files of `listing` to parse and the kept rows to take for the rest.
 
-    A small source (below `parsing.reuse_min_files`) keeps no rows and is parsed
-    whole: keeping them would cost more than parsing a few hundred small files.
+    A small source (below `parsing.reuse_min_files`, and with JSON Lines files of
+    less than `parsing.reuse_min_record_mb`) keeps no rows and is parsed whole:
+    keeping them would cost more than parsing a few hundred small files.
     """
     location, files = listing.location, listing.files
     kept = parse_cache.cache_dir(settings.staging_dir, source.name, location)
     # Keys count from the untemplated root, so they hold the partition.
     partition = posixpath.relpath(location, settings.source_root(source))
-    keep_rows = len(files) >= source.parsing.reuse_min_files
+    record_bytes = sum(f.size for f in files if not f.refused and is_jsonl(f.relative_path))
+    keep_rows = (
+        len(files) >= source.parsing.reuse_min_files
+        or record_bytes >= source.parsing.reuse_min_record_mb * 2**20
+    )
     if not keep_rows:
         parse_cache.drop_file_rows(kept)
     kept_keys = (
@@ -118,14 +130,23 @@ def plan_extract(
         to_parse.append((f.uri, relative, f.size, f.modified_at, f.refused, f.refused_reason, key))
     dropped = sorted(kept_keys.difference(reused))
     appends = bool(reused) and len(dropped) <= _MAX_DROPPED_SHARE * len(kept_keys)
-    return ExtractPlan(location, files, to_parse, reused, dropped, kept, keep_rows, appends)
+    records = (
+        RecordReuse(listing.record_code, None if reparse else str(parse_cache.file_rows_dir(kept)))
+        if keep_rows
+        else None
+    )
+    return ExtractPlan(
+        location, files, to_parse, reused, dropped, kept, keep_rows, appends, records
+    )
 
 
 # Kept rows are rewritten whole once this share of them is of changed or deleted files.
 _MAX_DROPPED_SHARE = 0.2
 
 
-def parse_batches(settings: Settings, source: SourceConfig, location: str) -> ParseBatches:
+def parse_batches(
+    settings: Settings, source: SourceConfig, location: str, records: RecordReuse | None = None
+) -> ParseBatches:
     """The function every batch of listing rows is parsed with (Spark's mapInPandas
     body on executors; called directly in the task's own process)."""
     return partial(
@@ -138,6 +159,7 @@ def parse_batches(settings: Settings, source: SourceConfig, location: str) -> Pa
         access_labels=tuple(source.access_labels),
         gate=sensitive_gate(settings, source),
         parsing=source_parsing(source, location),
+        records=records,
     )
 
 

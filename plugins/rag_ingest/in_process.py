@@ -26,12 +26,8 @@ import pyarrow.dataset as ds
 
 from rag_ingest import parse_cache
 from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, chunk_batches
-from rag_ingest.extract import (
-    CONTENT_COLUMNS,
-    LISTING_SCHEMA,
-    PARSED_SCHEMA,
-    REUSE_KEY,
-)
+from rag_ingest.document_rows import CONTENT_COLUMNS, PARSED_SCHEMA, REUSE_COLUMNS, REUSE_KEY
+from rag_ingest.extract import LISTING_SCHEMA
 from rag_ingest.extract_plan import ExtractPlan, parse_batches
 from rag_ingest.parquet_io import SparkFolderWriter, arrow_schema, read_ids
 from rag_ingest.parsing.notes import parse_notes_summary
@@ -42,7 +38,7 @@ if TYPE_CHECKING:
 
 PARSED = arrow_schema(PARSED_SCHEMA)
 DOCUMENTS = pa.schema(
-    [f for f in PARSED if f.name not in ("error_reason", "error_detail", REUSE_KEY)]
+    [f for f in PARSED if f.name not in ("error_reason", "error_detail", *REUSE_COLUMNS)]
 )
 FINDINGS = arrow_schema("uri string, doc_id string, findings string")
 QUARANTINE = arrow_schema("uri string, doc_id string, stage string, reason string, detail string")
@@ -57,7 +53,7 @@ def extract(
     """The extract job without Spark: documents/, quarantine/, sensitive/ and the kept
     file rows, as rag_ingest.spark.extract_job writes them."""
     layout = RunLayout(Path(run_dir))
-    parse = parse_batches(settings, source, plan.location)
+    parse = parse_batches(settings, source, plan.location, plan.record_reuse)
     parsed = pa.concat_tables(
         [PARSED.empty_table()]
         + [

@@ -46,7 +46,10 @@ OUTPUTS = RunLayout.EXTRACT_OUTPUTS
 _KEY_FILE = "key.json"
 _PACKAGE = Path(__file__).resolve().parent
 # The code that decides what a file parses to.
-_PARSING_CODE = ("extract.py", "sources.py", "sensitive.py", "identity.py", "parsing")
+_PARSING_CODE = (
+    "extract.py", "document_rows.py", "record_rows.py", "sources.py", "sensitive.py",
+    "identity.py", "parsing",
+)  # fmt: skip
 
 
 def extract_settings(settings: Settings, source: SourceConfig, location: str) -> dict[str, Any]:
@@ -128,13 +131,20 @@ def reuse_keys(
         suffix = suffix_of(file.relative_path)
         code = by_suffix.get(suffix)
         if code is None:
-            fingerprint = fingerprints.get(format_of(file.relative_path) or "", "unknown")
-            code = by_suffix[suffix] = f"{settings_digest}\x1f{fingerprint}"
+            code = by_suffix[suffix] = format_code(
+                settings_digest, fingerprints, format_of(file.relative_path)
+            )
         stamp = repr(file.modified_at.timestamp()) if file.modified_at else ""
         keys.append(
             hashlib.sha256(f"{file.uri}\x1f{file.size}\x1f{stamp}\x1f{code}".encode()).hexdigest()
         )
     return keys
+
+
+def format_code(settings_digest: str, fingerprints: dict[str, str], format_name: str | None) -> str:
+    """What every row parsed from a file of this format depends on besides the file: the
+    settings and the format's parser code (a record's kept row is keyed by it too)."""
+    return f"{settings_digest}\x1f{fingerprints.get(format_name or '', 'unknown')}"
 
 
 def reuse_key(file: SourceFile, settings_digest: str, fingerprints: dict[str, str]) -> str | None:

@@ -23,7 +23,8 @@ import pandas as pd
 from rag_ingest import parse_cache
 from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, TOO_MANY_CHUNKS, chunk_batches
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
-from rag_ingest.extract import CONTENT_COLUMNS, LISTING_SCHEMA, PARSED_SCHEMA, REUSE_KEY
+from rag_ingest.document_rows import CONTENT_COLUMNS, PARSED_SCHEMA, REUSE_COLUMNS, REUSE_KEY
+from rag_ingest.extract import LISTING_SCHEMA
 from rag_ingest.extract_plan import ExtractPlan, list_source, parse_batches, plan_extract
 from rag_ingest.log_levels import quieten_third_party
 from rag_ingest.parquet_io import rows_in
@@ -133,7 +134,7 @@ def extract_job(
     listing = _frame(spark, plan.to_parse, LISTING_SCHEMA)
     partitions = max(1, min(to_parse // _FILES_PER_PARTITION + 1, 64))
     parsed = listing.repartition(partitions).mapInPandas(
-        parse_batches(settings, source, location), PARSED_SCHEMA
+        parse_batches(settings, source, location, plan.record_reuse), PARSED_SCHEMA
     )
     if plan.reused:
         previous = spark.read.schema(PARSED_SCHEMA).parquet(str(kept_rows))
@@ -146,7 +147,7 @@ def extract_job(
         if keep_rows:
             kept_now = parsed.filter(F.col(REUSE_KEY).isNotNull())
             kept_now.write.mode("overwrite").parquet(str(fresh_rows))
-        parsed = _first_of_each_id(parsed.drop(REUSE_KEY))
+        parsed = _first_of_each_id(parsed.drop(*REUSE_COLUMNS))
         ok = F.col("error_reason").isNull()
         documents = parsed.filter(ok).drop("error_reason", "error_detail")
         documents.write.mode("overwrite").parquet(str(layout.documents))

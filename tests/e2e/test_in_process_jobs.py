@@ -5,7 +5,8 @@ with the same plan and the same parse and chunk functions as the Spark jobs.
 Here both run on one source holding every kind of row: documents of several
 formats, records, a record id repeated in two files, sensitive data, parse
 notes, refused and unparseable files, a document over the chunk limit; then
-again after one file changed, each taking the kept rows the other wrote.
+again after a document and a record file changed, each taking the kept rows
+(of files and of records) the other wrote.
 Every table must hold the same rows both ways.
 """
 
@@ -161,15 +162,21 @@ def test_in_process_and_spark_jobs_write_the_same_rows(tmp_path: Path) -> None:
         chunks_one = chunk(config, "one", first)
         page = corpus / "guide" / "page-3.md"
         page.write_text(page.read_text() + "\nAn edited closing line.\n")
-        os.utime(page, (1_800_000_000, 1_800_000_000))  # the same in every copy
+        # A changed record file: its unchanged records take their kept rows.
+        records = corpus / "a.jsonl"
+        lines = records.read_text().splitlines()
+        lines[3] = json.dumps({"_id": "r3", "text": "Record text 3, edited."})
+        records.write_text("\n".join([*lines, json.dumps({"_id": "r9", "text": "New."})]))
+        for changed in (page, records):
+            os.utime(changed, (1_800_000_000, 1_800_000_000))  # the same in every copy
         two = extract(config, "two", second)
         chunks_two = chunk(config, "two", second)
         results[(first, second)] = [one, chunks_one, two, chunks_two]
     reference = results[("spark", "spark")]
     # In the task's process the second run added its rows to the kept ones (the changed
-    # file's old row stays behind, unread); Spark rewrote them.
+    # files' old rows stay behind, unread: the page's and the 5 records'); Spark rewrote them.
     live = len(reference[2][1]["kept file rows"])
-    for order, behind in ((("task", "task"), 1), (("spark", "spark"), 0)):
+    for order, behind in ((("task", "task"), 1 + 5), (("spark", "spark"), 0)):
         (rows,) = (tmp_path / "-".join(order) / "staging" / "docs" / "parse-cache").glob(
             "*-file-rows"
         )

@@ -91,7 +91,7 @@ def test_placeholders_and_prose_are_not_taken_for_credentials(text: str) -> None
 
 
 def test_metadata_and_title_strings_are_scanned_like_the_text() -> None:
-    from rag_ingest.extract import SensitiveGate
+    from rag_ingest.document_rows import SensitiveGate
     from rag_ingest.parsing import ParsedDocument
 
     secret = "ghp_" + "a1B2" * 9

@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from rag_ingest import extract
-from rag_ingest.extract import PARSED_COLUMNS, ParseLimits, parse_source_file
+from rag_ingest.document_rows import PARSED_COLUMNS
+from rag_ingest.extract import ParseLimits, parse_source_file
 from rag_ingest.parsing import RecordFields
 from rag_ingest.sources import list_files
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from rag_ingest.extract import PARSED_COLUMNS, ParseLimits, parse_source_file
+from rag_ingest.document_rows import PARSED_COLUMNS
+from rag_ingest.extract import ParseLimits, parse_source_file
 from rag_ingest.parsing import FORMAT_NAMES, RecordFields
 from tests.fuzz import cases, seeds
 

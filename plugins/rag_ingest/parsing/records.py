@@ -44,27 +44,32 @@ class RecordProblem:
     detail: str
 
 
-def _rows_jsonl(data: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordProblem]]:
+def jsonl_lines(data: bytes) -> Iterator[tuple[str, str]]:
+    """(position, line) for every line of a JSON Lines file that is not blank."""
     text, _ = decode_text(data)
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        position = f"line {number}"
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield position, RecordProblem(position, "invalid_json", exc.msg)
-            continue
-        except RecursionError:
-            yield position, RecordProblem(position, "too_deeply_nested", "JSON nested too deep")
-            continue
-        except ValueError as exc:  # e.g. an integer past Python's digit limit
-            yield position, RecordProblem(position, "invalid_json", str(exc)[:200])
-            continue
-        if not isinstance(value, dict):
-            yield position, RecordProblem(position, "invalid_record", "not a JSON object")
-            continue
-        yield position, value
+        if line.strip():
+            yield f"line {number}", line
+
+
+def jsonl_value(position: str, line: str) -> dict[str, Any] | RecordProblem:
+    """One JSON Lines record as an object, or what is wrong with it."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return RecordProblem(position, "invalid_json", exc.msg)
+    except RecursionError:
+        return RecordProblem(position, "too_deeply_nested", "JSON nested too deep")
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        return RecordProblem(position, "invalid_json", str(exc)[:200])
+    if not isinstance(value, dict):
+        return RecordProblem(position, "invalid_record", "not a JSON object")
+    return value
+
+
+def _rows_jsonl(data: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordProblem]]:
+    for position, line in jsonl_lines(data):
+        yield position, jsonl_value(position, line)
 
 
 def _rows_parquet(data: bytes) -> Iterator[tuple[str, dict[str, Any] | RecordProblem]]:
@@ -132,13 +137,20 @@ def parse_records(
     rows = _rows_parquet(data) if relative_path.lower().endswith(".parquet") else _rows_jsonl(data)
     seen: set[str] = set()
     for position, row in rows:
-        if isinstance(row, RecordProblem):
-            yield row
-            continue
-        try:
-            yield _record(position, row, fields, seen)
-        except Exception as error:  # noqa: BLE001 - one bad record never stops its file
-            yield RecordProblem(position, "invalid_record", f"{type(error).__name__}: {error}")
+        yield (
+            row if isinstance(row, RecordProblem) else record_document(position, row, fields, seen)
+        )
+
+
+def record_document(
+    position: str, row: dict[str, Any], fields: RecordFields, seen: set[str]
+) -> ParsedDocument | RecordProblem:
+    """One record as a document, or what is wrong with it; `seen` holds the ids of the
+    file's records before it (an id repeated in a file is a problem)."""
+    try:
+        return _record(position, row, fields, seen)
+    except Exception as error:  # noqa: BLE001 - one bad record never stops its file
+        return RecordProblem(position, "invalid_record", f"{type(error).__name__}: {error}")
 
 
 def _record(

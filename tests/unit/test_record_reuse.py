@@ -1,0 +1,174 @@
+"""Records of a changed JSON Lines file: the kept row of every unchanged line is taken
+again, and the rows are the rows a full parse makes, whatever was edited.
+
+The files are made from a seeded random mix of records (plain, with secrets to
+redact, with access labels and metadata, with ids repeated, with broken JSON,
+without text) and then edited at random: records changed, deleted, inserted,
+moved, repeated, and lines broken.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from rag_ingest.document_rows import PARSED_SCHEMA, RECORD_DIGEST, SensitiveGate
+from rag_ingest.extract import ParseLimits, _with_reuse_key, parse_source_file
+from rag_ingest.parquet_io import SparkFolderWriter, arrow_schema
+from rag_ingest.parsing import RecordFields
+from rag_ingest.record_rows import RecordReuse
+
+FIELDS = RecordFields(metadata_fields=("lang",), acl_field="groups")
+GATE = SensitiveGate("redact", ("payment_card", "api_key"), ())
+CARD = "4111 1111 1111 1111"
+KEPT = " [kept]"
+WORDS = "vector index chunk token embed drift source shard quality gate".split()
+
+
+def record_line(rng: random.Random, n: int) -> str:
+    draw = rng.random()
+    if draw < 0.03:
+        return '{"_id": "broken' + str(n)  # not JSON
+    if draw < 0.05:
+        return json.dumps({"_id": f"r{n}", "title": "no text"})
+    record: dict[str, Any] = {"_id": f"r{n}", "title": f"Title {n}"}
+    record["text"] = " ".join(rng.choices(WORDS, k=rng.randint(3, 12)))
+    if rng.random() < 0.1:
+        record["text"] += f" Card {CARD} on file."
+    if rng.random() < 0.2:
+        record["groups"] = rng.choice([["staff"], "a,b", [], None])
+    if rng.random() < 0.2:
+        record["lang"] = rng.choice(["en", "de"])
+    return json.dumps(record)
+
+
+def edited(rng: random.Random, lines: list[str], next_id: int) -> list[str]:
+    """The lines after a random day of edits."""
+    out: list[str] = []
+    for line in lines:
+        draw = rng.random()
+        if draw < 0.08:  # deleted
+            continue
+        if draw < 0.16:  # changed in place
+            out.append(record_line(rng, int(rng.random() * 1000)))
+            continue
+        out.append(line)
+        if draw < 0.20:  # a line repeated: its id is then a duplicate
+            out.append(line)
+        elif draw < 0.24:  # a new record after it
+            out.append(record_line(rng, next_id))
+            next_id += 1
+    rng.shuffle(out) if rng.random() < 0.3 else None  # records moved about
+    return out
+
+
+def parse(path: Path, records: RecordReuse | None) -> list[dict[str, Any]]:
+    when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+    return parse_source_file(
+        "src", str(path), path.name, path.stat().st_size, when, ParseLimits(10**8), FIELDS,
+        ("public",), gate=GATE, records=records,
+    )  # fmt: skip
+
+
+def keep(rows: list[dict[str, Any]], folder: Path) -> None:
+    """The rows as the extract job keeps them for the next run."""
+    schema = arrow_schema(PARSED_SCHEMA)
+    with SparkFolderWriter(folder, schema) as writer:
+        writer.write(pa.Table.from_pylist(_with_reuse_key(rows, "file-key"), schema=schema))
+
+
+def comparable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k != "reuse_key"} for row in rows]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_changed_record_file_parses_to_the_rows_a_full_parse_makes(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    path, kept = tmp_path / "drop.jsonl", tmp_path / "kept"
+    lines = [record_line(rng, n) for n in range(rng.randint(150, 400))]
+    path.write_text("\n".join(lines) + "\n")
+    code = f"settings-{seed}"
+    first = parse(path, RecordReuse(code, None))
+    # Marked, so the rows taken from the kept ones are told from the rows parsed again.
+    keep([{**row, "title": f"{row['title']}{KEPT}"} for row in first], kept)
+    path.write_text("\n".join(edited(rng, lines, 10_000)) + "\n")
+    reused = parse(path, RecordReuse(code, str(kept)))
+    fresh = parse(path, RecordReuse(code, None))
+    taken = [row for row in reused if row["title"] and row["title"].endswith(KEPT)]
+    for row in taken:
+        row["title"] = row["title"].removesuffix(KEPT)
+    assert comparable(reused) == comparable(fresh)
+    assert len(taken) > len(reused) / 2  # most records were unchanged, and taken again
+    assert {row[RECORD_DIGEST] for row in taken} <= {row[RECORD_DIGEST] for row in first}
+    # The edits made every kind of row; a document row, and only it, carries its digest.
+    reasons = {row["error_reason"] for row in fresh}
+    assert {None, "duplicate_id", "invalid_json", "missing_text"} <= reasons, reasons
+    assert all((row[RECORD_DIGEST] is None) == (row["error_reason"] is not None) for row in fresh)
+    assert any(row["sensitive"] for row in taken) and any(row["acl"] == [] for row in fresh)
+
+
+def test_unchanged_lines_take_their_kept_rows_and_only_they_do(tmp_path: Path) -> None:
+    path, kept = tmp_path / "drop.jsonl", tmp_path / "kept"
+    records = [{"_id": f"r{n}", "text": f"Record number {n}."} for n in range(6)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = parse(path, RecordReuse("code", None))
+    # Marked, so a row taken from the kept ones is told from a row parsed again.
+    keep([{**row, "text": row["text"] + " [kept]"} for row in rows], kept)
+    records[2]["text"] = "Record number 2, edited."
+    records.append({"_id": "r6", "text": "A new record."})
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    texts = {
+        row["relative_path"]: row["text"] for row in parse(path, RecordReuse("code", str(kept)))
+    }
+    assert texts == {
+        "record:r0": "Record number 0. [kept]",
+        "record:r1": "Record number 1. [kept]",
+        "record:r2": "Record number 2, edited.",
+        "record:r3": "Record number 3. [kept]",
+        "record:r4": "Record number 4. [kept]",
+        "record:r5": "Record number 5. [kept]",
+        "record:r6": "A new record.",
+    }
+    # Other settings or parser code: no kept row fits, every record is parsed.
+    again = parse(path, RecordReuse("other code", str(kept)))
+    assert not any(row["text"].endswith("[kept]") for row in again)
+    # The kept row takes the file's size and modified time of this run.
+    sizes = {row["size"] for row in parse(path, RecordReuse("code", str(kept)))}
+    assert sizes == {path.stat().st_size}
+
+
+def test_unreadable_kept_rows_mean_a_full_parse_not_a_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, kept = tmp_path / "drop.jsonl", tmp_path / "kept"
+    path.write_text('{"_id": "a", "text": "Alpha."}\n{"_id": "b", "text": "Beta."}\n')
+    fresh = parse(path, RecordReuse("code", None))
+    keep(fresh, kept)
+    for part in kept.glob("*.parquet"):
+        part.write_bytes(b"PAR1 not parquet at all")
+    assert comparable(parse(path, RecordReuse("code", str(kept)))) == comparable(fresh)
+    assert "kept rows are unreadable" in caplog.text
+    # Nothing kept yet (a first run): parsed, and nothing read.
+    assert comparable(parse(path, RecordReuse("code", str(tmp_path / "none")))) == comparable(fresh)
+
+
+def test_parquet_record_files_are_parsed_whole(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path, kept = tmp_path / "drop.parquet", tmp_path / "kept"
+    pq.write_table(pa.table({"_id": ["a", "b"], "text": ["Alpha.", "Beta."]}), path)
+    rows = parse(path, RecordReuse("code", None))
+    assert [row[RECORD_DIGEST] for row in rows] == [None, None]  # nothing to find again
+    keep([{**row, "text": "[kept]"} for row in rows], kept)
+    assert [row["text"] for row in parse(path, RecordReuse("code", str(kept)))] == [
+        "Alpha.",
+        "Beta.",
+    ]
