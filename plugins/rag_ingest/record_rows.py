@@ -67,8 +67,11 @@ class RecordReuse:
 
         from rag_ingest.parquet_io import arrow_schema
 
+        # The range lets row-group statistics skip the other files' rows ("$" follows "#").
         wanted = (
-            pc.starts_with(pc.field("uri"), pattern=f"{uri}#")
+            (pc.field("uri") >= f"{uri}#")
+            & (pc.field("uri") < f"{uri}$")
+            & pc.starts_with(pc.field("uri"), pattern=f"{uri}#")
             & pc.field(RECORD_DIGEST).is_valid()
             & pc.field("error_reason").is_null()
         )

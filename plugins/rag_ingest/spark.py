@@ -37,7 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A parse partition's share of the change set: 64 files, or 16 MB (a few record
+# files hold a source's whole text, and would otherwise be parsed by one core).
 _FILES_PER_PARTITION = 64
+_BYTES_PER_PARTITION = 16 * 2**20
+# Row groups of the kept rows: small enough that a changed record file's lookup of
+# its kept rows (a uri range: record_rows.RecordReuse) skips most of them.
+_KEPT_ROW_GROUP_BYTES = 8 * 2**20
 
 
 def get_session(
@@ -132,7 +138,8 @@ def extract_job(
     # The kept keys were read by the plan, not joined in Spark: the files to parse
     # are known before any Spark job, and a small change is a small DataFrame.
     listing = _frame(spark, plan.to_parse, LISTING_SCHEMA)
-    partitions = max(1, min(to_parse // _FILES_PER_PARTITION + 1, 64))
+    shares = max(to_parse // _FILES_PER_PARTITION, plan.bytes_to_parse // _BYTES_PER_PARTITION)
+    partitions = max(1, min(shares + 1, 64))
     parsed = listing.repartition(partitions).mapInPandas(
         parse_batches(settings, source, location, plan.record_reuse), PARSED_SCHEMA
     )
@@ -146,7 +153,9 @@ def extract_job(
         # The rows for the next run first: reading the old ones must end before they go.
         if keep_rows:
             kept_now = parsed.filter(F.col(REUSE_KEY).isNotNull())
-            kept_now.write.mode("overwrite").parquet(str(fresh_rows))
+            kept_now.write.mode("overwrite").option(
+                "parquet.block.size", _KEPT_ROW_GROUP_BYTES
+            ).parquet(str(fresh_rows))
         parsed = _first_of_each_id(parsed.drop(*REUSE_COLUMNS))
         ok = F.col("error_reason").isNull()
         documents = parsed.filter(ok).drop("error_reason", "error_detail")
