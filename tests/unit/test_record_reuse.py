@@ -172,3 +172,37 @@ def test_parquet_record_files_are_parsed_whole(tmp_path: Path) -> None:
         "Alpha.",
         "Beta.",
     ]
+
+
+def test_a_source_with_large_record_files_keeps_rows_whatever_its_number_of_files(
+    tmp_path: Path,
+) -> None:
+    from rag_ingest import parse_cache
+    from rag_ingest.config import load_settings
+    from rag_ingest.extract_plan import Listing, plan_extract
+    from rag_ingest.sources import SourceFile
+    from tests.conftest import write_config
+
+    settings = load_settings(str(write_config(tmp_path, tmp_path / "corpus")))
+    source = settings.source("docs")
+    location = settings.source_location(source)
+    mib = 2**20
+    threshold = source.parsing.reuse_min_record_mb * mib
+
+    def plan(sizes: dict[str, int], reparse: bool = False):  # type: ignore[no-untyped-def]
+        when = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+        files = [SourceFile(f"/src/{name}", name, size, when) for name, size in sizes.items()]
+        listing = Listing(location, files, [f"k-{name}" for name in sizes], {}, "record-code")
+        return plan_extract(settings, source, listing, reparse)
+
+    kept_rows = str(parse_cache.file_rows_dir(parse_cache.cache_dir(
+        settings.staging_dir, "docs", location)))  # fmt: skip
+    large = plan({"a.jsonl": int(threshold * 0.6), "b.ndjson": int(threshold * 0.6)})
+    assert large.keep_rows and large.record_reuse == RecordReuse("record-code", kept_rows)
+    # A full resync parses every record, and keys them for the next run.
+    assert plan({"a.jsonl": int(threshold)}, reparse=True).record_reuse == RecordReuse(
+        "record-code", None
+    )
+    # Parquet and documents do not count; below the threshold nothing is kept.
+    small = plan({"a.jsonl": int(threshold) - 1, "b.parquet": 10 * mib, "c.md": 10 * mib})
+    assert not small.keep_rows and small.record_reuse is None
