@@ -137,3 +137,56 @@ def test_a_partition_scope_deletes_only_inside_its_partition() -> None:
         ).vanished
         == []
     )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_columnar_first_pass_plans_what_the_plan_alone_plans(seed: int) -> None:
+    """pipeline.plan.plan_bucket finds most unchanged documents by columns before the
+    plan; the plan it returns is the plan sync.plan_documents makes of everything."""
+    import random
+
+    import pyarrow as pa
+
+    from rag_ingest.pipeline.plan import plan_bucket
+    from rag_ingest.stores.base import INVENTORY_COLUMNS
+
+    rng = random.Random(seed)
+    listed: dict[str, str] = {}
+    chunks: list[StoredChunk] = []
+    for n in range(rng.randint(0, 60)):
+        doc, digest = f"doc{n:03d}", f"h{n}"
+        draw = rng.random()
+        if draw < 0.7 or n % 7 == 0:
+            listed[doc] = digest
+        for c in range(rng.randint(0 if draw < 0.8 else 1, 4)):  # some listed docs unstored
+            # Mostly the listed version; some chunks of an older one, of other settings
+            # or model, or with no hash at all, each drawn on its own.
+            hashes = rng.choices([digest, "older", None], [0.85, 0.12, 0.03])[0]
+            uri = f"/src/{doc}" if n % 5 else f"/src/f{n % 3}.jsonl#{doc}"
+            chunks.append(
+                StoredChunk(
+                    doc, f"{doc}-{c}", uri, hashes,  # type: ignore[arg-type]
+                    FP if rng.random() < 0.9 else "other fp",
+                    MODEL if rng.random() < 0.9 else "other model",
+                    f"t{c}",
+                )
+            )  # fmt: skip
+    rng.shuffle(chunks)
+    present = [doc for doc in (f"doc{n:03d}" for n in range(80)) if rng.random() < 0.1]
+    unreadable = ["/src/f1.jsonl"] if seed % 2 else []
+    table = pa.Table.from_pylist(
+        [vars(chunk) for chunk in chunks],
+        schema=pa.schema([(name, pa.string()) for name in INVENTORY_COLUMNS]),
+    )
+    listed_table = pa.table(
+        {"doc_id": list(listed), "content_hash": list(listed.values())},
+        schema=pa.schema([("doc_id", pa.string()), ("content_hash", pa.string())]),
+    )
+    for snapshot, full_resync in ((True, False), (False, False), (True, True)):
+        settings = dict(model_id=MODEL, snapshot=snapshot, full_resync=full_resync,
+                        quarantined_files=unreadable, scope=None)  # fmt: skip
+        expected = plan_documents(
+            listed, present, chunks, chunker_fingerprint=FP, allow_mass_delete=True, **settings
+        )
+        found = plan_bucket(listed_table, table, present, chunker_fingerprint=FP, **settings)
+        assert found == expected, (snapshot, full_resync)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,18 +19,9 @@ import pyarrow.parquet as pq
 
 from rag_ingest import buckets, sync
 from rag_ingest.chunking import chunker_fingerprint
-from rag_ingest.config import Settings
-from rag_ingest.parquet_io import (
-    IdWriter,
-    LazyWriter,
-    ShardWriter,
-    distinct,
-    readable_by_spark,
-    rows_in,
-    rows_with_ids,
-    with_vectors,
-)
+from rag_ingest.parquet_io import IdWriter, distinct, rows_in, rows_with_ids
 from rag_ingest.pipeline.binding import bind, check_dimension, vector_lender
+from rag_ingest.pipeline.embedding_work import EmbeddingWork, write_embedding_work
 from rag_ingest.run import RunContext, RunLayout
 from rag_ingest.stage_results import (
     ExtractResult,
@@ -39,10 +31,11 @@ from rag_ingest.stage_results import (
     PlanDocumentsResult,
 )
 from rag_ingest.stores import open_store
-from rag_ingest.stores.base import INVENTORY_COLUMNS, ChunkStore
+from rag_ingest.stores.base import INVENTORY_COLUMNS
 
-# Rows of chunks (with their text) read at a time where a stage streams them.
-_STREAM_BATCH = 16_384
+# plan_chunks reads only the stored chunks its change set touches while the change
+# set is at most this share of the store (the filter holds the change set's ids).
+_SMALL_CHANGE_SHARE = 0.1
 
 
 def _stored_chunks(table: pa.Table) -> list[sync.StoredChunk]:
@@ -97,21 +90,15 @@ def documents(
     ):
         for prefix in listed_docs.prefixes:
             listed = listed_docs.get(prefix)
-            plan = sync.plan_documents(
-                dict(
-                    zip(
-                        listed["doc_id"].to_pylist(),
-                        listed["content_hash"].to_pylist(),
-                        strict=True,
-                    )
-                ),
+            counts["seen"] += listed.num_rows
+            plan = plan_bucket(
+                listed,
+                stored.get(prefix),
                 quarantined.get(prefix)["doc_id"].to_pylist(),
-                _stored_chunks(stored.get(prefix)),
                 chunker_fingerprint=fingerprint,
                 model_id=ctx.settings.embedding.vectors_id,
                 snapshot=ctx.source.mode == "snapshot",
                 full_resync=full_resync,
-                allow_mass_delete=True,  # checked once below, over every bucket
                 quarantined_files=unreadable,
                 scope=scope,
             )
@@ -121,7 +108,6 @@ def documents(
                 counts["deferred"] += len(plan.new) - len(new)
             to_chunk.write(new + plan.changed)
             vanished.write(plan.vanished)
-            counts["seen"] += listed.num_rows
             counts["candidates"] += plan.candidates
             counts["new"] += len(new)
             for name in ("changed", "unchanged", "vanished"):
@@ -152,6 +138,72 @@ def documents(
             seconds=round(time.perf_counter() - started, 3),
         )
     )
+
+
+def plan_bucket(
+    listed: pa.Table,
+    stored: pa.Table,
+    present: list[str],
+    *,
+    chunker_fingerprint: str,
+    model_id: str,
+    snapshot: bool,
+    full_resync: bool,
+    quarantined_files: list[str],
+    scope: str | None,
+) -> sync.DocumentPlan:
+    """sync.plan_documents over one bucket of `listed` documents (doc_id, content_hash)
+    and `stored` chunks (INVENTORY_COLUMNS), the mass-delete check left to the caller.
+
+    Most documents of a re-run are unchanged: found first by columns, so only
+    the others become Python objects for the plan (a partition's run, and a
+    full re-sync, leave it all to the plan)."""
+    same: list[str] = []
+    if scope is None and not full_resync:
+        found = _unchanged_documents(listed, stored, chunker_fingerprint, model_id)
+        listed = listed.filter(pc.invert(pc.is_in(listed["doc_id"], found)))
+        stored = stored.filter(pc.invert(pc.is_in(stored["doc_id"], found)))
+        same = found.to_pylist()
+    plan = sync.plan_documents(
+        dict(zip(listed["doc_id"].to_pylist(), listed["content_hash"].to_pylist(), strict=True)),
+        present,
+        _stored_chunks(stored),
+        chunker_fingerprint=chunker_fingerprint,
+        model_id=model_id,
+        snapshot=snapshot,
+        full_resync=full_resync,
+        allow_mass_delete=True,
+        quarantined_files=quarantined_files,
+        scope=scope,
+    )
+    if not same:
+        return plan
+    return replace(
+        plan,
+        unchanged=sorted([*plan.unchanged, *same]),
+        candidates=plan.candidates + (len(same) if snapshot else 0),
+    )
+
+
+def _unchanged_documents(
+    listed: pa.Table, stored: pa.Table, fingerprint: str, model_id: str
+) -> pa.Array:
+    """The listed documents every stored chunk of which has the listed content hash,
+    this chunker fingerprint and this model (sync.plan_documents' rule for unchanged)."""
+    joined = stored.select(["doc_id", "content_hash", "chunker_fingerprint", "model_id"]).join(
+        listed.select(["doc_id", "content_hash"]).rename_columns(["doc_id", "listed_hash"]),
+        "doc_id",
+    )
+    same = pc.and_(
+        pc.equal(joined["content_hash"], joined["listed_hash"]),
+        pc.and_(
+            pc.equal(joined["chunker_fingerprint"], fingerprint),
+            pc.equal(joined["model_id"], model_id),
+        ),
+    )
+    by_doc = pa.table({"doc_id": joined["doc_id"], "same": pc.fill_null(same, False)})
+    every = by_doc.group_by("doc_id").aggregate([("same", "all")])
+    return every.filter(every["same_all"])["doc_id"].combine_chunks()
 
 
 # How many of the documents a refused mass delete would have removed the report names.
@@ -208,8 +260,10 @@ def chunks(
         # Nothing chunked (an unchanged run): nothing to diff, the store is not split.
         if chunk_rows:
             width = buckets.prefix_width(max(chunk_rows, rows_in(layout.inventory)))
+            # Only the stored chunks of the documents chunked this run can be kept or stale.
+            touched = _touched_only(layout.to_chunk, "doc_id", rows_in(layout.inventory))
             stored = buckets.Buckets(
-                str(layout.inventory), INVENTORY_COLUMNS, "doc_id", width, f"{work}/inv"
+                str(layout.inventory), INVENTORY_COLUMNS, "doc_id", width, f"{work}/inv", touched
             )
             new = buckets.Buckets(
                 str(layout.chunks),
@@ -238,14 +292,14 @@ def chunks(
                 todo = rows_with_ids(rows, plan.to_embed)
                 needed.write(todo["chunk_id"].to_pylist(), todo["text_hash"].to_pylist())
         stale, kept, to_embed = stale_ids.rows, kept_ids.rows, needed.rows
-    work_done = _EmbeddingWork()
+    work_done = EmbeddingWork()
     if to_embed:
         store = open_store(ctx.settings)
         check_dimension(ctx.settings, store.vector_dimension())
         from_store, from_run = _vector_sources(ctx, full_resync, f"{work}/texts")
         lender = vector_lender(ctx)
         lenders = [store] if lender is None else [store, lender]
-        work_done = _write_embedding_work(layout, ctx.settings, lenders, from_store, from_run)
+        work_done = write_embedding_work(layout, ctx.settings, lenders, from_store, from_run)
     shutil.rmtree(work, ignore_errors=True)
     return ctx.record(
         PlanChunksResult(
@@ -258,16 +312,6 @@ def chunks(
             seconds=round(time.perf_counter() - started, 3),
         )
     )
-
-
-@dataclass
-class _EmbeddingWork:
-    """What plan_chunks staged: chunks to embed (in shards) and chunks copying a vector."""
-
-    to_embed: int = 0
-    from_store: int = 0
-    from_run: int = 0
-    shards: list[str] = field(default_factory=list)
 
 
 def _vector_sources(
@@ -291,6 +335,9 @@ def _vector_sources(
     needed = buckets.Buckets(
         str(layout.needs_vector), ["chunk_id", "text_hash"], "text_hash", width, f"{work}/needed"
     )
+    # Only a stored chunk of a text this run needs can lend its vector.
+    texts = _touched_only(layout.needs_vector, "text_hash", rows_in(layout.inventory))
+    same_model = pc.field("model_id") == model_id
     # A full re-sync lends no stored vector: the store is not split for it.
     stored = (
         None
@@ -301,13 +348,13 @@ def _vector_sources(
             "text_hash",
             width,
             f"{work}/inv",
-            keep=pc.field("model_id") == model_id,
+            keep=same_model if texts is None else same_model & texts,
         )
     )
     # A building generation also copies the vectors its live one computed identically.
     lent = (
         buckets.Buckets(
-            str(layout.lendable), INVENTORY_COLUMNS, "text_hash", width, f"{work}/lendable"
+            str(layout.lendable), INVENTORY_COLUMNS, "text_hash", width, f"{work}/lendable", texts
         )
         if lendable
         else None
@@ -330,70 +377,9 @@ def _vector_sources(
     return from_store, from_run
 
 
-def _write_embedding_work(
-    layout: RunLayout,
-    settings: Settings,
-    stores: list[ChunkStore],
-    from_store: dict[str, str],
-    from_run: dict[str, str],
-) -> _EmbeddingWork:
-    """One pass over the chunks' rows: shards to embed, reused vectors, duplicates.
-
-    The chunks staged are those to embed plus those kept as stored; only the
-    kept and the copying ones are looked up by id (usually few).
-    """
-    kept = pq.read_table(layout.kept)["chunk_id"]
-    copying_ids = pa.array([*from_store, *from_run], pa.string())
-    shards = ShardWriter(layout.to_embed, settings.embedding.shard_size, settings.embedding.window)
-    reused = LazyWriter(layout.reused)
-    duplicates = LazyWriter(layout.duplicates)
-    try:
-        for batch in buckets.stream(str(layout.chunks), batch_size=_STREAM_BATCH):
-            rows = readable_by_spark(batch)
-            rows = rows.filter(pc.invert(pc.is_in(rows["chunk_id"], kept)))
-            copying = pc.is_in(rows["chunk_id"], copying_ids)
-            compute, copies = rows.filter(pc.invert(copying)), rows.filter(copying)
-            ids = copies["chunk_id"].to_pylist()
-            lent = {c: from_store[c] for c in ids if c in from_store}
-            if lent:
-                lent_rows = rows_with_ids(copies, lent)
-                with_stored, unavailable = _with_stored_vectors(stores, lent_rows, lent)
-                reused.write(with_stored)
-                if unavailable:  # gone from the store since the inventory: embed them
-                    compute = pa.concat_tables([compute, rows_with_ids(copies, unavailable)])
-            repeated = rows_with_ids(copies, {c: from_run[c] for c in ids if c in from_run})
-            duplicates.write(
-                repeated.append_column(
-                    "vector_from",
-                    pa.array([from_run[c] for c in repeated["chunk_id"].to_pylist()], pa.string()),
-                )
-            )
-            shards.write(compute)
-    finally:
-        reused.close()
-        duplicates.close()
-        shards.close()
-    return _EmbeddingWork(shards.rows, reused.rows, duplicates.rows, shards.paths)
-
-
-def _with_stored_vectors(
-    stores: list[ChunkStore], rows: pa.Table, source_of: dict[str, str]
-) -> tuple[pa.Table, set[str]]:
-    """Rows that get a stored vector (asked of each store in turn), and the chunk ids
-    whose stored vector is gone."""
-    missing = set(source_of.values())
-    found_in: list[pa.Table] = []
-    for store in stores:
-        if missing:
-            vectors = store.vectors(sorted(missing))
-            found_in.append(vectors)
-            missing -= set(vectors["chunk_id"].to_pylist())
-    # A store with none of them answers with its own (empty) schema: leave it out.
-    vectors = pa.concat_tables([t for t in found_in if t.num_rows] or found_in[:1])
-    found = set(vectors["chunk_id"].to_pylist())
-    ids = rows["chunk_id"].to_pylist()
-    unavailable = {c for c in ids if source_of[c] not in found}
-    if unavailable:
-        rows = rows.filter(pc.invert(pc.is_in(rows["chunk_id"], pa.array(sorted(unavailable)))))
-        ids = rows["chunk_id"].to_pylist()
-    return with_vectors(rows, [source_of[c] for c in ids], vectors), unavailable
+def _touched_only(ids: Path, column: str, stored_rows: int) -> pc.Expression | None:
+    """A filter to the stored rows whose `column` is one of the values at `ids`, when
+    those are few against the store; None (read every stored row) when they are not."""
+    if not stored_rows or rows_in(ids) > _SMALL_CHANGE_SHARE * stored_rows:
+        return None
+    return pc.field(column).isin(pc.unique(pq.read_table(ids, columns=[column])[column]))
