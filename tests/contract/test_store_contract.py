@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from rag_ingest.stores.base import CHUNK_COLUMNS, VECTOR_COLUMNS, ChunkStore
+from rag_ingest.stores.base import CHUNK_COLUMNS, INVENTORY_COLUMNS, VECTOR_COLUMNS, ChunkStore
 from rag_ingest.stores.lancedb_store import LanceDBStore
 
 DIM = 8
@@ -163,6 +163,25 @@ def test_inventory_is_per_source(store: ChunkStore) -> None:
         "text_hash",
     }
     assert sorted(inventory["text_hash"].to_pylist()) == ["th-c1", "th-c2", "th-c3"]
+
+
+def test_the_inventory_written_to_a_file_is_the_inventory(
+    store: ChunkStore, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    store.write_inventory("s1", tmp_path / "empty.parquet")  # an empty store: an empty file
+    assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+    store.upsert(make_chunks(ROWS))
+    for source in ("s1", "s2", "none"):
+        store.write_inventory(source, tmp_path / f"{source}.parquet")
+        written = pq.read_table(tmp_path / f"{source}.parquet")
+        expected = store.inventory(source)
+        assert written.column_names == list(INVENTORY_COLUMNS)
+        assert (
+            written.sort_by("chunk_id").to_pylist()
+            == expected.select(list(INVENTORY_COLUMNS)).sort_by("chunk_id").to_pylist()
+        )
 
 
 def test_vectors_are_read_back_by_chunk_id_with_their_stamps(store: ChunkStore) -> None:

@@ -61,7 +61,7 @@ def documents(
     layout = ctx.layout
     # One scan of the store per run: plan_chunks reads this staged copy.
     layout.plan.mkdir(parents=True, exist_ok=True)
-    pq.write_table(open_store(ctx.settings).inventory(source_name), layout.inventory)
+    open_store(ctx.settings).write_inventory(source_name, layout.inventory)
     lender = vector_lender(ctx)
     if lender is not None:
         model_id = pc.field("model_id") == ctx.settings.embedding.vectors_id

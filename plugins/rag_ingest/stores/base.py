@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -127,6 +128,13 @@ class ChunkStore(ABC):
     @abstractmethod
     def inventory(self, source: str) -> pa.Table:
         """INVENTORY_COLUMNS of every stored chunk of `source`."""
+
+    def write_inventory(self, source: str, path: str | Path) -> None:
+        """`inventory(source)` as a Parquet file at `path` (a store that can stream it
+        writes it batch by batch: a plan's memory then does not grow with the store)."""
+        import pyarrow.parquet as pq
+
+        pq.write_table(self.inventory(source), path)
 
     @abstractmethod
     def vectors(self, chunk_ids: Sequence[str]) -> pa.Table:

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -111,6 +112,21 @@ class LanceDBStore(ChunkStore):
             .to_arrow()
         )
         return result.select(list(INVENTORY_COLUMNS))
+
+    def write_inventory(self, source: str, path: str | Path) -> None:
+        table = self._table()
+        if table is None:
+            super().write_inventory(source, path)
+            return
+        import pyarrow.parquet as pq
+
+        columns = list(INVENTORY_COLUMNS)
+        query = table.search().where(f"source = {_quote(source)}").select(columns).limit(None)
+        reader = query.to_batches()
+        schema = pa.schema([reader.schema.field(name) for name in columns])
+        with pq.ParquetWriter(path, schema) as writer:
+            for batch in reader:
+                writer.write_table(pa.Table.from_batches([batch]).select(columns))
 
     def vectors(self, chunk_ids: Sequence[str]) -> pa.Table:
         table = self._table()
