@@ -24,17 +24,19 @@ PARSED_SCHEMA = (
     "text string, format string, encoding string, content_hash string, size long, "
     "modified_at timestamp, page_starts array<long>, metadata string, acl array<string>, "
     "sensitive string, parse_notes string, error_reason string, error_detail string, "
-    "reuse_key string, record_digest string"
+    "reuse_key string, record_digest string, record_reused boolean"
 )
 PARSED_COLUMNS = [column.split()[0] for column in PARSED_SCHEMA.split(", ")]
 # What a document row holds beyond its identity: emptied in a row quarantined as a
 # repeated id (the first file holding the id keeps the document).
 CONTENT_COLUMNS = ("title", "text", "page_starts", "metadata", "sensitive", "parse_notes")
 # Bookkeeping of the reuse of parsed rows (rag_ingest.parse_cache), not part of a
-# document: the file's reuse key, and a record's digest (rag_ingest.record_rows).
+# document: the file's reuse key, a record's digest, and whether this run took the
+# record's kept row (rag_ingest.record_rows; counted, never kept).
 REUSE_KEY = "reuse_key"
 RECORD_DIGEST = "record_digest"
-REUSE_COLUMNS = (REUSE_KEY, RECORD_DIGEST)
+RECORD_REUSED = "record_reused"
+REUSE_COLUMNS = (REUSE_KEY, RECORD_DIGEST, RECORD_REUSED)
 
 
 class ParseTimeout(Exception):

@@ -26,7 +26,13 @@ import pyarrow.dataset as ds
 
 from rag_ingest import parse_cache
 from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, chunk_batches
-from rag_ingest.document_rows import CONTENT_COLUMNS, PARSED_SCHEMA, REUSE_COLUMNS, REUSE_KEY
+from rag_ingest.document_rows import (
+    CONTENT_COLUMNS,
+    PARSED_SCHEMA,
+    RECORD_REUSED,
+    REUSE_COLUMNS,
+    REUSE_KEY,
+)
 from rag_ingest.extract import LISTING_SCHEMA
 from rag_ingest.extract_plan import ExtractPlan, parse_batches
 from rag_ingest.parquet_io import SparkFolderWriter, arrow_schema, read_ids
@@ -107,7 +113,9 @@ def _write_outputs(
     checked as `first_uri` says; the ids found repeated come back, so a pass that
     found some can be made again with them."""
     ids = _IdCheck(first_uri)
-    counts = {"documents": 0, "quarantined": 0, "documents_with_sensitive_data": 0}
+    counts = dict.fromkeys(
+        ("documents", "quarantined", "documents_with_sensitive_data", "records_reused"), 0
+    )
     noted: list[tuple[str, str]] = []
     seen: list[pa.Table] = []
     with ExitStack() as stack:
@@ -132,7 +140,11 @@ def _write_outputs(
         for n, batch in enumerate([parsed, *reused.batches()]):
             # The rows for the next run as parsed, before the id check.
             if next_run is not None and (n == 0 or not appends):
-                next_run.write(batch.filter(pc.is_valid(batch[REUSE_KEY])))
+                kept = batch.filter(pc.is_valid(batch[REUSE_KEY]))
+                flag = kept.schema.get_field_index(RECORD_REUSED)  # this run's, not the next's
+                next_run.write(
+                    kept.set_column(flag, RECORD_REUSED, pa.nulls(len(kept), pa.bool_()))
+                )
             batch = ids.apply(batch)
             ok = pc.is_null(batch["error_reason"])
             good, bad = batch.filter(ok), batch.filter(pc.invert(ok))
@@ -152,6 +164,7 @@ def _write_outputs(
             counts["documents"] += good.num_rows
             counts["quarantined"] += bad.num_rows
             counts["documents_with_sensitive_data"] += found.num_rows
+            counts["records_reused"] += pc.sum(batch[RECORD_REUSED]).as_py() or 0
     repeated = {} if first_uri else _first_uri_of_repeated_ids(pa.concat_tables(seen))
     return _Outputs(counts, noted, repeated)
 

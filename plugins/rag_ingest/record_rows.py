@@ -25,6 +25,7 @@ from typing import Any
 from rag_ingest.document_rows import (
     PARSED_SCHEMA,
     RECORD_DIGEST,
+    RECORD_REUSED,
     SensitiveGate,
     crash_reason,
     document_row,
@@ -102,7 +103,7 @@ def record_file_rows(
     rows = []
     for item, digest in _records(uri, relative_path, data, fields, reuse):
         if isinstance(item, dict):  # the kept row of an unchanged record
-            rows.append({**item, "size": size, "modified_at": modified_at})
+            rows.append({**item, "size": size, "modified_at": modified_at, RECORD_REUSED: True})
             continue
         key = item.key or ""
         # Records are keyed by their id alone, so a record that moves to

@@ -23,7 +23,13 @@ import pandas as pd
 from rag_ingest import parse_cache
 from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, TOO_MANY_CHUNKS, chunk_batches
 from rag_ingest.config import Settings, SourceConfig, SparkConfig
-from rag_ingest.document_rows import CONTENT_COLUMNS, PARSED_SCHEMA, REUSE_COLUMNS, REUSE_KEY
+from rag_ingest.document_rows import (
+    CONTENT_COLUMNS,
+    PARSED_SCHEMA,
+    RECORD_DIGEST,
+    RECORD_REUSED,
+    REUSE_KEY,
+)
 from rag_ingest.extract import LISTING_SCHEMA
 from rag_ingest.extract_plan import ExtractPlan, list_source, parse_batches, plan_extract
 from rag_ingest.log_levels import quieten_third_party
@@ -152,13 +158,16 @@ def extract_job(
         parsed = parsed.persist()
         # The rows for the next run first: reading the old ones must end before they go.
         if keep_rows:
-            kept_now = parsed.filter(F.col(REUSE_KEY).isNotNull())
+            kept_now = parsed.filter(F.col(REUSE_KEY).isNotNull()).withColumn(
+                RECORD_REUSED,
+                F.lit(None).cast("boolean"),  # this run's, not the next's
+            )
             kept_now.write.mode("overwrite").option(
                 "parquet.block.size", _KEPT_ROW_GROUP_BYTES
             ).parquet(str(fresh_rows))
-        parsed = _first_of_each_id(parsed.drop(*REUSE_COLUMNS))
+        parsed = _first_of_each_id(parsed.drop(REUSE_KEY, RECORD_DIGEST))
         ok = F.col("error_reason").isNull()
-        documents = parsed.filter(ok).drop("error_reason", "error_detail")
+        documents = parsed.filter(ok).drop("error_reason", "error_detail", RECORD_REUSED)
         documents.write.mode("overwrite").parquet(str(layout.documents))
         # What the sensitive-data gate found, per document: kinds and counts, never the text.
         findings = parsed.filter(ok & F.col("sensitive").isNotNull()).select(
@@ -180,6 +189,7 @@ def extract_job(
             .agg(
                 F.count("*").alias("rows"),
                 F.count("sensitive").alias("sensitive"),
+                F.count(F.when(F.col(RECORD_REUSED), 1)).alias("reused"),
                 F.collect_list(noted).alias("noted"),
             )  # fmt: skip
             .collect()
@@ -196,6 +206,7 @@ def extract_job(
     return {
         "files_listed": len(plan.files),
         "files_parsed": to_parse,
+        "records_reused": sum(int(row["reused"]) for row in summary),
         "documents": int(documents_row["rows"]) if documents_row else 0,
         "quarantined": int(quarantined_row["rows"]) if quarantined_row else 0,
         "documents_with_sensitive_data": int(documents_row["sensitive"]) if documents_row else 0,

@@ -104,6 +104,9 @@ class ExtractResult(StageResult):
     NAME = "extract"
     files_listed: int = counter()
     files_parsed: int = counter()  # the rest took their kept rows (rag_ingest.parse_cache)
+    # Records of changed JSON Lines files whose line was unchanged: their kept row taken
+    # instead of a parse (rag_ingest.record_rows).
+    records_reused: int = counter()
     documents: int = counter()
     quarantined: int = counter()
     documents_with_sensitive_data: int = counter()

@@ -114,7 +114,7 @@ def run_stages(workdir: Path, size: int, run_id: str) -> dict[str, Any]:
         )
         return result
 
-    timed("extract", lambda: pipeline.extract.run(cfg, "scale", run_id))
+    extract = timed("extract", lambda: pipeline.extract.run(cfg, "scale", run_id))
     timed("documents gate", lambda: gates.validate_documents(cfg, "scale", run_id))
     plan = timed("plan_documents", lambda: pipeline.plan.documents(cfg, "scale", run_id))
     timed("chunk", lambda: pipeline.chunk.run(cfg, "scale", run_id))
@@ -127,6 +127,7 @@ def run_stages(workdir: Path, size: int, run_id: str) -> dict[str, Any]:
     total = sum(seconds.values())
     return {
         "documents": size,
+        "records_reused": extract.records_reused,
         "documents_changed": plan.documents_changed,
         "documents_vanished": plan.documents_vanished,
         "chunks": chunks,

@@ -188,6 +188,8 @@ def test_in_process_and_spark_jobs_write_the_same_rows(tmp_path: Path) -> None:
     assert one_tables["sensitive"] and one_counts["includes_dropped"] == 1
     assert reference[1]["refused"] and reference[1]["counts"]["chunks"] > 16
     assert reference[2][0]["files_parsed"] < one_counts["files_parsed"]
+    # a.jsonl's r0, r1, r2 and r4 took their kept rows (b.jsonl, unchanged, is not counted).
+    assert reference[2][0]["records_reused"] == 4 and one_counts["records_reused"] == 0
     steps = ("first extract", "first chunk", "second extract", "second chunk")
     for order, result in results.items():
         for step, expected, found in zip(steps, reference, result, strict=True):

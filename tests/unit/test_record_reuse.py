@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from rag_ingest.document_rows import PARSED_SCHEMA, RECORD_DIGEST, SensitiveGate
+from rag_ingest.document_rows import PARSED_SCHEMA, RECORD_DIGEST, RECORD_REUSED, SensitiveGate
 from rag_ingest.extract import ParseLimits, _with_reuse_key, parse_source_file
 from rag_ingest.parquet_io import SparkFolderWriter, arrow_schema
 from rag_ingest.parsing import RecordFields
@@ -84,7 +84,7 @@ def keep(rows: list[dict[str, Any]], folder: Path) -> None:
 
 
 def comparable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in row.items() if k != "reuse_key"} for row in rows]
+    return [{k: v for k, v in row.items() if k not in ("reuse_key", RECORD_REUSED)} for row in rows]
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -107,6 +107,8 @@ def test_a_changed_record_file_parses_to_the_rows_a_full_parse_makes(
         row["title"] = row["title"].removesuffix(KEPT)
     assert comparable(reused) == comparable(fresh)
     assert len(taken) > len(reused) / 2  # most records were unchanged, and taken again
+    # Each taken row says so (the run report counts them), and no other does.
+    assert [row[RECORD_REUSED] is True for row in reused] == [row in taken for row in reused]
     assert {row[RECORD_DIGEST] for row in taken} <= {row[RECORD_DIGEST] for row in first}
     # The edits made every kind of row; a document row, and only it, carries its digest.
     reasons = {row["error_reason"] for row in fresh}

@@ -134,7 +134,7 @@ def _extract_or_reuse(
                 layout.root,
                 # A reused extraction parsed nothing this run.
                 {k: v for k, v in counts.items() if not k.endswith("_seconds") and k != "engine"}
-                | {"files_parsed": 0},
+                | {"files_parsed": 0, "records_reused": 0},
             )
         except OSError as error:
             log.warning("could not keep this extraction for the next run: %s", error)
