@@ -280,6 +280,7 @@ class RunCounts:
 
     files_listed: int = 0
     files_parsed: int = 0
+    records_reused: int = 0
     documents: int = 0
     quarantined: int = 0
     documents_with_sensitive_data: int = 0

@@ -155,6 +155,7 @@ def test_the_report_counts_are_the_stages_counters_and_read_back_typed(tmp_path:
     assert report["counts"] == {
         "files_listed": 4,
         "files_parsed": 0,
+        "records_reused": 0,
         "documents": 3,
         "quarantined": 1,
         "documents_with_sensitive_data": 0,
