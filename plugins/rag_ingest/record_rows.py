@@ -32,17 +32,23 @@ from rag_ingest.document_rows import (
     failed,
     new_row,
 )
-from rag_ingest.parsing import ParsedDocument, RecordFields, RecordProblem, parse_records
-from rag_ingest.parsing.records import jsonl_lines, jsonl_value, record_document
+from rag_ingest.parsing import (
+    ParsedDocument,
+    RecordFields,
+    RecordProblem,
+    is_record_file,
+    parse_records,
+)
+from rag_ingest.parsing.records import is_parquet, jsonl_lines, jsonl_value, record_document
 
 log = logging.getLogger(__name__)
 
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
 _RECORD_PATH = "record:"
 
 
 def is_jsonl(relative_path: str) -> bool:
-    return relative_path.lower().endswith(JSONL_SUFFIXES)
+    """A JSON Lines record file: a record file (parsing's registry) not read as Parquet."""
+    return is_record_file(relative_path) and not is_parquet(relative_path)
 
 
 @dataclass(frozen=True)

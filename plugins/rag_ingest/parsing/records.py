@@ -131,10 +131,15 @@ def _clean_key(value: Any) -> str | None:
     return key or None
 
 
+def is_parquet(relative_path: str) -> bool:
+    """Whether a record file is read as Parquet (every other record file is JSON Lines)."""
+    return relative_path.lower().endswith(".parquet")
+
+
 def parse_records(
     relative_path: str, data: bytes, fields: RecordFields
 ) -> Iterator[ParsedDocument | RecordProblem]:
-    rows = _rows_parquet(data) if relative_path.lower().endswith(".parquet") else _rows_jsonl(data)
+    rows = _rows_parquet(data) if is_parquet(relative_path) else _rows_jsonl(data)
     seen: set[str] = set()
     for position, row in rows:
         yield (
