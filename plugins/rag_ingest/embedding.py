@@ -6,8 +6,9 @@ that nothing is ever downloaded at run time.
 
 Texts are encoded in batches of similar length (longest first), so a batch
 pads to little more than its own longest text. The backends that share that
-batching (PyTorch, ONNX fp32 and int8) and `auto`'s choice among them are in
-rag_ingest.embedding_backends.
+batching (PyTorch fp32, fp16 and bf16, ONNX fp32 and int8) are in
+rag_ingest.embedding_backends, `auto`'s choice among them in
+rag_ingest.backend_choice.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rag_ingest import backend_choice
 from rag_ingest.config import PACKAGED_MODEL, EmbeddingConfig, PathsConfig
 from rag_ingest.embedding_backends import (
     Backend,
     OnnxBackend,
     TorchBackend,
-    choose_backend,
     choose_device,
     pool_devices,
 )
@@ -153,29 +154,27 @@ class Embedder:
         dimension = model_dimension(str(self.path))
         max_seq_length = model_token_limit(str(self.path)) + 2  # with [CLS] and [SEP]
         models = Path(models_dir or PathsConfig().models)
+        device = choose_device(config.device)
         # The backend that runs (auto's choice): in the stage results and provenance.
-        self.backend_name = choose_backend(config, self.path, models, dimension, max_seq_length)
+        choice = backend_choice.choose_backend(
+            config, self.path, models, dimension, max_seq_length, device
+        )
+        self.backend_name, self.precision = choice.backend, choice.precision
         self.backend: Backend
         if self.backend_name == "torch":
-            self.device = choose_device(config.device)
-            half = config.precision == "fp16" or (
-                config.precision == "auto" and self.device == "cuda"
-            )
-            self.precision = "fp16" if half else "fp32"
             # A pool pays for itself on shards, not on one search query.
-            devices = pool_devices(config, self.device) if allow_pool else []
-            self.backend = TorchBackend(self.path, self.device, half, devices)
-            if devices:
-                self.device = ",".join(devices)
+            devices = pool_devices(config, device) if allow_pool else []
+            self.backend = TorchBackend(self.path, device, self.precision, devices)
+            self.device = ",".join(devices) if devices else device
         else:
             self.device = "cpu"
-            self.precision = "int8" if self.backend_name == "onnx-int8" else "fp32"
             self.backend = OnnxBackend(
                 self.path, self.backend_name, models, dimension, max_seq_length
             )
-        revision = _revision(self.path)
-        if self.backend_name != "torch":
-            revision += f"+{self.backend_name}"
+        self.batch_size = backend_choice.batch_size(
+            config, device if self.backend_name == "torch" else "cpu"
+        )
+        revision = _revision(self.path) + choice.revision_suffix
         self.info = ModelInfo(
             model_id=config.vectors_id,  # the model, and the document prompt
             revision=revision,
@@ -217,9 +216,9 @@ class Embedder:
             return out
         if lengths is None:
             lengths = [len(text) for text in texts]
-        batches = list(length_sorted_batches(lengths, self.config.batch_size))
+        batches = list(length_sorted_batches(lengths, self.batch_size))
         order = [index for batch in batches for index in batch]
-        pooled = self.backend.encode_pooled([texts[i] for i in order], self.config.batch_size)
+        pooled = self.backend.encode_pooled([texts[i] for i in order], self.batch_size)
         if pooled is not None:
             out[order] = pooled
             if on_batch:

@@ -1,20 +1,15 @@
-"""The encoders behind `Embedder`, the device they run on, and `backend: auto`'s choice.
+"""The encoders behind `Embedder`, and the device they run on.
 
-Two encoders: sentence-transformers on PyTorch (CPU or GPU, fp16 on CUDA, a
-process pool over several devices) and, on CPU, the same transformer exported
-to ONNX (rag_ingest.onnx_export) run by ONNX Runtime, in fp32 or int8.
-
-`auto` picks the fastest backend whose vectors match the published model's:
-PyTorch on a GPU; on a CPU the fp32 ONNX graph, once it has been measured
-against PyTorch on this model (cosine at least FAITHFUL_COSINE on every probe
-text; measured once per model, kept beside the export), else PyTorch.
+Two encoders: sentence-transformers on PyTorch (CPU or GPU; fp32, fp16 or
+bf16 products; a process pool over several devices) and, on CPU, the same
+transformer exported to ONNX (rag_ingest.onnx_export) run by ONNX Runtime, in
+fp32 or int8. Which one runs is rag_ingest.backend_choice's to say.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from glob import glob
@@ -27,23 +22,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
-
-# ONNX fp32 against PyTorch measured above 0.99999 on MiniLM (docs/benchmarks.md);
-# below this the export is not taken as the same model.
-FAITHFUL_COSINE = 0.9999
-
-# Texts the two backends are compared on: short and long, code, non-Latin
-# scripts, numbers, and one past the model's token limit (truncation).
-PROBE_TEXTS = (
-    "a",
-    "How does a chunk keep its id when the text around it changes?",
-    "def embed(texts: list[str]) -> np.ndarray:\n    return model.encode(texts)",
-    "Der Bericht nennt 12 Dateien; 3 davon wurden in Quarantäne gestellt.",
-    "東京の図書館は午前九時に開館します。",
-    "Ηλεκτρονικό ταχυδρομείο, 2026-12-07 10:15 UTC, θέμα: ευρετήριο.",
-    "| station | reading |\n|---|---|\n| 4 | 28 units |",
-    " ".join(f"sentence {i} of a very long document about vector stores." for i in range(120)),
-)
 
 
 class Backend(Protocol):
@@ -98,15 +76,20 @@ def pool_devices(config: EmbeddingConfig, device: str) -> list[str]:
 class TorchBackend:
     """sentence-transformers on PyTorch; fp16 on CUDA; a process pool over several devices."""
 
-    def __init__(self, path: Path, device: str, half: bool, devices: Sequence[str] = ()) -> None:
+    def __init__(
+        self, path: Path, device: str, precision: str, devices: Sequence[str] = ()
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
         # Explicit both ways: transformers may load a checkpoint in its stored dtype.
-        if half:
+        if precision == "fp16":
             self.model.half()
         else:
             self.model.float()
+        # bf16: fp32 weights, products in bfloat16 under autocast (layer norms, softmax and
+        # sums stay fp32), so the vectors stay within FAITHFUL_COSINE of fp32's.
+        self.autocast_device = device.split(":")[0] if precision == "bf16" else None
         dimension = self.model.get_embedding_dimension()
         if dimension is None:
             raise ValueError(f"model at {path} does not report its embedding dimension")
@@ -115,14 +98,22 @@ class TorchBackend:
         self.pool = self.model.start_multi_process_pool(list(devices)) if devices else None
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:
-        result: np.ndarray = self.model.encode(
-            texts,
-            batch_size=len(texts),
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._precision():
+            result: np.ndarray = self.model.encode(
+                texts,
+                batch_size=len(texts),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return result
+
+    def _precision(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_device is None:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(self.autocast_device, dtype=torch.bfloat16)
 
     def encode_pooled(self, texts: list[str], batch_size: int) -> np.ndarray | None:
         if self.pool is None:
@@ -194,61 +185,3 @@ class OnnxBackend:
 
     def close(self) -> None:
         pass
-
-
-def choose_backend(
-    config: EmbeddingConfig, path: Path, models_dir: Path, dimension: int, max_seq_length: int
-) -> str:
-    """The backend that runs: the configured one, or `auto`'s choice for this worker."""
-    if config.backend != "auto":
-        return config.backend
-    if config.devices or config.device in ("cuda", "mps"):
-        return "torch"
-    if config.device == "auto" and cuda_present():
-        return "torch"  # fp16 on the GPU (precision auto)
-    try:
-        import onnxruntime  # noqa: F401 - the `onnx` extra may not be installed
-    except ImportError:
-        log.info("embedding.backend auto: onnxruntime is not installed; using torch")
-        return "torch"
-    from rag_ingest import onnx_export
-
-    try:
-        onnx_export.pooling_mode(path)
-    except ConfigError as error:
-        log.info("embedding.backend auto: using torch (%s)", error)
-        return "torch"
-    cosine = onnx_cosine(path, models_dir, dimension, max_seq_length)
-    if cosine < FAITHFUL_COSINE:
-        log.warning(
-            "embedding.backend auto: the ONNX export of %s gives vectors at cosine %.6f to "
-            "PyTorch's (below %s); using torch",
-            path,
-            cosine,
-            FAITHFUL_COSINE,
-        )
-        return "torch"
-    return "onnx"
-
-
-def onnx_cosine(path: Path, models_dir: Path, dimension: int, max_seq_length: int) -> float:
-    """Lowest cosine between the fp32 ONNX export's vectors and PyTorch's on PROBE_TEXTS.
-
-    Measured once per model (exporting it if need be) and kept beside the export,
-    so later tasks and workers sharing the models folder only read it.
-    """
-    from rag_ingest import onnx_export
-
-    record = onnx_export.export_folder(path, models_dir) / "faithfulness.json"
-    if record.exists():
-        return float(json.loads(record.read_text())["min_cosine"])
-    onnx = OnnxBackend(path, "onnx", models_dir, dimension, max_seq_length)
-    torch = TorchBackend(path, "cpu", half=False)
-    texts = list(PROBE_TEXTS)
-    cosine = float((onnx.encode_batch(texts) * torch.encode_batch(texts)).sum(axis=1).min())
-    measured: dict[str, Any] = {"min_cosine": cosine, "texts": len(texts)}
-    temporary = record.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(measured))
-    os.replace(temporary, record)
-    log.info("measured the ONNX export of %s against PyTorch: cosine >= %.6f", path, cosine)
-    return cosine

@@ -16,9 +16,9 @@ time) / bare encode time, the first run's per-stage and per-task breakdown
 writes. Targets (issue #11): overhead at most 10%; the unchanged re-run at
 most 5% of the first run, with 0 embeddings and 0 store writes. Issue #24:
 with the default configuration (`embedding.backend: auto`), the first run at
-least 1.5x faster than bare encode (speed-up = bare / pipeline). The model's
-ONNX export is made inside the first run (a fresh models folder), as on a
-new machine.
+least 1.5x faster than bare encode (speed-up = bare / pipeline). `auto`'s
+choice (the ONNX export and each candidate's measurement) is made inside the
+first run (a fresh models folder), as on a new machine.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from rag_ingest import cli
 from rag_ingest.evaluation import BeirDataset
 from rag_ingest.retrieval_eval import whole_document_baseline
 from tests.conftest import PROJECT_ROOT
+from tests.models import auto_choice
 
 SCIFACT = PROJECT_ROOT.parent / "shared" / "data" / "beir" / "scifact"
 SUBSET = 300
@@ -63,7 +64,10 @@ def test_eval_on_a_scifact_subset_is_no_worse_than_whole_documents(tmp_path: Pat
     assert ingestion["dag_id"] == "rag_ingest__scifact" and ingestion["quarantined"] == 0
     assert ingestion["chunks"] >= SUBSET and ingestion["chunks_embedded"] == ingestion["chunks"]
     assert ingestion["chunks_per_second"] > 0
-    assert result["embedding"]["backend"] == "onnx"  # backend auto, on this CPU
+    choice = auto_choice()  # backend auto, on this CPU
+    assert (result["embedding"]["backend"], result["embedding"]["precision"]) == (
+        choice.backend, choice.precision
+    )  # fmt: skip
 
     floor = whole_document_baseline(subset, keep, [10, 100])
     metrics = result["metrics"]

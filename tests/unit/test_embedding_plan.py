@@ -9,6 +9,13 @@ from pathlib import Path
 import pytest
 
 from rag_ingest import pipeline
+from rag_ingest.backend_choice import (
+    FAITHFUL_COSINE,
+    BackendChoice,
+    batch_size,
+    choose_backend,
+    fastest_faithful,
+)
 from rag_ingest.config import ConfigError, EmbeddingConfig, Settings
 from rag_ingest.embedding import (
     length_sorted_batches,
@@ -16,7 +23,7 @@ from rag_ingest.embedding import (
     model_token_limit,
     resolve_model_path,
 )
-from rag_ingest.embedding_backends import choose_backend, choose_device, pool_devices
+from rag_ingest.embedding_backends import choose_device, pool_devices
 from rag_ingest.sync import StoredChunk, plan_embeddings
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -99,13 +106,80 @@ def test_device_is_chosen_automatically_and_can_be_overridden() -> None:
 def test_backend_auto_is_torch_on_gpus_and_a_configured_backend_is_kept(tmp_path: Path) -> None:
     """Decided before any model or export is touched (the folder here holds none)."""
     empty = tmp_path / "no-model"
-    for config in (EmbeddingConfig(device="cuda"), EmbeddingConfig(device="mps"),
-                   EmbeddingConfig(devices=("cuda:0", "cuda:1"))):  # fmt: skip
-        assert choose_backend(config, empty, tmp_path, 384, 256) == "torch"
-    for backend in ("torch", "onnx", "onnx-int8"):
+    for config, device in ((EmbeddingConfig(device="cuda"), "cuda"),
+                           (EmbeddingConfig(device="mps"), "mps"),
+                           (EmbeddingConfig(devices=("cuda:0", "cuda:1")), "cuda")):  # fmt: skip
+        expected = "fp16" if device == "cuda" else "fp32"
+        assert choose_backend(config, empty, tmp_path, 384, 256, device) == BackendChoice(
+            "torch", expected
+        )
+    for backend, precision in (("torch", "fp32"), ("onnx", "fp32"), ("onnx-int8", "int8")):
         config = EmbeddingConfig(backend=backend)  # type: ignore[arg-type]
-        assert choose_backend(config, empty, tmp_path, 384, 256) == backend
+        assert choose_backend(config, empty, tmp_path, 384, 256, "cpu") == BackendChoice(
+            backend, precision
+        )
+    # An explicit PyTorch precision on a CPU is taken as asked, not measured.
+    for precision in ("bf16", "fp16"):
+        config = EmbeddingConfig(precision=precision)  # type: ignore[arg-type]
+        assert choose_backend(config, empty, tmp_path, 384, 256, "cpu") == BackendChoice(
+            "torch", precision
+        )
     assert EmbeddingConfig().backend == "auto"  # the default
+    assert not list(tmp_path.rglob("*.json"))  # nothing measured
+
+
+def _measured(backend: str, precision: str, cosine: float, speed: float) -> dict[str, object]:
+    return {"backend": backend, "precision": precision, "min_cosine": cosine,
+            "texts_per_second": speed}  # fmt: skip
+
+
+def test_auto_takes_the_fastest_faithful_candidate_among_those_this_worker_can_run() -> None:
+    import random
+
+    names = [("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32")]
+    for seed in range(50):
+        rng = random.Random(seed)
+        measured = [
+            _measured(
+                b, p, rng.choice([1.0, 0.99999, FAITHFUL_COSINE, 0.99989, 0.9]), rng.uniform(10, 90)
+            )  # fmt: skip
+            for b, p in names
+        ]
+        runnable = [
+            BackendChoice(b, p) for b, p in names if (b, p) == names[0] or rng.random() < 0.7
+        ]
+        chosen = fastest_faithful(measured, runnable)
+        faithful = [
+            m for m in measured
+            if m["min_cosine"] >= FAITHFUL_COSINE  # type: ignore[operator]
+            and BackendChoice(m["backend"], m["precision"]) in runnable  # type: ignore[arg-type]
+        ]  # fmt: skip
+        if faithful:
+            best = max(faithful, key=lambda m: m["texts_per_second"])  # type: ignore[arg-type,return-value]
+            assert chosen == BackendChoice(best["backend"], best["precision"])  # type: ignore[arg-type]
+            assert all(m["texts_per_second"] <= best["texts_per_second"] for m in faithful)  # type: ignore[operator]
+        else:
+            assert chosen == BackendChoice("torch", "fp32")  # the reference itself
+        assert chosen in runnable
+
+
+def test_batch_size_auto_is_small_on_a_cpu_and_larger_on_a_gpu() -> None:
+    assert batch_size(EmbeddingConfig(), "cpu") == 16
+    assert batch_size(EmbeddingConfig(), "cuda") == 64
+    assert batch_size(EmbeddingConfig(batch_size=8), "cuda") == 8
+    for bad in (0, -1, "big"):
+        with pytest.raises(ValueError, match="batch_size"):
+            EmbeddingConfig(batch_size=bad)  # type: ignore[arg-type]
+
+
+def test_precisions_a_backend_cannot_run_are_refused() -> None:
+    with pytest.raises(ValueError, match="PyTorch precision"):
+        EmbeddingConfig(backend="onnx", precision="bf16")
+    with pytest.raises(ValueError, match="PyTorch precision"):
+        EmbeddingConfig(backend="onnx-int8", precision="fp16")
+    with pytest.raises(ValueError, match="device pool"):
+        EmbeddingConfig(precision="bf16", devices=("cpu", "cpu"))
+    assert EmbeddingConfig(backend="torch", precision="bf16").precision == "bf16"
 
 
 def test_onnx_backends_are_refused_on_gpu_devices() -> None:
