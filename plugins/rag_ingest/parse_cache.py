@@ -264,3 +264,57 @@ def keep(folder: Path, key: str, run_dir: Path, counts: dict[str, Any]) -> None:
     (fresh / _KEY_FILE).write_text(json.dumps({"key": key, "counts": counts}))
     _swap_in(fresh, folder)
     log.info("kept this extraction for the next run in %s", folder)
+
+
+def kept_key(folder: Path) -> str | None:
+    """The key of the extraction kept in `folder`, if one is."""
+    try:
+        key: str = json.loads((folder / _KEY_FILE).read_text())["key"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return key
+
+
+def holds(folder: Path, run_dir: Path) -> bool:
+    """Whether `run_dir`'s extraction is the one kept in `folder`: the same files (hard
+    links, made by keep or restore), not merely equal ones. Copies never count."""
+
+    def files(root: Path) -> dict[str, Path]:
+        return {
+            str(path.relative_to(root)): path
+            for name in OUTPUTS
+            for path in (root / name).rglob("*")
+            if path.is_file()
+        }
+
+    try:
+        kept, mine = files(folder), files(run_dir)
+        return (
+            bool(mine)
+            and kept.keys() == mine.keys()
+            and all(os.path.samefile(kept[name], mine[name]) for name in mine)
+        )
+    except OSError:
+        return False
+
+
+def read_verdict(folder: Path, gate: str) -> dict[str, Any] | None:
+    """What `gate` found on the kept extraction (keep_verdict), if it still applies to it:
+    a new extraction replaces the folder, and its verdicts with it."""
+    try:
+        verdict: dict[str, Any] = json.loads((folder / f"gate-{gate}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    key = kept_key(folder)
+    return verdict if key is not None and verdict.get("key") == key else None
+
+
+def keep_verdict(folder: Path, gate: str, verdict: dict[str, Any]) -> None:
+    """Beside the kept extraction: a gate's verdict on it, for runs that reuse it."""
+    key = kept_key(folder)
+    if key is None:
+        return
+    target = folder / f"gate-{gate}.json"
+    temporary = target.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({**verdict, "key": key}))
+    os.replace(temporary, target)

@@ -314,3 +314,44 @@ def test_large_runs_are_validated_on_spark_dataframes(tmp_path: Path) -> None:
         assert expectation in failed and set(failed) <= {expectation, "unit_norm"}
         assert result.failing_rows and pq.read_table(result.failing_rows).num_rows >= 1
         assert snapshot(config).equals(before)
+
+
+def test_an_unchanged_extraction_keeps_the_documents_gates_verdict(
+    ingested: Path, tmp_path: Path
+) -> None:
+    """A run that reuses the kept extraction whole has the documents the gate passed
+    before: with the same checks the verdict stands (Great Expectations not started);
+    other checks, or other documents, are validated again. (A defect planted in a
+    reused extraction is new files, not the kept ones: the defect tests above run on
+    such an extraction and see their gate fail.)"""
+    folder = tmp_path / "copy"
+    shutil.copytree(ingested, folder)
+    corpus = folder / "corpus"
+
+    def documents_gate(run_id: str, extra: str = "") -> tuple[bool, dict[str, object]]:
+        config = write_config(folder, corpus, extra=extra)
+        try:
+            extracted = pipeline.extract.run(str(config), "docs", run_id)
+            record = gates.validate_documents(str(config), "docs", run_id)
+        finally:
+            report(config, run_id)  # gives the source's lease back
+        return extracted.parse_reused, record.to_dict()
+
+    reused, record = documents_gate("first")  # another location: its own kept extraction
+    assert not reused and record["success"] and not record["skipped"] and record["rows"] > 0
+    reused, record = documents_gate("unchanged")
+    assert reused and record["success"] and record["rows"] == 0
+    assert "passed with the same checks in run first" in str(record["skipped"])
+
+    stricter = "quality:\n  clock_skew_seconds: 60\n"
+    reused, record = documents_gate("other-checks", stricter)
+    assert reused and record["success"] and not record["skipped"] and record["rows"] > 0
+    reused, record = documents_gate("other-checks-again", stricter)
+    assert reused and "in run other-checks" in str(record["skipped"])
+
+    page = next(corpus.rglob("*.md"))
+    page.write_text(page.read_text() + "\nOne more line.\n")
+    reused, record = documents_gate("edited", stricter)
+    assert not reused and record["success"] and not record["skipped"] and record["rows"] > 0
+    reused, record = documents_gate("edited-again", stricter)
+    assert reused and "in run edited" in str(record["skipped"])

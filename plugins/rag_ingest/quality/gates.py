@@ -23,7 +23,7 @@ from rag_ingest import parquet_io
 from rag_ingest.quality import facts, failing
 from rag_ingest.quality.results import GateFailed, GateResult
 from rag_ingest.run import RunContext, safe_run_key
-from rag_ingest.stage_results import GateRecord, PlanChunksResult
+from rag_ingest.stage_results import ExtractResult, GateRecord, PlanChunksResult
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +122,88 @@ def check(ctx: RunContext, gate: str, frame: Any, parameters: Mapping[str, Any])
 
 
 def validate_documents(config_path: str | None, source_name: str, run_id: str) -> GateRecord:
-    """Gate: the parsed documents (ids, text, format, size, modified time)."""
+    """Gate: the parsed documents (ids, text, format, size, modified time).
+
+    A run that reused the kept extraction whole (nothing in the source changed) has
+    the very documents an earlier run's gate passed: with the same checks, that
+    verdict stands and Great Expectations is not started for it again.
+    """
     ctx = RunContext.load(config_path, source_name, run_id)
     layout = ctx.layout
-    spark = _spark_if_large(ctx, parquet_io.rows_in(layout.documents))
     quality = ctx.settings.quality
-    return check(
-        ctx,
-        "documents",
-        facts.documents(layout, spark),
+    parameters: dict[str, Any] = {
+        "allowed_formats": list(ctx.settings.allowed_formats),
+        "max_file_bytes": ctx.source.max_file_bytes,
+    }
+    checks = _checks_key(ctx, "documents", parameters)
+    cache = _kept_extraction(ctx)
+    if cache is not None and quality.enabled:
+        from rag_ingest import parse_cache
+
+        verdict = parse_cache.read_verdict(cache, "documents")
+        if verdict is not None and verdict.get("checks") == checks and verdict.get("success"):
+            return ctx.record(
+                GateRecord(
+                    gate="documents",
+                    success=True,
+                    skipped=(
+                        "the documents are the kept extraction, unchanged, which this gate "
+                        f"passed with the same checks in run {verdict['run_id']}"
+                    ),
+                )
+            )
+    spark = _spark_if_large(ctx, parquet_io.rows_in(layout.documents))
+    # Modified times up to now (and the clock skew allowed): a later run only allows more.
+    parameters["latest_modified_epoch"] = time.time() + quality.clock_skew_seconds
+    record = check(ctx, "documents", facts.documents(layout, spark), parameters)
+    if record.success and not record.skipped:
+        _keep_verdict(ctx, checks, run_id)
+    return record
+
+
+def _checks_key(ctx: RunContext, gate: str, parameters: Mapping[str, Any]) -> str:
+    """What a gate's verdict depends on besides the data: its suite, overrides, parameters."""
+    from rag_ingest.identity import fingerprint
+    from rag_ingest.quality import suites
+
+    return fingerprint(
         {
-            "allowed_formats": list(ctx.settings.allowed_formats),
-            "max_file_bytes": ctx.source.max_file_bytes,
-            "latest_modified_epoch": time.time() + quality.clock_skew_seconds,
-        },
+            "suite": suites.load_suite(ctx.settings.suites_dir, gate),
+            "overrides": ctx.settings.quality_overrides(ctx.source),
+            "parameters": parameters,
+            "clock_skew_seconds": ctx.settings.quality.clock_skew_seconds,
+        }
     )
+
+
+def _kept_extraction(ctx: RunContext) -> Path | None:
+    """The parse cache folder, when this run's documents are the extraction kept there
+    (reused by this run, or parsed by it and kept for the next)."""
+    from rag_ingest import parse_cache
+
+    try:
+        location = ctx.result(ExtractResult).location
+    except FileNotFoundError:  # documents staged by other means than the extract stage
+        return None
+    if not location:
+        return None
+    folder = parse_cache.cache_dir(ctx.settings.staging_dir, ctx.source.name, location)
+    return folder if parse_cache.holds(folder, ctx.layout.root) else None
+
+
+def _keep_verdict(ctx: RunContext, checks: str, run_id: str) -> None:
+    """This run's passing verdict beside its extraction, if that was kept; best effort."""
+    from rag_ingest import parse_cache
+
+    folder = _kept_extraction(ctx)
+    if folder is None:
+        return
+    try:
+        parse_cache.keep_verdict(
+            folder, "documents", {"checks": checks, "success": True, "run_id": run_id}
+        )
+    except OSError as error:
+        log.warning("could not keep the documents gate's verdict in %s: %s", folder, error)
 
 
 def validate_chunks(config_path: str | None, source_name: str, run_id: str) -> GateRecord:
