@@ -105,6 +105,9 @@ def choose_backend(
     record = export_record(path, models_dir)
     if not record.exists():
         measurements = _measure(candidates, path, models_dir, dimension, max_seq_length)
+        if any("error" in m for m in measurements):
+            # Not kept: a failure may pass (a full disk while exporting); measured again next time.
+            return fastest_faithful(measurements, candidates)
         _write_once(record, {"cpu": cpu_kind(), "candidates": measurements})
     # Read back: of workers that measured at once, every one takes the first record written.
     return fastest_faithful(json.loads(record.read_text())["candidates"], candidates)
@@ -213,38 +216,62 @@ def _measure(
     dimension: int,
     max_seq_length: int,
 ) -> list[dict[str, Any]]:
+    """Each candidate's lowest cosine to PyTorch fp32 on PROBE_TEXTS and its speed on
+    TIMING_TEXTS. A candidate that fails to load or encode is measured as unusable
+    (and logged): one broken backend never stops the embedding."""
     import numpy as np
 
-    backends: dict[BackendChoice, Backend] = {}
-    for choice in candidates:
-        if choice.backend == "onnx":
-            backends[choice] = OnnxBackend(path, "onnx", models_dir, dimension, max_seq_length)
-        else:
-            backends[choice] = TorchBackend(path, "cpu", choice.precision)
+    reference_choice = BackendChoice("torch", "fp32")
+    reference_backend = TorchBackend(path, "cpu", "fp32")
     probes = list(PROBE_TEXTS)
-    reference = backends[BackendChoice("torch", "fp32")].encode_batch(probes)
-    best_seconds = {choice: float("inf") for choice in candidates}
-    for _ in range(2):  # rounds in turn, best of each: a busy moment does not decide
+    reference = reference_backend.encode_batch(probes)
+    backends: dict[BackendChoice, Backend] = {reference_choice: reference_backend}
+    failed: dict[BackendChoice, str] = {}
+    for choice in candidates:
+        if choice == reference_choice:
+            continue
+        try:
+            if choice.backend == "onnx":
+                backends[choice] = OnnxBackend(path, "onnx", models_dir, dimension, max_seq_length)
+            else:
+                backends[choice] = TorchBackend(path, "cpu", choice.precision)
+        except Exception as error:  # noqa: BLE001 - an export or a load that fails rules it out
+            failed[choice] = f"{type(error).__name__}: {error}"
+    best_seconds = dict.fromkeys(backends, float("inf"))
+    cosines: dict[BackendChoice, float] = {}
+    for round_number in range(2):  # rounds in turn, best of each: a busy moment does not decide
         for choice, backend in backends.items():
-            backend.encode_batch(list(TIMING_TEXTS[:CPU_BATCH_SIZE]))  # warm-up
-            started = time.perf_counter()
-            for start in range(0, len(TIMING_TEXTS), CPU_BATCH_SIZE):
-                backend.encode_batch(list(TIMING_TEXTS[start : start + CPU_BATCH_SIZE]))
-            seconds = time.perf_counter() - started
+            if choice in failed:
+                continue
+            try:
+                if round_number == 0:
+                    vectors = backend.encode_batch(probes)  # also the warm-up
+                    cosines[choice] = float(np.min(np.sum(vectors * reference, axis=1)))
+                started = time.perf_counter()
+                for start in range(0, len(TIMING_TEXTS), CPU_BATCH_SIZE):
+                    backend.encode_batch(list(TIMING_TEXTS[start : start + CPU_BATCH_SIZE]))
+                seconds = time.perf_counter() - started
+            except Exception as error:  # noqa: BLE001 - as above
+                failed[choice] = f"{type(error).__name__}: {error}"
+                continue
             best_seconds[choice] = min(best_seconds[choice], seconds)
-    measurements = []
-    for choice, backend in backends.items():
-        vectors = backend.encode_batch(probes)
-        cosine = float(np.min(np.sum(vectors * reference, axis=1)))
-        measurements.append(
-            {
-                "backend": choice.backend,
-                "precision": choice.precision,
-                "min_cosine": cosine,
-                "texts_per_second": round(len(TIMING_TEXTS) / best_seconds[choice], 2),
-            }
-        )
+    for backend in backends.values():
         backend.close()
+    measurements: list[dict[str, Any]] = []
+    for choice in candidates:
+        measured: dict[str, Any] = {"backend": choice.backend, "precision": choice.precision}
+        if choice in failed:
+            log.warning(
+                "embedding.backend auto: %s %s failed on this worker, not used: %s",
+                choice.backend,
+                choice.precision,
+                failed[choice],
+            )
+            measured |= {"min_cosine": 0.0, "texts_per_second": 0.0, "error": failed[choice]}
+        else:
+            speed = round(len(TIMING_TEXTS) / best_seconds[choice], 2)
+            measured |= {"min_cosine": cosines[choice], "texts_per_second": speed}
+        measurements.append(measured)
     log.info("embedding.backend auto measured %s on this CPU: %s", path.name, measurements)
     return measurements
 

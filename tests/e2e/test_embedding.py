@@ -210,6 +210,28 @@ def test_backend_auto_runs_the_fastest_candidate_measured_equal_to_pytorch(
     assert vectors_of_auto(models)[0] == "torch"
 
 
+def test_a_candidate_that_fails_on_this_worker_is_passed_over_and_not_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ONNX export that fails (or any candidate that cannot load or encode) leaves the
+    others to choose from; the measurement is not kept, so a passing failure is retried."""
+    from rag_ingest import backend_choice
+
+    def broken_export(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("export failed: no space left on device")
+
+    monkeypatch.setattr(backend_choice, "OnnxBackend", broken_export)
+    models = tmp_path / "models"
+    with caplog.at_level("WARNING", logger="rag_ingest.backend_choice"):
+        with Embedder(EmbeddingConfig(), models) as auto:
+            assert auto.backend_name == "torch"  # bf16 or fp32, whichever measured faster
+            vectors = auto.encode(sample_texts(8))
+    assert np.isfinite(vectors).all()
+    assert "onnx fp32 failed on this worker, not used: RuntimeError: export failed" in caplog.text
+    packaged = resolve_model_path("packaged:all-MiniLM-L6-v2")
+    assert not backend_choice.export_record(packaged, models).exists()
+
+
 def test_a_device_pool_gives_the_vectors_of_one_process() -> None:
     # Two CPU workers stand in for two GPUs: the same pool code path.
     texts = sample_texts(64)
