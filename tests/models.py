@@ -25,19 +25,16 @@ def derived_model(folder: Path, layers: int) -> Path:
 
 
 def auto_choice() -> BackendChoice:
-    """What `embedding.backend: auto` runs on this machine for the packaged model, from
-    the suite's shared models folder (measured there once, if no test has yet)."""
+    """What `embedding.backend: auto` runs for the packaged model in this process: the
+    fastest faithful candidate measured on this machine (in the suite's shared models
+    folder), as the process's own check on the probe texts confirmed it."""
     import os
 
-    from rag_ingest.backend_choice import choose_backend
+    from rag_ingest.backend_choice import BackendChoice
     from rag_ingest.config import EmbeddingConfig
-    from rag_ingest.embedding import resolve_model_path
+    from rag_ingest.embedding import shared_embedder
 
-    return choose_backend(
-        EmbeddingConfig(),
-        resolve_model_path("packaged:all-MiniLM-L6-v2"),
-        Path(os.environ["RAG_INGEST_MODELS_DIR"]),
-        384,
-        256,
-        "cpu",
+    embedder, _ = shared_embedder(
+        EmbeddingConfig(), os.environ["RAG_INGEST_MODELS_DIR"], allow_pool=False
     )
+    return BackendChoice(embedder.backend_name, embedder.precision)

@@ -61,6 +61,9 @@ TIMING_TEXTS = tuple(
 )
 
 
+_RECORD_VERSION = 2
+
+
 @dataclass(frozen=True)
 class BackendChoice:
     backend: str  # torch, onnx or onnx-int8
@@ -108,7 +111,10 @@ def choose_backend(
         if any("error" in m for m in measurements):
             # Not kept: a failure may pass (a full disk while exporting); measured again next time.
             return fastest_faithful(measurements, candidates)
-        _write_once(record, {"cpu": cpu_kind(), "candidates": measurements})
+        _write_once(
+            record,
+            {"cpu": cpu_kind(), "candidates": measurements, "probe_vectors": _probe_vectors(path)},
+        )
     # Read back: of workers that measured at once, every one takes the first record written.
     return fastest_faithful(json.loads(record.read_text())["candidates"], candidates)
 
@@ -168,7 +174,8 @@ def export_record(path: Path, models_dir: Path) -> Path:
     """Where this CPU kind's measurements of the model are kept."""
     from rag_ingest import onnx_export
 
-    key = hashlib.sha256(cpu_kind().encode()).hexdigest()[:12]
+    # The record's version too: one written before it kept the probe vectors is not read.
+    key = hashlib.sha256(f"{_RECORD_VERSION} {cpu_kind()}".encode()).hexdigest()[:12]
     return onnx_export.export_folder(path, models_dir) / f"backend-choice-{key}.json"
 
 
@@ -209,6 +216,48 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
+_reference_probes: dict[str, list[list[float]]] = {}
+
+
+def _probe_vectors(path: Path) -> list[list[float]]:
+    """PyTorch fp32's vectors of PROBE_TEXTS, as the last measurement in this process made them."""
+    return _reference_probes[str(path)]
+
+
+def confirmed(choice: BackendChoice, backend: Backend, path: Path, models_dir: Path) -> bool:
+    """Whether `backend`, just loaded in this process for auto's `choice`, gives the
+    measured reference's vectors on PROBE_TEXTS (cosine at least FAITHFUL_COSINE).
+
+    The measurement ran once, maybe in another process; this check runs in every
+    process that embeds with a candidate other than the reference, so a process
+    where that candidate misbehaves falls back rather than storing wrong vectors.
+    """
+    import numpy as np
+
+    if choice == BackendChoice("torch", "fp32"):
+        return True
+    try:
+        reference = np.asarray(
+            json.loads(export_record(path, models_dir).read_text())["probe_vectors"],
+            dtype=np.float32,
+        )
+    except OSError:
+        return True  # no record: measured in this very process (one with a failure is not kept)
+    vectors = backend.encode_batch(list(PROBE_TEXTS))
+    cosine = float(np.min(np.sum(vectors * reference, axis=1)))
+    if cosine < FAITHFUL_COSINE:
+        log.warning(
+            "embedding.backend auto: %s %s gives vectors at cosine %.6f to the measured "
+            "PyTorch fp32 ones in this process (below %s); using torch fp32 here",
+            choice.backend,
+            choice.precision,
+            cosine,
+            FAITHFUL_COSINE,
+        )
+        return False
+    return True
+
+
 def _measure(
     candidates: list[BackendChoice],
     path: Path,
@@ -225,6 +274,7 @@ def _measure(
     reference_backend = TorchBackend(path, "cpu", "fp32")
     probes = list(PROBE_TEXTS)
     reference = reference_backend.encode_batch(probes)
+    _reference_probes[str(path)] = reference.tolist()
     backends: dict[BackendChoice, Backend] = {reference_choice: reference_backend}
     failed: dict[BackendChoice, str] = {}
     for choice in candidates:

@@ -171,6 +171,14 @@ class Embedder:
             self.backend = OnnxBackend(
                 self.path, self.backend_name, models, dimension, max_seq_length
             )
+        measured = config.backend == "auto" and device == "cpu" and not config.devices
+        if measured and not backend_choice.confirmed(
+            choice, self.backend, self.path, models
+        ):
+            self.backend.close()
+            choice = backend_choice.BackendChoice("torch", "fp32")
+            self.backend_name, self.precision, self.device = "torch", "fp32", device
+            self.backend = TorchBackend(self.path, device, "fp32")
         self.batch_size = backend_choice.batch_size(
             config, device if self.backend_name == "torch" else "cpu"
         )
