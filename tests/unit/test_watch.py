@@ -20,6 +20,7 @@ from rag_ingest.watch import (
     listing_fingerprint,
     listing_state_path,
 )
+from tests.trigger_events import FiredEvents
 
 
 def test_a_queue_feed_needs_its_scheme_and_a_listing_needs_one_location() -> None:
@@ -73,34 +74,6 @@ async def _events(trigger: Any, wait: float) -> list[dict[str, Any]]:
     return fired
 
 
-class _Fired:
-    """A trigger running in the background; its events are awaited one by one, so a test
-    waits as long as a loaded machine needs instead of a fixed time."""
-
-    def __init__(self, trigger: Any) -> None:
-        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.task = asyncio.create_task(self._collect(trigger.run()))
-
-    async def _collect(self, run: AsyncIterator[Any]) -> None:
-        async for event in run:
-            self.events.put_nowait(event.payload)
-
-    async def baseline(self, state: Path, timeout: float = 60.0) -> None:
-        """Until the listing trigger has stored its first look (what later looks compare to)."""
-        async with asyncio.timeout(timeout):
-            while not state.exists():
-                await asyncio.sleep(0.02)
-
-    async def next(self, timeout: float = 60.0) -> dict[str, Any]:
-        return await asyncio.wait_for(self.events.get(), timeout)
-
-    async def stop_after(self, quiet: float) -> list[dict[str, Any]]:
-        """The events that still arrive within `quiet` seconds, then the trigger stops."""
-        await asyncio.sleep(quiet)
-        self.task.cancel()
-        return [self.events.get_nowait() for _ in range(self.events.qsize())]
-
-
 def _listing(folder: Path, state: Path, interval: float = 0.05) -> ListingChangeTrigger:
     return ListingChangeTrigger(str(folder), "*.md", interval, str(state))
 
@@ -111,7 +84,7 @@ def test_the_listing_trigger_keeps_its_baseline_across_restarts(tmp_path: Path) 
     (folder / "a.md").write_text("a")
 
     async def first_start() -> list[dict[str, Any]]:
-        fired = _Fired(_listing(folder, state))
+        fired = FiredEvents(_listing(folder, state))
         await fired.baseline(state)  # the first look is the baseline, stored
         return await fired.stop_after(0.3)
 
@@ -121,7 +94,7 @@ def test_the_listing_trigger_keeps_its_baseline_across_restarts(tmp_path: Path) 
     (folder / "b.md").write_text("b")
 
     async def restarted() -> list[dict[str, Any]]:
-        fired = _Fired(_listing(folder, state))
+        fired = FiredEvents(_listing(folder, state))
         return [await fired.next(), *await fired.stop_after(0.3)]
 
     assert asyncio.run(restarted()) == [{"feed": "listing", "files": 2}]
@@ -132,7 +105,7 @@ def test_files_appearing_in_a_location_that_was_not_there_are_a_change(tmp_path:
     folder, state = tmp_path / "docs", tmp_path / "state.json"
 
     async def scenario() -> list[dict[str, Any]]:
-        fired = _Fired(_listing(folder, state))
+        fired = FiredEvents(_listing(folder, state))
         await fired.baseline(state)  # no folder yet: an empty listing, the baseline
         folder.mkdir()
         (folder / "a.md").write_text("a")
@@ -161,7 +134,7 @@ def test_a_burst_of_changes_fires_once_and_a_later_change_once_more(tmp_path: Pa
 
     async def scenario() -> list[dict[str, Any]]:
         # Quiet for 1 s ends a burst: far above a loaded machine's pauses between writes.
-        fired = _Fired(_debounced(folder, state, 1.0, 30))
+        fired = FiredEvents(_debounced(folder, state, 1.0, 30))
         await fired.baseline(state)
         for number in range(1_000):  # 1,000 file events in about a second
             (folder / f"burst-{number % 50}.md").write_text(str(rng.random()))
@@ -184,7 +157,7 @@ def test_a_change_that_never_settles_still_fires_after_max_wait(tmp_path: Path) 
 
     async def scenario() -> int | None:
         """The number of writes made when the first event had arrived (None: not before the end)."""
-        fired = _Fired(_debounced(folder, state, 0.5, 1.0))
+        fired = FiredEvents(_debounced(folder, state, 0.5, 1.0))
         await fired.baseline(state)
         for number in range(80):  # a change every 25 ms for 2 s: never quiet for 0.5 s
             (folder / "busy.md").write_text(str(number))
