@@ -14,6 +14,7 @@ from them on every read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -91,32 +92,39 @@ def choose_backend(
         return BackendChoice("onnx", "fp32")
     if config.backend == "onnx-int8":
         return BackendChoice("onnx-int8", "int8")
-    precision = config.precision
-    if precision == "auto":
-        precision = "fp16" if device.startswith("cuda") else "fp32"
-    measured = (
-        config.backend == "auto"
-        and device == "cpu"
-        and not config.devices
-        and config.precision in ("auto", "fp32")
-    )
-    if not measured:
+    if not is_measured(config, device):
+        precision = config.precision
+        if precision == "auto":
+            precision = "fp16" if device.startswith("cuda") else "fp32"
         return BackendChoice("torch", precision)
     candidates = _candidates(path, allow_bf16=config.precision == "auto")
     if len(candidates) == 1:
         return candidates[0]
     record = export_record(path, models_dir)
     if not record.exists():
-        measurements = _measure(candidates, path, models_dir, dimension, max_seq_length)
+        measurements, probe_vectors = _measure(
+            candidates, path, models_dir, dimension, max_seq_length
+        )
         if any("error" in m for m in measurements):
             # Not kept: a failure may pass (a full disk while exporting); measured again next time.
             return fastest_faithful(measurements, candidates)
         _write_once(
             record,
-            {"cpu": cpu_kind(), "candidates": measurements, "probe_vectors": _probe_vectors(path)},
+            {"cpu": cpu_kind(), "candidates": measurements, "probe_vectors": probe_vectors},
         )
     # Read back: of workers that measured at once, every one takes the first record written.
     return fastest_faithful(json.loads(record.read_text())["candidates"], candidates)
+
+
+def is_measured(config: EmbeddingConfig, device: str) -> bool:
+    """Whether auto's choice on `device` comes from measuring candidates (a CPU, one
+    process, no precision asked for but fp32) rather than from the configuration."""
+    return (
+        config.backend == "auto"
+        and device == "cpu"
+        and not config.devices
+        and config.precision in ("auto", "fp32")
+    )
 
 
 def fastest_faithful(
@@ -152,6 +160,7 @@ def batch_size(config: EmbeddingConfig, device: str) -> int:
     return CPU_BATCH_SIZE if device == "cpu" else GPU_BATCH_SIZE
 
 
+@functools.cache
 def cpu_kind() -> str:
     """What the measurement depends on: the CPU's model and instructions, the libraries."""
     cpu = platform.processor() or platform.machine()
@@ -216,14 +225,6 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
-_reference_probes: dict[str, list[list[float]]] = {}
-
-
-def _probe_vectors(path: Path) -> list[list[float]]:
-    """PyTorch fp32's vectors of PROBE_TEXTS, as the last measurement in this process made them."""
-    return _reference_probes[str(path)]
-
-
 def confirmed(choice: BackendChoice, backend: Backend, path: Path, models_dir: Path) -> bool:
     """Whether `backend`, just loaded in this process for auto's `choice`, gives the
     measured reference's vectors on PROBE_TEXTS (cosine at least FAITHFUL_COSINE).
@@ -264,17 +265,17 @@ def _measure(
     models_dir: Path,
     dimension: int,
     max_seq_length: int,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[list[float]]]:
     """Each candidate's lowest cosine to PyTorch fp32 on PROBE_TEXTS and its speed on
-    TIMING_TEXTS. A candidate that fails to load or encode is measured as unusable
-    (and logged): one broken backend never stops the embedding."""
+    TIMING_TEXTS, and PyTorch fp32's vectors of PROBE_TEXTS (what every process checks
+    its candidate against). A candidate that fails to load or encode is measured as
+    unusable (and logged): one broken backend never stops the embedding."""
     import numpy as np
 
     reference_choice = BackendChoice("torch", "fp32")
     reference_backend = TorchBackend(path, "cpu", "fp32")
     probes = list(PROBE_TEXTS)
     reference = reference_backend.encode_batch(probes)
-    _reference_probes[str(path)] = reference.tolist()
     backends: dict[BackendChoice, Backend] = {reference_choice: reference_backend}
     failed: dict[BackendChoice, str] = {}
     for choice in candidates:
@@ -323,7 +324,7 @@ def _measure(
             measured |= {"min_cosine": cosines[choice], "texts_per_second": speed}
         measurements.append(measured)
     log.info("embedding.backend auto measured %s on this CPU: %s", path.name, measurements)
-    return measurements
+    return measurements, reference.tolist()
 
 
 def _write_once(record: Path, content: dict[str, Any]) -> None:

@@ -171,8 +171,7 @@ class Embedder:
             self.backend = OnnxBackend(
                 self.path, self.backend_name, models, dimension, max_seq_length
             )
-        measured = config.backend == "auto" and device == "cpu" and not config.devices
-        if measured and not backend_choice.confirmed(
+        if backend_choice.is_measured(config, device) and not backend_choice.confirmed(
             choice, self.backend, self.path, models
         ):
             self.backend.close()
