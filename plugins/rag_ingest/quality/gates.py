@@ -136,8 +136,9 @@ def validate_documents(config_path: str | None, source_name: str, run_id: str) -
         "max_file_bytes": ctx.source.max_file_bytes,
     }
     checks = _checks_key(ctx, "documents", parameters)
-    cache = _kept_extraction(ctx)
-    if cache is not None and quality.enabled:
+    # Walked once: the verdict is read from, and kept in, the same folder.
+    cache = _kept_extraction(ctx) if quality.enabled else None
+    if cache is not None:
         from rag_ingest import parse_cache
 
         verdict = parse_cache.read_verdict(cache, "documents")
@@ -156,8 +157,8 @@ def validate_documents(config_path: str | None, source_name: str, run_id: str) -
     # Modified times up to now (and the clock skew allowed): a later run only allows more.
     parameters["latest_modified_epoch"] = time.time() + quality.clock_skew_seconds
     record = check(ctx, "documents", facts.documents(layout, spark), parameters)
-    if record.success and not record.skipped:
-        _keep_verdict(ctx, checks, run_id)
+    if cache is not None and record.success and not record.skipped:
+        _keep_verdict(cache, checks, run_id)
     return record
 
 
@@ -191,13 +192,10 @@ def _kept_extraction(ctx: RunContext) -> Path | None:
     return folder if parse_cache.holds(folder, ctx.layout.root) else None
 
 
-def _keep_verdict(ctx: RunContext, checks: str, run_id: str) -> None:
-    """This run's passing verdict beside its extraction, if that was kept; best effort."""
+def _keep_verdict(folder: Path, checks: str, run_id: str) -> None:
+    """This run's passing verdict beside its kept extraction; best effort."""
     from rag_ingest import parse_cache
 
-    folder = _kept_extraction(ctx)
-    if folder is None:
-        return
     try:
         parse_cache.keep_verdict(
             folder, "documents", {"checks": checks, "success": True, "run_id": run_id}
