@@ -75,15 +75,13 @@ demo: airflow-init
 	rag-ingest search "$(DEMO_QUERY)" --source docs -k 5
 
 # Test processes (pytest-xdist; a file's tests stay in one process, so module
-# fixtures are made once). TEST_WORKERS=0: one process. Tests marked `alone` run
-# afterwards with nothing beside them (see the marker in pyproject.toml).
+# fixtures are made once). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
-	$(BIN)/pytest -m alone
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not alone"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # The parser fuzz campaign's long form (make test runs 60 cases a family).
 FUZZ_CASES ?= 2000

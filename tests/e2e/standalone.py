@@ -1,5 +1,6 @@
-"""`airflow standalone` on loopback (SQLite) for tests and benchmarks: its home,
-its start and stop, and the REST calls that wait on its runs."""
+"""`airflow standalone` on loopback for tests and benchmarks: its home, its start
+and stop, and the REST calls that wait on its runs. Its metadata database is
+SQLite, as `make airflow`'s, unless a test gives it a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -18,13 +19,23 @@ from tests.conftest import PROJECT_ROOT
 from tests.e2e.airflow_api import free_port, get, post, wait_until_healthy
 
 USER, PASSWORD = "operator", "an-operator-password"
+# On SQLite a writer waits up to a minute for the lock instead of failing after five seconds.
+SQLITE_WAIT = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.e2e.sqlite_wait.CONNECT_ARGS"}
 
 
 def airflow_home_for(
-    folder: Path, config: Path, extra_env: dict[str, str], unpaused: Sequence[str]
+    folder: Path,
+    config: Path,
+    extra_env: dict[str, str],
+    unpaused: Sequence[str],
+    database: str | None = None,
 ) -> dict:
     """A project-local Airflow home for the rag-ingest configuration `config`, its
-    database made and its DAGs in it, `unpaused` among them (nothing running yet)."""
+    database made and its DAGs in it, `unpaused` among them (nothing running yet).
+
+    `database`: a SQLAlchemy URL (tests.services.postgres); else SQLite in the home,
+    whose writers lose races ("database is locked") on a machine other tests load.
+    """
     port = free_port()
     home = folder / "airflow-home"
     home.mkdir()
@@ -34,8 +45,8 @@ def airflow_home_for(
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.e2e.sqlite_wait.CONNECT_ARGS",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database or f"sqlite:///{home}/airflow.db",
+        **({} if database else SQLITE_WAIT),
         "PYTHONPATH": str(PROJECT_ROOT),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
