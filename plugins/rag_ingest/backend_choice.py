@@ -245,15 +245,25 @@ def confirmed(choice: BackendChoice, backend: Backend, path: Path, models_dir: P
     except OSError:
         return True  # no record: measured in this very process (one with a failure is not kept)
     vectors = backend.encode_batch(list(PROBE_TEXTS))
-    cosine = float(np.min(np.sum(vectors * reference, axis=1)))
+    cosines = np.sum(vectors * reference, axis=1)
+    cosine = float(np.min(cosines))
     if cosine < FAITHFUL_COSINE:
+        import torch
+
+        # What whoever looks into it needs: which texts, and the process's torch state.
         log.warning(
             "embedding.backend auto: %s %s gives vectors at cosine %.6f to the measured "
-            "PyTorch fp32 ones in this process (below %s); using torch fp32 here",
+            "PyTorch fp32 ones in this process (below %s); using torch fp32 here "
+            "(per probe text: %s; torch %s, %d threads, grad %s, default dtype %s)",
             choice.backend,
             choice.precision,
             cosine,
             FAITHFUL_COSINE,
+            [round(float(c), 6) for c in cosines],
+            torch.__version__,
+            torch.get_num_threads(),
+            torch.is_grad_enabled(),
+            torch.get_default_dtype(),
         )
         return False
     return True

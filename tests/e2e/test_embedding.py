@@ -223,6 +223,7 @@ def test_backend_auto_runs_the_fastest_candidate_measured_equal_to_pytorch(
         backend, precision, vectors = vectors_of_auto(models)
     assert (backend, precision) == ("torch", "fp32")
     assert "onnx fp32 gives vectors at cosine -1.0" in caplog.text
+    assert "per probe text: [-1.0, -1.0," in caplog.text  # each text, for whoever looks into it
     np.testing.assert_allclose(vectors, reference, atol=2e-5)
     # The `onnx` extra not installed: ONNX is no candidate, whatever was measured.
     rewrite({("onnx", "fp32"): (1.0, 100.0), ("torch", "bf16"): (1.0, 50.0),
