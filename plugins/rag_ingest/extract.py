@@ -35,7 +35,7 @@ from rag_ingest.document_rows import (
 from rag_ingest.parsing import ParseError, RecordFields, is_record_file, parse_file
 from rag_ingest.parsing.base import escaped, is_unicode
 from rag_ingest.parsing.context import ArchiveLimits, OcrSettings, SourceParsing
-from rag_ingest.record_rows import RecordReuse, record_file_rows
+from rag_ingest.record_rows import FreshBudget, RecordReuse, TakenRows, record_file_rows
 from rag_ingest.sources import read_bytes
 
 if TYPE_CHECKING:
@@ -127,9 +127,11 @@ def parse_source_file(
     refused_reason: str = "not_followed",
     parsing: SourceParsing | None = None,
     records: RecordReuse | None = None,
+    taken: TakenRows | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for one listed file: one document, one per record, or quarantine rows.
-    `records` keys each JSON Lines record for reuse (rag_ingest.record_rows).
+    `records` keys each JSON Lines record for reuse, `taken` collects the kept rows
+    found again instead of returning them (rag_ingest.record_rows).
 
     Never raises for what the file holds: every failure is a quarantine row.
     """
@@ -141,17 +143,23 @@ def parse_source_file(
         with _time_limit(limits.max_seconds):
             rows = _parse(
                 file_row, uri, relative_path, size, limits, fields, access_labels, gate,
-                parsing or SourceParsing(), records,
+                parsing or SourceParsing(), records, taken,
             )  # fmt: skip
-    except ParseError as exc:
-        rows = [failed(file_row, exc.reason, exc.detail)]
-    except OSError as exc:
-        rows = [failed(file_row, "unreadable", f"{type(exc).__name__}: {exc}")]
     except Exception as exc:  # noqa: BLE001 - whatever a parser raises, only its file fails
         # (RecursionError and MemoryError are Exceptions too; KeyboardInterrupt is not.)
-        rows = [failed(file_row, crash_reason(exc), f"{type(exc).__name__}: {exc}")]
+        if taken is not None:
+            taken.positions = []  # the file failed as a whole: it takes no kept row
+        rows = [_file_failure(file_row, exc)]
     rows = [_over_text_limit(row, limits.max_document_chars) for row in rows]
     return _storable(rows, file_row)
+
+
+def _file_failure(file_row: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, ParseError):
+        return failed(file_row, exc.reason, exc.detail)
+    if isinstance(exc, OSError):
+        return failed(file_row, "unreadable", f"{type(exc).__name__}: {exc}")
+    return failed(file_row, crash_reason(exc), f"{type(exc).__name__}: {exc}")
 
 
 def _parse(
@@ -165,6 +173,7 @@ def _parse(
     gate: SensitiveGate | None,
     parsing: SourceParsing,
     records: RecordReuse | None,
+    taken: TakenRows | None,
 ) -> list[dict[str, Any]]:
     if size > limits.max_file_bytes:
         raise ParseError("too_large", f"{size} bytes is over the limit of {limits.max_file_bytes}")
@@ -174,8 +183,11 @@ def _parse(
         return [document_row(file_row, document, access_labels, gate)]
     if not data:
         raise ParseError("empty_file", "the file has zero bytes")
-    rows = record_file_rows(file_row, relative_path, data, fields, access_labels, gate, records)
-    if not rows:  # every input is ingested or quarantined, an empty record file too
+    rows = record_file_rows(
+        file_row, relative_path, data, fields, access_labels, gate, records, taken
+    )
+    if not rows and not (taken and taken.positions):
+        # Every input is ingested or quarantined, an empty record file too.
         raise ParseError("no_records", "the file holds no record")
     return rows
 
@@ -204,15 +216,32 @@ TRANSIENT_REASONS = frozenset(
 )  # fmt: skip
 
 
-def _with_reuse_key(rows: list[dict[str, Any]], key: str | None) -> list[dict[str, Any]]:
-    """The file's rows, keyed for reuse by the next run; not for a document that
-    includes other files (they may change while it does not), nor for a file
+def file_reuse_key(rows: list[dict[str, Any]], key: str | None) -> str | None:
+    """The key the file's rows are kept under for the next run: none for a document
+    that includes other files (they may change while it does not), nor for a file
     quarantined for a transient reason."""
     includes = any("includes_" in (row.get("parse_notes") or "") for row in rows)
     transient = any(row.get("error_reason") in TRANSIENT_REASONS for row in rows)
+    return None if includes or transient else key
+
+
+def _with_reuse_key(rows: list[dict[str, Any]], key: str | None) -> list[dict[str, Any]]:
+    """The file's rows, keyed for reuse by the next run (file_reuse_key)."""
+    kept_under = file_reuse_key(rows, key)
     for row in rows:
-        row[REUSE_KEY] = None if includes or transient else key
+        row[REUSE_KEY] = kept_under
     return rows
+
+
+@dataclass(frozen=True)
+class TakenFile:
+    """The kept rows a record file took again (TakenRows), with what a row of it holds
+    from this run's listing: the file's size, modified time and reuse key."""
+
+    positions: list[int]
+    size: int
+    modified_at: Any
+    reuse_key: str | None
 
 
 def parse_files(
@@ -224,8 +253,14 @@ def parse_files(
     gate: SensitiveGate | None = None,
     parsing: SourceParsing | None = None,
     records: RecordReuse | None = None,
+    taken: dict[str, TakenFile] | None = None,
+    budget: FreshBudget | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: listing rows in, PARSED_SCHEMA rows out."""
+    """mapInPandas body: listing rows in, PARSED_SCHEMA rows out.
+
+    With `taken`, the kept rows a record file takes again are not in the frames:
+    `taken` gets them by file uri (rag_ingest.in_process assembles them in Arrow),
+    and every freshly parsed record line is charged to `budget`."""
     for batch in batches:
         rows: list[dict[str, Any]] = []
         absent = [None] * len(batch)
@@ -242,6 +277,7 @@ def parse_files(
             keys,
             strict=True,
         ):
+            found = TakenRows(budget) if taken is not None else None
             file_rows = parse_source_file(
                 source,
                 uri,
@@ -256,6 +292,10 @@ def parse_files(
                 reason if isinstance(reason, str) else "not_followed",
                 parsing,
                 records,
+                found,
             )
-            rows.extend(_with_reuse_key(file_rows, key if isinstance(key, str) else None))
+            kept_under = file_reuse_key(file_rows, key if isinstance(key, str) else None)
+            rows.extend(_with_reuse_key(file_rows, kept_under))
+            if found is not None and taken is not None and found.positions:
+                taken[uri] = TakenFile(found.positions, int(size), modified_at, kept_under)
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from rag_ingest import parse_cache
 from rag_ingest.document_rows import SensitiveGate
-from rag_ingest.extract import ParseLimits, parse_files, source_parsing
+from rag_ingest.extract import ParseLimits, TakenFile, parse_files, source_parsing
 from rag_ingest.parsing import RecordFields
-from rag_ingest.record_rows import RecordReuse, is_jsonl
+from rag_ingest.record_rows import FreshBudget, RecordReuse, is_jsonl
 from rag_ingest.sources import SourceFile, list_files
 
 if TYPE_CHECKING:
@@ -86,6 +86,24 @@ class ExtractPlan:
     def bytes_to_parse(self) -> int:
         return sum(row[2] for row in self.to_parse if row[4] is None)
 
+    @property
+    def bytes_outside_records(self) -> int:
+        """The bytes to parse of the files whose records no kept row can stand for."""
+        takes = self.record_reuse is not None and self.record_reuse.kept_rows is not None
+        return sum(
+            row[2] for row in self.to_parse if row[4] is None and not (takes and is_jsonl(row[1]))
+        )
+
+    def may_fit_in_process(self, spark: SparkConfig) -> bool:
+        """Whether the change set may be small enough for the task's own process once the
+        unchanged records of changed JSON Lines files are taken from their kept rows;
+        only parsing tells (rag_ingest.record_rows.FreshBudget)."""
+        return (
+            self.bytes_outside_records < self.bytes_to_parse
+            and len(self.to_parse) <= spark.in_process_max_files
+            and self.bytes_outside_records <= spark.in_process_max_bytes
+        )
+
     def fits_in_process(self, spark: SparkConfig) -> bool:
         """Whether the change set is small enough to parse in the task's own process,
         where no Spark start-up is paid (`spark.in_process_max_files` and `_bytes`)."""
@@ -145,10 +163,16 @@ _MAX_DROPPED_SHARE = 0.2
 
 
 def parse_batches(
-    settings: Settings, source: SourceConfig, location: str, records: RecordReuse | None = None
+    settings: Settings,
+    source: SourceConfig,
+    location: str,
+    records: RecordReuse | None = None,
+    taken: dict[str, TakenFile] | None = None,
+    budget: FreshBudget | None = None,
 ) -> ParseBatches:
     """The function every batch of listing rows is parsed with (Spark's mapInPandas
-    body on executors; called directly in the task's own process)."""
+    body on executors; called directly in the task's own process, which passes
+    `taken` and `budget`: extract.parse_files)."""
     return partial(
         parse_files,
         source=source.name,
@@ -160,6 +184,8 @@ def parse_batches(
         gate=sensitive_gate(settings, source),
         parsing=source_parsing(source, location),
         records=records,
+        taken=taken,
+        budget=budget,
     )
 
 

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +34,11 @@ from rag_ingest.document_rows import (
     REUSE_COLUMNS,
     REUSE_KEY,
 )
-from rag_ingest.extract import LISTING_SCHEMA
+from rag_ingest.extract import LISTING_SCHEMA, TakenFile
 from rag_ingest.extract_plan import ExtractPlan, parse_batches
 from rag_ingest.parquet_io import SparkFolderWriter, arrow_schema, read_ids
 from rag_ingest.parsing.notes import parse_notes_summary
+from rag_ingest.record_rows import FreshBudget, RecordReuse
 from rag_ingest.run import RunLayout
 
 if TYPE_CHECKING:
@@ -54,19 +56,31 @@ _BATCH_ROWS = 16_000
 
 
 def extract(
-    settings: Settings, source: SourceConfig, run_dir: str, plan: ExtractPlan
+    settings: Settings,
+    source: SourceConfig,
+    run_dir: str,
+    plan: ExtractPlan,
+    budget: FreshBudget | None = None,
 ) -> dict[str, Any]:
     """The extract job without Spark: documents/, quarantine/, sensitive/ and the kept
-    file rows, as rag_ingest.spark.extract_job writes them."""
+    file rows, as rag_ingest.spark.extract_job writes them.
+
+    The kept rows a changed record file takes again stay Arrow rows (never Python
+    objects): a daily drop that edits 1% of a large record file parses that 1%.
+    With `budget`, parsing more fresh bytes than it holds raises ChangeSetTooLarge
+    before anything is written (the caller then runs the Spark job).
+    """
     layout = RunLayout(Path(run_dir))
-    parse = parse_batches(settings, source, plan.location, plan.record_reuse)
-    parsed = pa.concat_tables(
+    taken: dict[str, TakenFile] = {}
+    parse = parse_batches(settings, source, plan.location, plan.record_reuse, taken, budget)
+    fresh = pa.concat_tables(
         [PARSED.empty_table()]
         + [
             pa.Table.from_pandas(frame, schema=PARSED, preserve_index=False)
             for frame in parse(iter([_listing(plan)]))
         ]
     )
+    parsed = _ParsedRows(fresh, taken, plan.record_reuse)
     reused = _ReusedRows(plan)
     fresh_rows = plan.kept_rows.with_name(plan.kept_rows.name + ".new")
     next_run = _NextRunRows(fresh_rows, plan.appends_rows) if plan.keep_rows else None
@@ -83,6 +97,43 @@ def extract(
         **outputs.counts,
         **parse_notes_summary(outputs.noted),
     }
+
+
+class _ParsedRows:
+    """This run's rows: the ones parsed afresh, then, file by file, the kept rows each
+    changed record file took again (read from the kept rows when they are written, so
+    memory holds one file's, not the source's)."""
+
+    def __init__(
+        self, fresh: pa.Table, taken: dict[str, TakenFile], reuse: RecordReuse | None
+    ) -> None:
+        self.fresh, self.taken, self.reuse = fresh, taken, reuse
+
+    def batches(self) -> Iterator[pa.Table]:
+        yield self.fresh
+        for uri, file in self.taken.items():
+            assert self.reuse is not None  # only a RecordReuse finds kept rows
+            kept = self.reuse.kept_table(uri)
+            if kept is None:  # read a moment ago; unreadable now means a broken cache
+                raise OSError(f"the kept rows of {uri} could not be read again")
+            yield _as_taken(kept.take(pa.array(file.positions, pa.int64())), file)
+
+
+def _as_taken(rows: pa.Table, file: TakenFile) -> pa.Table:
+    """Kept rows as this run's rows of their file: its size, modified time and reuse
+    key now, and marked as taken again (the run report counts them)."""
+    count = rows.num_rows
+    for name, column in (
+        ("size", pa.repeat(pa.scalar(file.size, pa.int64()), count)),
+        (
+            "modified_at",
+            pa.repeat(pa.scalar(file.modified_at, PARSED.field("modified_at").type), count),
+        ),
+        (REUSE_KEY, pa.repeat(pa.scalar(file.reuse_key, pa.string()), count)),
+        (RECORD_REUSED, pa.repeat(pa.scalar(True, pa.bool_()), count)),
+    ):
+        rows = rows.set_column(rows.schema.get_field_index(name), name, column)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -104,7 +155,7 @@ class _Outputs:
 def _write_outputs(
     layout: RunLayout,
     next_run_rows: _NextRunRows | None,
-    parsed: pa.Table,
+    parsed: _ParsedRows,
     reused: _ReusedRows,
     first_uri: dict[str, str],
 ) -> _Outputs:
@@ -137,9 +188,13 @@ def _write_outputs(
             next_run = stack.enter_context(
                 SparkFolderWriter(next_run_rows.folder, PARSED, name=name, empty_file=not appends)
             )
-        for n, batch in enumerate([parsed, *reused.batches()]):
+        batches = chain(
+            ((batch, True) for batch in parsed.batches()),
+            ((batch, False) for batch in reused.batches()),
+        )
+        for batch, this_run in batches:
             # The rows for the next run as parsed, before the id check.
-            if next_run is not None and (n == 0 or not appends):
+            if next_run is not None and (this_run or not appends):
                 kept = batch.filter(pc.is_valid(batch[REUSE_KEY]))
                 flag = kept.schema.get_field_index(RECORD_REUSED)  # this run's, not the next's
                 next_run.write(

@@ -11,16 +11,21 @@ Only rows that became documents are reused; a problem is found afresh. An id
 is checked for repeats in the file as a fresh parse checks it, whichever way
 its row came. Parquet rows have no line to compare: a changed Parquet file
 is parsed whole.
+
+A caller that assembles rows as Arrow tables (rag_ingest.in_process) passes a
+`TakenRows`: the kept rows found again are then named by their position in
+the file's kept table and never become Python objects, and every line parsed
+afresh is charged to a `FreshBudget`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag_ingest.document_rows import (
     PARSED_SCHEMA,
@@ -40,6 +45,9 @@ from rag_ingest.parsing import (
     parse_records,
 )
 from rag_ingest.parsing.records import is_parquet, jsonl_lines, jsonl_value, record_document
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +72,11 @@ class RecordReuse:
             f"{self.code}\x1f{line}".encode(errors="surrogatepass"), digest_size=16
         ).hexdigest()
 
-    def kept_for(self, uri: str) -> dict[str, dict[str, Any]]:
-        """The kept rows of the records of the file at `uri`, by digest (none when
-        nothing is kept or the kept rows cannot be read: then every record is parsed)."""
+    def kept_table(self, uri: str) -> pa.Table | None:
+        """The kept rows of the records of the file at `uri` (None when nothing is kept or
+        the kept rows cannot be read: then every record is parsed)."""
         if self.kept_rows is None or not (Path(self.kept_rows) / "_SUCCESS").exists():
-            return {}
+            return None
         import pyarrow.compute as pc
         import pyarrow.dataset as ds
 
@@ -86,11 +94,36 @@ class RecordReuse:
             dataset = ds.dataset(
                 self.kept_rows, format="parquet", schema=arrow_schema(PARSED_SCHEMA)
             )
-            rows = dataset.to_table(filter=wanted).to_pylist()
+            return dataset.to_table(filter=wanted)
         except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
             log.warning("parsing every record of %s: the kept rows are unreadable: %s", uri, error)
-            return {}
-        return {row[RECORD_DIGEST]: row for row in rows}
+            return None
+
+
+class ChangeSetTooLarge(BaseException):
+    """More fresh bytes than a FreshBudget allows. Not an Exception, so no parser's
+    catch-all takes it for the fault of one file: the whole in-process attempt ends."""
+
+
+@dataclass
+class FreshBudget:
+    """The bytes that may still be parsed afresh (not taken from kept rows)."""
+
+    bytes_left: int
+
+    def spend(self, size: int) -> None:
+        self.bytes_left -= size
+        if self.bytes_left < 0:
+            raise ChangeSetTooLarge("the change set is over the in-process limit")
+
+
+@dataclass
+class TakenRows:
+    """The kept rows one record file takes again, by their position in its kept table
+    (RecordReuse.kept_table), and the budget its freshly parsed lines are charged to."""
+
+    budget: FreshBudget | None = None
+    positions: list[int] = field(default_factory=list)
 
 
 def record_file_rows(
@@ -101,15 +134,27 @@ def record_file_rows(
     access_labels: tuple[str, ...],
     gate: SensitiveGate | None,
     reuse: RecordReuse | None,
+    taken: TakenRows | None = None,
 ) -> list[dict[str, Any]]:
     """One row per record of the file `file_row` names: a document, a kept row taken
-    again, or a quarantine row."""
+    again, or a quarantine row. With `taken`, the kept rows taken again are not in
+    the list: their positions are in `taken.positions` (only once the file is done)."""
     source, uri = file_row["source"], file_row["uri"]
     size, modified_at = file_row["size"], file_row["modified_at"]
-    rows = []
-    for item, digest in _records(uri, relative_path, data, fields, reuse):
-        if isinstance(item, dict):  # the kept row of an unchanged record
-            rows.append({**item, "size": size, "modified_at": modified_at, RECORD_REUSED: True})
+    kept = reuse.kept_table(uri) if reuse is not None and is_jsonl(relative_path) else None
+    kept_rows: list[dict[str, Any]] | None = None  # as dicts, once one is needed
+    rows, positions = [], []
+    spend = taken.budget.spend if taken is not None and taken.budget is not None else None
+    for item, digest in _records(relative_path, data, fields, reuse, kept, spend):
+        if isinstance(item, int):  # the position of an unchanged record's kept row
+            if taken is not None:
+                positions.append(item)
+                continue
+            kept_rows = kept.to_pylist() if kept_rows is None and kept is not None else kept_rows
+            assert kept_rows is not None
+            rows.append(
+                {**kept_rows[item], "size": size, "modified_at": modified_at, RECORD_REUSED: True}
+            )
             continue
         key = item.key or ""
         # Records are keyed by their id alone, so a record that moves to
@@ -127,32 +172,45 @@ def record_file_rows(
         if row["error_reason"] is None:
             row[RECORD_DIGEST] = digest
         rows.append(row)
+    if taken is not None:
+        taken.positions = positions
     return rows
 
 
-Item = ParsedDocument | RecordProblem | dict[str, Any]
+Item = ParsedDocument | RecordProblem | int
 
 
 def _records(
-    uri: str, relative_path: str, data: bytes, fields: RecordFields, reuse: RecordReuse | None
+    relative_path: str,
+    data: bytes,
+    fields: RecordFields,
+    reuse: RecordReuse | None,
+    kept: pa.Table | None,
+    spend: Callable[[int], None] | None,
 ) -> Iterator[tuple[Item, str | None]]:
-    """Each record as a parsed document, a problem, or its kept row; with the digest of
-    its line (None where records are not kept)."""
+    """Each record as a parsed document, a problem, or the position of its kept row in
+    `kept`; with the digest of its line (None where records are not kept). `spend` is
+    charged the length of every line parsed afresh."""
     if reuse is None or not is_jsonl(relative_path):
         for parsed in parse_records(relative_path, data, fields):
             yield parsed, None
         return
-    kept = reuse.kept_for(uri)
+    position_of: dict[str, int] = {}
+    key_at: list[str] = []
+    if kept is not None:
+        position_of = {digest: n for n, digest in enumerate(kept[RECORD_DIGEST].to_pylist())}
+        key_at = [path.removeprefix(_RECORD_PATH) for path in kept["relative_path"].to_pylist()]
     seen: set[str] = set()
     for position, line in jsonl_lines(data):
         digest = reuse.digest(line)
-        row = kept.get(digest)
-        if row is not None:
-            key = row["relative_path"].removeprefix(_RECORD_PATH)
-            if key not in seen:  # a repeated id is parsed, to be quarantined as such
-                seen.add(key)
-                yield row, digest
-                continue
+        at = position_of.get(digest)
+        if at is not None and key_at[at] not in seen:
+            # (A repeated id is parsed, to be quarantined as such.)
+            seen.add(key_at[at])
+            yield at, digest
+            continue
+        if spend is not None:
+            spend(len(line))
         value = jsonl_value(position, line)
         if isinstance(value, RecordProblem):
             yield value, digest

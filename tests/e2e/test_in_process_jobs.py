@@ -222,3 +222,68 @@ def test_the_in_process_writer_is_readable_by_spark(tmp_path: Path) -> None:
     assert (folder / "_SUCCESS").exists() and pq.read_table(folder).schema.equals(schema)
     read = spark.get_session(SparkConfig()).read.parquet(str(folder))
     assert read.columns == schema.names and read.count() == 0
+
+
+def test_a_record_drop_with_few_changed_records_is_parsed_in_the_tasks_process(
+    tmp_path: Path,
+) -> None:
+    """Record files far over spark.in_process_max_bytes, every one of them changed: while
+    the records parsed afresh fit the limit, the extract task takes the others from the
+    kept rows itself; once they do not, Spark parses. Either way the documents are the
+    ones a full parse writes."""
+    from rag_ingest import lease, pipeline
+
+    corpus, state = tmp_path / "corpus", tmp_path / "state"
+    corpus.mkdir()
+    state.mkdir()
+    files = {
+        f"drop-{n}.jsonl": [
+            {"_id": f"d{n}-{r}", "title": f"Record {r}", "text": f"Record {r} of drop {n}. " * 4}
+            for r in range(300)
+        ]
+        for n in range(4)
+    }
+
+    def write_drops() -> None:
+        for name, records in files.items():
+            (corpus / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    write_drops()
+    limit = 20_000  # each drop is about 40 KB
+    config = state / "rag_ingest.yaml"
+    config.write_text(
+        f"sources:\n  - name: drops\n    location: {corpus}\n    glob: '*.jsonl'\n"
+        "    parsing:\n      reuse_min_files: 1\n"
+        f"spark:\n  in_process_max_bytes: {limit}\n"
+        f"store:\n  path: {state / 'lancedb'}\n"
+        f"paths:\n  staging: {state / 'staging'}\n  reports: {state / 'reports'}\n"
+    )
+    settings = load_settings(str(config))
+
+    def extract_run(run: str, full_resync: bool = False) -> tuple[Any, list[dict[str, Any]]]:
+        result = pipeline.extract.run(str(config), "drops", run, full_resync=full_resync)
+        lease.release(settings.staging_dir, "drops", run)
+        layout = RunLayout.of(settings.staging_dir, "drops", run)
+        return result, sorted_rows(layout.documents, ["doc_id"])
+
+    first, _ = extract_run("first")
+    assert first.engine == "spark" and first.documents == 1200
+    # A record edited, one deleted and one added in every drop: 12 fresh lines.
+    for n, records in enumerate(files.values()):
+        records[n * 7]["text"] = f"Edited record of drop {n}."
+        del records[100]
+        records.append({"_id": f"d{n}-new", "text": f"A new record in drop {n}."})
+    write_drops()
+    few, documents = extract_run("few")
+    _, reference = extract_run("few-full", full_resync=True)
+    assert few.engine == "task" and few.files_parsed == 4
+    assert few.records_reused == 4 * 298 and documents == reference
+    # Half the records edited: over the limit, so Spark parses them.
+    for records in files.values():
+        for record in records[::2]:
+            record["text"] += " Edited again."
+    write_drops()
+    many, documents = extract_run("many")
+    _, reference = extract_run("many-full", full_resync=True)
+    assert many.engine == "spark" and documents == reference
+    assert many.records_reused == 4 * 150  # Spark takes the unchanged half too

@@ -22,7 +22,7 @@ from rag_ingest.document_rows import PARSED_SCHEMA, RECORD_DIGEST, RECORD_REUSED
 from rag_ingest.extract import ParseLimits, _with_reuse_key, parse_source_file
 from rag_ingest.parquet_io import SparkFolderWriter, arrow_schema
 from rag_ingest.parsing import RecordFields
-from rag_ingest.record_rows import RecordReuse
+from rag_ingest.record_rows import ChangeSetTooLarge, FreshBudget, RecordReuse, TakenRows
 
 FIELDS = RecordFields(metadata_fields=("lang",), acl_field="groups")
 GATE = SensitiveGate("redact", ("payment_card", "api_key"), ())
@@ -208,3 +208,67 @@ def test_a_source_with_large_record_files_keeps_rows_whatever_its_number_of_file
     # Parquet and documents do not count; below the threshold nothing is kept.
     small = plan({"a.jsonl": int(threshold) - 1, "b.parquet": 10 * mib, "c.md": 10 * mib})
     assert not small.keep_rows and small.record_reuse is None
+
+
+def parse_taking(path: Path, records: RecordReuse, budget: int | None = None) -> Any:
+    """The rows parsed afresh, and the kept rows the file took again (in_process's way)."""
+    when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+    taken = TakenRows(None if budget is None else FreshBudget(budget))
+    fresh = parse_source_file(
+        "src", str(path), path.name, path.stat().st_size, when, ParseLimits(10**8), FIELDS,
+        ("public",), gate=GATE, records=records, taken=taken,
+    )  # fmt: skip
+    kept = records.kept_table(str(path))
+    again = [] if kept is None else kept.take(taken.positions).to_pylist()
+    return fresh, [{**row, "size": path.stat().st_size, "modified_at": when} for row in again]
+
+
+def by_identity(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(comparable(rows), key=lambda row: (row["uri"], row["error_reason"] or ""))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_taken_by_position_the_kept_rows_and_the_fresh_ones_are_a_full_parse(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(1000 + seed)
+    path, kept = tmp_path / "drop.jsonl", tmp_path / "kept"
+    lines = [record_line(rng, n) for n in range(rng.randint(150, 400))]
+    path.write_text("\n".join(lines) + "\n")
+    code = f"settings-{seed}"
+    keep(parse(path, RecordReuse(code, None)), kept)
+    path.write_text("\n".join(edited(rng, lines, 10_000)) + "\n")
+    fresh, again = parse_taking(path, RecordReuse(code, str(kept)))
+    full = parse(path, RecordReuse(code, None))
+    assert by_identity(fresh + again) == by_identity(full)
+    assert len(again) > len(full) / 2 and not any(row[RECORD_REUSED] for row in fresh)
+    # Without kept rows nothing is taken, and the fresh rows are the whole parse.
+    fresh, again = parse_taking(path, RecordReuse(code, str(tmp_path / "none")))
+    assert again == [] and comparable(fresh) == comparable(full)
+
+
+def test_fresh_lines_are_charged_to_the_budget_and_going_over_it_is_no_files_fault(
+    tmp_path: Path,
+) -> None:
+    path, kept = tmp_path / "drop.jsonl", tmp_path / "kept"
+    lines = [json.dumps({"_id": f"r{n}", "text": f"Record number {n}."}) for n in range(50)]
+    path.write_text("\n".join(lines) + "\n")
+    keep(parse(path, RecordReuse("code", None)), kept)
+    lines[7] = json.dumps({"_id": "r7", "text": "Edited."})
+    lines.append(json.dumps({"_id": "r50", "text": "New."}))
+    path.write_text("\n".join(lines) + "\n")
+    fresh_bytes = len(lines[7]) + len(lines[50])
+    budget = FreshBudget(fresh_bytes)
+    taken = TakenRows(budget)
+    rows = parse_source_file(
+        "src", str(path), path.name, path.stat().st_size, None, ParseLimits(10**8), FIELDS,
+        records=RecordReuse("code", str(kept)), taken=taken,
+    )  # fmt: skip
+    assert [row["relative_path"] for row in rows] == ["record:r7", "record:r50"]
+    assert len(taken.positions) == 49 and budget.bytes_left == 0
+    # One byte less: the whole attempt ends (not a quarantine row for the file).
+    with pytest.raises(ChangeSetTooLarge):
+        parse_taking(path, RecordReuse("code", str(kept)), budget=fresh_bytes - 1)
+    # Every line of a file with no kept rows is fresh.
+    with pytest.raises(ChangeSetTooLarge):
+        parse_taking(path, RecordReuse("other code", str(kept)), budget=fresh_bytes)

@@ -18,7 +18,7 @@ from rag_ingest.run import RunContext, write_stage_result
 from rag_ingest.stage_results import ExtractResult, RefusedResult
 
 if TYPE_CHECKING:
-    from rag_ingest.extract_plan import Listing
+    from rag_ingest.extract_plan import ExtractPlan, Listing
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +149,44 @@ def _parse(
     from rag_ingest.spark import run_extract
 
     run_dir, plan = str(ctx.layout.root), None
+    spark_config = ctx.settings.spark
     if listing is not None:
         plan = plan_extract(ctx.settings, ctx.source, listing, reparse)
-        if plan.fits_in_process(ctx.settings.spark):
+        if plan.fits_in_process(spark_config):
             log.info(
                 "parsing %d of %d files (%d bytes) in this process: a change set within "
                 "spark.in_process_max_files and _bytes",
                 len(plan.to_parse), len(listing.files), plan.bytes_to_parse,
             )  # fmt: skip
             return {**in_process.extract(ctx.settings, ctx.source, run_dir, plan), "engine": "task"}
+        if plan.may_fit_in_process(spark_config):
+            taken = _records_in_process(ctx, plan)
+            if taken is not None:
+                return {**taken, "engine": "task"}
     counts = run_extract(ctx.settings, ctx.source, run_dir, ctx.config_path, ds, reparse, plan)
     return {**counts, "engine": "spark"}
+
+
+def _records_in_process(ctx: RunContext, plan: ExtractPlan) -> dict[str, Any] | None:
+    """The extraction in this process while the records parsed afresh (those no kept row
+    stands for) and the other changed files stay within spark.in_process_max_bytes;
+    None once they do not, with nothing written (the Spark job runs instead)."""
+    from rag_ingest import in_process
+    from rag_ingest.record_rows import ChangeSetTooLarge, FreshBudget
+
+    limit = ctx.settings.spark.in_process_max_bytes
+    log.info(
+        "%d changed files (%d bytes), most of them record files: taking their unchanged "
+        "records from the kept rows in this process while the rest is within %d bytes",
+        len(plan.to_parse), plan.bytes_to_parse, limit,
+    )  # fmt: skip
+    try:
+        return in_process.extract(
+            ctx.settings, ctx.source, str(ctx.layout.root), plan,
+            FreshBudget(limit - plan.bytes_outside_records),
+        )  # fmt: skip
+    except ChangeSetTooLarge:
+        log.info("more than %d bytes of records changed: parsing with Spark", limit)
+        for name in ctx.layout.EXTRACT_OUTPUTS:
+            shutil.rmtree(ctx.layout.root / name, ignore_errors=True)
+        return None
