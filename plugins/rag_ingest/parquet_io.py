@@ -25,6 +25,25 @@ def rows_in(path: str | Path) -> int:
     return int(ds.dataset(str(path), format="parquet").count_rows())
 
 
+def mean_bytes(path: str | Path, column: str) -> float:
+    """The mean uncompressed bytes of `column` a row, from the footers alone (0.0 for no
+    rows or no such column). A dictionary-encoded column counts each distinct value
+    once: for a column of many repeated values, the mean is of the distinct ones."""
+    folder = Path(path)
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else [folder]
+    rows = size = 0
+    for file in files:
+        metadata = pq.read_metadata(file)
+        rows += metadata.num_rows
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            for n in range(row_group.num_columns):
+                chunk = row_group.column(n)
+                if chunk.path_in_schema == column:
+                    size += chunk.total_uncompressed_size
+    return size / rows if rows else 0.0
+
+
 def read_ids(path: str | Path, column: str) -> list[str]:
     return [str(v) for v in pq.read_table(path, columns=[column]).column(column).to_pylist()]
 

@@ -17,6 +17,19 @@ from rag_ingest.run import RunContext
 from rag_ingest.stage_results import ChunkResult
 
 
+def _few(ctx: RunContext, documents_chunked: int) -> bool:
+    """Whether the documents are chunked in this process (the same chunker, no Spark
+    start-up): at most spark.in_process_max_files of them, or, by the documents' mean
+    text size (from the Parquet footers), at most spark.in_process_max_bytes of text."""
+    from rag_ingest.parquet_io import mean_bytes
+
+    limits = ctx.settings.spark
+    if documents_chunked <= limits.in_process_max_files:
+        return True
+    mean_text = mean_bytes(ctx.layout.documents, "text")
+    return documents_chunked * mean_text <= limits.in_process_max_bytes
+
+
 def run(config_path: str | None, source_name: str, run_id: str) -> ChunkResult:
     """Chunk the documents plan_documents chose; Spark is not started when there are none."""
     started = time.perf_counter()
@@ -37,8 +50,7 @@ def run(config_path: str | None, source_name: str, run_id: str) -> ChunkResult:
             f"chunking.max_tokens ({ctx.settings.chunking.max_tokens}) is more than the "
             f"model reads ({limit} tokens); lower it to at most {limit}"
         )
-    # Few documents are chunked in this process (the same chunker, no Spark start-up).
-    engine = "task" if documents_chunked <= ctx.settings.spark.in_process_max_files else "spark"
+    engine = "task" if _few(ctx, documents_chunked) else "spark"
     if engine == "task":
         counts: Mapping[str, float] = in_process.chunk(ctx.settings, ctx.source, str(layout.root))
     else:
