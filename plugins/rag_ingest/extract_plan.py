@@ -97,9 +97,12 @@ class ExtractPlan:
     def may_fit_in_process(self, spark: SparkConfig) -> bool:
         """Whether the change set may be small enough for the task's own process once the
         unchanged records of changed JSON Lines files are taken from their kept rows;
-        only parsing tells (rag_ingest.record_rows.FreshBudget)."""
+        only parsing tells (rag_ingest.record_rows.FreshBudget). Not before any row is
+        kept (a first run), nor unless some kept file rows are of changed files."""
         return (
-            self.bytes_outside_records < self.bytes_to_parse
+            bool(self.dropped)
+            and (self.kept_rows / "_SUCCESS").exists()
+            and self.bytes_outside_records < self.bytes_to_parse
             and len(self.to_parse) <= spark.in_process_max_files
             and self.bytes_outside_records <= spark.in_process_max_bytes
         )

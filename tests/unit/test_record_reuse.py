@@ -201,6 +201,8 @@ def test_a_source_with_large_record_files_keeps_rows_whatever_its_number_of_file
         settings.staging_dir, "docs", location)))  # fmt: skip
     large = plan({"a.jsonl": int(threshold * 0.6), "b.ndjson": int(threshold * 0.6)})
     assert large.keep_rows and large.record_reuse == RecordReuse("record-code", kept_rows)
+    # No row kept yet (a first run): nothing to take, so no attempt in the task's process.
+    assert large.bytes_outside_records == 0 and not large.may_fit_in_process(settings.spark)
     # A full resync parses every record, and keys them for the next run.
     assert plan({"a.jsonl": int(threshold)}, reparse=True).record_reuse == RecordReuse(
         "record-code", None
