@@ -87,6 +87,11 @@ class ExtractPlan:
         return sum(row[2] for row in self.to_parse if row[4] is None)
 
     @property
+    def record_code(self) -> str | None:
+        """What this run's record digests are made with (None: records are not kept)."""
+        return self.record_reuse.code if self.record_reuse is not None else None
+
+    @property
     def bytes_outside_records(self) -> int:
         """The bytes to parse of the files whose records no kept row can stand for."""
         takes = self.record_reuse is not None and self.record_reuse.kept_rows is not None
@@ -98,10 +103,13 @@ class ExtractPlan:
         """Whether the change set may be small enough for the task's own process once the
         unchanged records of changed JSON Lines files are taken from their kept rows;
         only parsing tells (rag_ingest.record_rows.FreshBudget). Not before any row is
-        kept (a first run), nor unless some kept file rows are of changed files."""
+        kept (a first run), nor unless some kept file rows are of changed files, nor when
+        the kept rows' digests were made with other settings or parsing code (no record
+        would be found again)."""
         return (
             bool(self.dropped)
             and (self.kept_rows / "_SUCCESS").exists()
+            and parse_cache.kept_record_code(self.kept_rows) == self.record_code
             and self.bytes_outside_records < self.bytes_to_parse
             and len(self.to_parse) <= spark.in_process_max_files
             and self.bytes_outside_records <= spark.in_process_max_bytes

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from rag_ingest import parse_cache
+from rag_ingest import buckets, parse_cache
 from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, chunk_batches
 from rag_ingest.document_rows import (
     CONTENT_COLUMNS,
@@ -53,6 +53,7 @@ QUARANTINE = arrow_schema("uri string, doc_id string, stage string, reason strin
 CHUNK_ROWS = arrow_schema(CHUNK_JOB_SCHEMA)
 CHUNKS = pa.schema([f for f in CHUNK_ROWS if f.name != "refused"])
 _BATCH_ROWS = 16_000
+_CHUNK_BATCH_ROWS = 500  # spark.sql.execution.arrow.maxRecordsPerBatch (rag_ingest.spark)
 
 
 def extract(
@@ -90,7 +91,7 @@ def extract(
     if outputs.first_uri_of_repeated_ids:  # rare: written again, each id kept once
         outputs = _write_outputs(layout, None, parsed, reused, outputs.first_uri_of_repeated_ids)
     if plan.keep_rows:
-        parse_cache.replace_file_rows(plan.kept, fresh_rows)
+        parse_cache.replace_file_rows(plan.kept, fresh_rows, plan.record_code)
     return {
         "files_listed": len(plan.files),
         "files_parsed": len(plan.to_parse),
@@ -293,6 +294,21 @@ class _IdCheck:
         return pa.Table.from_pylist(rows, schema=batch.schema)
 
 
+def _rebatched(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The rows of `tables` again, `rows` a table (the last one fewer)."""
+    pending: list[pa.Table] = []
+    held = 0
+    for table in tables:
+        pending.append(table)
+        held += table.num_rows
+        while held >= rows:
+            whole = pa.concat_tables(pending)
+            yield whole.slice(0, rows)
+            pending, held = [whole.slice(rows)], whole.num_rows - rows
+    if held:
+        yield pa.concat_tables(pending)
+
+
 def _quarantine_rows(
     rows: pa.Table, stage: str, reason: pa.ChunkedArray, detail: pa.ChunkedArray
 ) -> pa.Table:
@@ -313,11 +329,10 @@ def chunk(settings: Settings, source: SourceConfig, run_dir: str) -> dict[str, i
     the chunk quarantine, as rag_ingest.spark.chunk_job writes them."""
     layout = RunLayout(Path(run_dir))
     wanted = pa.array(read_ids(layout.to_chunk, "doc_id"), pa.string())
-    documents = ds.dataset(str(layout.documents), format="parquet")
-    frames = (
-        batch.to_pandas()
-        for batch in documents.to_batches(filter=pc.field("doc_id").isin(wanted), batch_size=500)
-    )
+    # One file after another (no read-ahead piling up text), in frames of the batch size
+    # Spark hands the chunker, however few of each read batch are wanted.
+    documents = buckets.stream(layout.documents, keep=pc.field("doc_id").isin(wanted))
+    frames = (table.to_pandas() for table in _rebatched(documents, _CHUNK_BATCH_ROWS))
     shutil.rmtree(layout.chunks, ignore_errors=True)
     made = SparkFolderWriter(layout.chunks, CHUNKS, settings.embedding.shard_size)
     refused = SparkFolderWriter(layout.chunk_quarantine, QUARANTINE)

@@ -187,9 +187,27 @@ def link_file_rows(folder: Path, fresh: Path) -> None:
     _link_tree(file_rows_dir(folder), fresh)
 
 
-def replace_file_rows(folder: Path, fresh: Path) -> None:
-    """`fresh` becomes the kept file rows, never half of them."""
+def replace_file_rows(folder: Path, fresh: Path, record_code: str | None = None) -> None:
+    """`fresh` becomes the kept file rows, never half of them; `record_code` is what their
+    records' digests were made with (rag_ingest.record_rows.RecordReuse.code)."""
+    if record_code is not None:
+        # Written beside, then renamed: in `fresh` the old one may be a hard link.
+        written = fresh / f"{_RECORD_CODE}.new"
+        written.write_text(record_code)
+        written.replace(fresh / _RECORD_CODE)
     _swap_in(fresh, file_rows_dir(folder))
+
+
+def kept_record_code(rows_dir: Path) -> str | None:
+    """What the kept rows' record digests were made with (None: not known)."""
+    try:
+        return (rows_dir / _RECORD_CODE).read_text()
+    except OSError:
+        return None
+
+
+# Dataset readers (pyarrow, Spark) skip names starting with "_".
+_RECORD_CODE = "_RECORD_CODE"
 
 
 def _swap_in(fresh: Path, target: Path) -> None:

@@ -196,7 +196,7 @@ def extract_job(
         )
     parsed.unpersist()
     if keep_rows:
-        parse_cache.replace_file_rows(plan.kept, fresh_rows)
+        parse_cache.replace_file_rows(plan.kept, fresh_rows, plan.record_code)
     by_status = {row["ok"]: row for row in summary}
     documents_row, quarantined_row = by_status.get(True), by_status.get(False)
     notes = parse_notes_summary(

@@ -274,3 +274,38 @@ def test_fresh_lines_are_charged_to_the_budget_and_going_over_it_is_no_files_fau
     # Every line of a file with no kept rows is fresh.
     with pytest.raises(ChangeSetTooLarge):
         parse_taking(path, RecordReuse("other code", str(kept)), budget=fresh_bytes)
+
+
+def test_an_attempt_in_process_needs_kept_rows_whose_digests_this_run_can_find(
+    tmp_path: Path,
+) -> None:
+    from rag_ingest import parse_cache
+    from rag_ingest.config import SparkConfig
+    from rag_ingest.extract_plan import ExtractPlan
+
+    kept = tmp_path / "cache" / "abc"
+    rows_dir = parse_cache.file_rows_dir(kept)
+    fresh = tmp_path / "cache" / "fresh"
+    fresh.mkdir(parents=True)
+    (fresh / "_SUCCESS").touch()
+    limits = SparkConfig(in_process_max_bytes=1000)
+
+    def plan(to_parse: list[tuple[str, int]], code: str = "code") -> ExtractPlan:
+        rows = [
+            (f"/src/{name}", name, size, None, None, "", f"k-{name}") for name, size in to_parse
+        ]
+        return ExtractPlan(
+            "/src", [], rows, [], ["k-old"], kept, True,
+            record_reuse=RecordReuse(code, str(rows_dir)),
+        )  # fmt: skip
+
+    drops = [("a.jsonl", 50_000), ("b.jsonl", 50_000), ("notes.md", 400)]
+    assert not plan(drops).may_fit_in_process(limits)  # nothing kept yet
+    parse_cache.replace_file_rows(kept, fresh, "code")
+    assert parse_cache.kept_record_code(rows_dir) == "code"
+    assert plan(drops).bytes_outside_records == 400 and plan(drops).may_fit_in_process(limits)
+    # Other settings or parser code: no digest would match, so no attempt.
+    assert not plan(drops, code="other code").may_fit_in_process(limits)
+    # Over the limit without the record files, or no record file at all: Spark.
+    assert not plan([*drops, ("big.pdf", 2000)]).may_fit_in_process(limits)
+    assert not plan([("notes.md", 400)]).may_fit_in_process(limits)
