@@ -72,9 +72,9 @@ class RecordReuse:
             f"{self.code}\x1f{line}".encode(errors="surrogatepass"), digest_size=16
         ).hexdigest()
 
-    def kept_table(self, uri: str) -> pa.Table | None:
-        """The kept rows of the records of the file at `uri` (None when nothing is kept or
-        the kept rows cannot be read: then every record is parsed)."""
+    def kept_table(self, uri: str, columns: list[str] | None = None) -> pa.Table | None:
+        """The kept rows of the records of the file at `uri`, `columns` of them or all (None
+        when nothing is kept or the kept rows cannot be read: then every record is parsed)."""
         if self.kept_rows is None or not (Path(self.kept_rows) / "_SUCCESS").exists():
             return None
         import pyarrow.compute as pc
@@ -94,7 +94,7 @@ class RecordReuse:
             dataset = ds.dataset(
                 self.kept_rows, format="parquet", schema=arrow_schema(PARSED_SCHEMA)
             )
-            return dataset.to_table(filter=wanted)
+            return dataset.to_table(columns=columns, filter=wanted)
         except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
             log.warning("parsing every record of %s: the kept rows are unreadable: %s", uri, error)
             return None
@@ -141,7 +141,9 @@ def record_file_rows(
     the list: their positions are in `taken.positions` (only once the file is done)."""
     source, uri = file_row["source"], file_row["uri"]
     size, modified_at = file_row["size"], file_row["modified_at"]
-    kept = reuse.kept_table(uri) if reuse is not None and is_jsonl(relative_path) else None
+    # Collected by position, the kept rows are read whole when written (rag_ingest.in_process).
+    columns = None if taken is None else [RECORD_DIGEST, "relative_path"]
+    kept = reuse.kept_table(uri, columns) if reuse is not None and is_jsonl(relative_path) else None
     kept_rows: list[dict[str, Any]] | None = None  # as dicts, once one is needed
     rows, positions = [], []
     spend = taken.budget.spend if taken is not None and taken.budget is not None else None
