@@ -117,7 +117,9 @@ class _ParsedRows:
             kept = self.reuse.kept_table(uri)
             if kept is None:  # read a moment ago; unreadable now means a broken cache
                 raise OSError(f"the kept rows of {uri} could not be read again")
-            yield _as_taken(kept.take(pa.array(file.positions, pa.int64())), file)
+            positions = pa.array(file.positions, pa.int64())
+            for start in range(0, len(positions), _BATCH_ROWS):  # a copy a slice, not a file
+                yield _as_taken(kept.take(positions.slice(start, _BATCH_ROWS)), file)
 
 
 def _as_taken(rows: pa.Table, file: TakenFile) -> pa.Table:
@@ -196,14 +198,14 @@ def _write_outputs(
         for batch, this_run in batches:
             # The rows for the next run as parsed, before the id check.
             if next_run is not None and (this_run or not appends):
-                kept = batch.filter(pc.is_valid(batch[REUSE_KEY]))
+                kept = _where(batch, pc.is_valid(batch[REUSE_KEY]))
                 flag = kept.schema.get_field_index(RECORD_REUSED)  # this run's, not the next's
                 next_run.write(
                     kept.set_column(flag, RECORD_REUSED, pa.nulls(len(kept), pa.bool_()))
                 )
             batch = ids.apply(batch)
             ok = pc.is_null(batch["error_reason"])
-            good, bad = batch.filter(ok), batch.filter(pc.invert(ok))
+            good, bad = _where(batch, ok), _where(batch, pc.invert(ok))
             seen.append(good.select(["doc_id", "uri"]))
             documents.write(good)
             found = good.filter(pc.is_valid(good["sensitive"]))
@@ -223,6 +225,15 @@ def _write_outputs(
             counts["records_reused"] += pc.sum(batch[RECORD_REUSED]).as_py() or 0
     repeated = {} if first_uri else _first_uri_of_repeated_ids(pa.concat_tables(seen))
     return _Outputs(counts, noted, repeated)
+
+
+def _where(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
+    """The rows where `mask` holds, without a copy when all or none do (the usual case:
+    a filter copies every column, text included, even to keep every row)."""
+    kept = pc.sum(mask).as_py() or 0
+    if kept == table.num_rows:
+        return table
+    return table.slice(0, 0) if kept == 0 else table.filter(mask)
 
 
 def _listing(plan: ExtractPlan) -> pd.DataFrame:
