@@ -148,7 +148,7 @@ def parse_source_file(
     except Exception as exc:  # noqa: BLE001 - whatever a parser raises, only its file fails
         # (RecursionError and MemoryError are Exceptions too; KeyboardInterrupt is not.)
         if taken is not None:
-            taken.positions = []  # the file failed as a whole: it takes no kept row
+            taken.positions, taken.digests = [], []  # the file failed whole: no kept row
         rows = [_file_failure(file_row, exc)]
     rows = [_over_text_limit(row, limits.max_document_chars) for row in rows]
     return _storable(rows, file_row)
@@ -239,6 +239,7 @@ class TakenFile:
     from this run's listing: the file's size, modified time and reuse key."""
 
     positions: list[int]
+    digests: list[str]  # of the rows at `positions`, to check they are the rows found
     size: int
     modified_at: Any
     reuse_key: str | None
@@ -297,5 +298,7 @@ def parse_files(
             kept_under = file_reuse_key(file_rows, key if isinstance(key, str) else None)
             rows.extend(_with_reuse_key(file_rows, kept_under))
             if found is not None and taken is not None and found.positions:
-                taken[uri] = TakenFile(found.positions, int(size), modified_at, kept_under)
+                taken[uri] = TakenFile(
+                    found.positions, found.digests, int(size), modified_at, kept_under
+                )
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

@@ -30,6 +30,7 @@ from rag_ingest.chunk_rows import CHUNK_JOB_SCHEMA, chunk_batches
 from rag_ingest.document_rows import (
     CONTENT_COLUMNS,
     PARSED_SCHEMA,
+    RECORD_DIGEST,
     RECORD_REUSED,
     REUSE_COLUMNS,
     REUSE_KEY,
@@ -118,8 +119,14 @@ class _ParsedRows:
             if kept is None:  # read a moment ago; unreadable now means a broken cache
                 raise OSError(f"the kept rows of {uri} could not be read again")
             positions = pa.array(file.positions, pa.int64())
+            digests = pa.array(file.digests, pa.string())
             for start in range(0, len(positions), _BATCH_ROWS):  # a copy a slice, not a file
-                yield _as_taken(kept.take(positions.slice(start, _BATCH_ROWS)), file)
+                rows = kept.take(positions.slice(start, _BATCH_ROWS))
+                # The same rows as when they were found, or the kept rows changed meanwhile.
+                found = digests.slice(start, _BATCH_ROWS)
+                if not pc.all(pc.equal(rows[RECORD_DIGEST], found)).as_py():
+                    raise OSError(f"the kept rows of {uri} changed while they were read")
+                yield _as_taken(rows, file)
 
 
 def _as_taken(rows: pa.Table, file: TakenFile) -> pa.Table:

@@ -124,6 +124,7 @@ class TakenRows:
 
     budget: FreshBudget | None = None
     positions: list[int] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)  # of the rows at `positions`
 
 
 def record_file_rows(
@@ -145,12 +146,13 @@ def record_file_rows(
     columns = None if taken is None else [RECORD_DIGEST, "relative_path"]
     kept = reuse.kept_table(uri, columns) if reuse is not None and is_jsonl(relative_path) else None
     kept_rows: list[dict[str, Any]] | None = None  # as dicts, once one is needed
-    rows, positions = [], []
+    rows, positions, digests = [], [], []
     spend = taken.budget.spend if taken is not None and taken.budget is not None else None
     for item, digest in _records(relative_path, data, fields, reuse, kept, spend):
         if isinstance(item, int):  # the position of an unchanged record's kept row
             if taken is not None:
                 positions.append(item)
+                digests.append(digest or "")
                 continue
             kept_rows = kept.to_pylist() if kept_rows is None and kept is not None else kept_rows
             assert kept_rows is not None
@@ -175,7 +177,7 @@ def record_file_rows(
             row[RECORD_DIGEST] = digest
         rows.append(row)
     if taken is not None:
-        taken.positions = positions
+        taken.positions, taken.digests = positions, digests
     return rows
 
 

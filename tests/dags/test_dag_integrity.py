@@ -161,6 +161,7 @@ def test_a_watched_source_runs_on_its_changes_and_still_on_its_schedule(tmp_path
     from airflow.serialization.serialized_objects import DagSerialization
 
     from rag_ingest import dag_factory
+
     config = tmp_path / "rag_ingest.yaml"
     config.write_text(
         "sources:\n  - {name: kb, location: docs, schedule: '@daily',"

@@ -287,3 +287,53 @@ def test_a_record_drop_with_few_changed_records_is_parsed_in_the_tasks_process(
     _, reference = extract_run("many-full", full_resync=True)
     assert many.engine == "spark" and documents == reference
     assert many.records_reused == 4 * 150  # Spark takes the unchanged half too
+
+
+def test_kept_rows_that_change_between_finding_and_writing_fail_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept rows a record file takes are found by position and written later: if the
+    kept rows were not the same rows then, nothing wrong is written."""
+    from rag_ingest import lease, pipeline
+    from rag_ingest.record_rows import RecordReuse
+
+    corpus, state = tmp_path / "corpus", tmp_path / "state"
+    corpus.mkdir()
+    state.mkdir()
+    records = [{"_id": f"r{n}", "text": f"Record number {n}."} for n in range(40)]
+    drop = corpus / "drop.jsonl"
+    drop.write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = write_config(state, corpus)
+    settings = load_settings(str(config))
+    source = settings.source("docs")
+
+    def run(name: str) -> dict[str, Any]:
+        layout = RunLayout.of(settings.staging_dir, "docs", name)
+        layout.root.mkdir(parents=True)
+        listing = list_source(settings, source, settings.source_location(source))
+        plan = plan_extract(settings, source, listing)
+        return in_process.extract(settings, source, str(layout.root), plan)
+
+    assert run("one")["documents"] == 40
+    records[5]["text"] = "Edited."
+    drop.write_text("".join(json.dumps(r) + "\n" for r in records))
+    read = RecordReuse.kept_table
+
+    def reordered(self: RecordReuse, uri: str, columns: list[str] | None = None) -> Any:
+        table = read(self, uri, columns)
+        return (
+            table
+            if columns is not None or table is None
+            else table.take(list(reversed(range(table.num_rows))))
+        )
+
+    monkeypatch.setattr(RecordReuse, "kept_table", reordered)
+    with pytest.raises(OSError, match="changed while they were read"):
+        run("two")
+    # The extract task then parses with Spark: the kept rows only ever save time.
+    result = pipeline.extract.run(str(config), "docs", "three")
+    lease.release(settings.staging_dir, "docs", "three")
+    assert result.engine == "spark" and result.documents == 40
+    texts = {row["doc_id"]: row["text"] for row in sorted_rows(
+        RunLayout.of(settings.staging_dir, "docs", "three").documents, ["doc_id"])}  # fmt: skip
+    assert sorted(texts.values()) == sorted(r["text"] for r in records)

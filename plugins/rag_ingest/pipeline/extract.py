@@ -144,7 +144,6 @@ def _extract_or_reuse(
 def _parse(
     ctx: RunContext, ds: str | None, reparse: bool, listing: Listing | None
 ) -> dict[str, Any]:
-    from rag_ingest import in_process
     from rag_ingest.extract_plan import plan_extract
     from rag_ingest.spark import run_extract
 
@@ -152,41 +151,45 @@ def _parse(
     spark_config = ctx.settings.spark
     if listing is not None:
         plan = plan_extract(ctx.settings, ctx.source, listing, reparse)
+        in_task = None
         if plan.fits_in_process(spark_config):
             log.info(
                 "parsing %d of %d files (%d bytes) in this process: a change set within "
                 "spark.in_process_max_files and _bytes",
                 len(plan.to_parse), len(listing.files), plan.bytes_to_parse,
             )  # fmt: skip
-            return {**in_process.extract(ctx.settings, ctx.source, run_dir, plan), "engine": "task"}
-        if plan.may_fit_in_process(spark_config):
-            taken = _records_in_process(ctx, plan)
-            if taken is not None:
-                return {**taken, "engine": "task"}
+            in_task = _in_process(ctx, plan, budget=None)
+        elif plan.may_fit_in_process(spark_config):
+            log.info(
+                "%d changed files (%d bytes), most of them record files: taking their "
+                "unchanged records from the kept rows in this process while the rest is "
+                "within spark.in_process_max_bytes (%d)",
+                len(plan.to_parse), plan.bytes_to_parse, spark_config.in_process_max_bytes,
+            )  # fmt: skip
+            budget = spark_config.in_process_max_bytes - plan.bytes_outside_records
+            in_task = _in_process(ctx, plan, budget)
+        if in_task is not None:
+            return {**in_task, "engine": "task"}
     counts = run_extract(ctx.settings, ctx.source, run_dir, ctx.config_path, ds, reparse, plan)
     return {**counts, "engine": "spark"}
 
 
-def _records_in_process(ctx: RunContext, plan: ExtractPlan) -> dict[str, Any] | None:
-    """The extraction in this process while the records parsed afresh (those no kept row
-    stands for) and the other changed files stay within spark.in_process_max_bytes;
-    None once they do not, with nothing written (the Spark job runs instead)."""
+def _in_process(ctx: RunContext, plan: ExtractPlan, budget: int | None) -> dict[str, Any] | None:
+    """The extraction in this process; None, with nothing written, once the records parsed
+    afresh are over `budget` bytes or the kept rows fail to read (the Spark job runs
+    instead: the kept rows only ever save time, as in _extract_or_reuse)."""
     from rag_ingest import in_process
     from rag_ingest.record_rows import ChangeSetTooLarge, FreshBudget
 
-    limit = ctx.settings.spark.in_process_max_bytes
-    log.info(
-        "%d changed files (%d bytes), most of them record files: taking their unchanged "
-        "records from the kept rows in this process while the rest is within %d bytes",
-        len(plan.to_parse), plan.bytes_to_parse, limit,
-    )  # fmt: skip
     try:
         return in_process.extract(
             ctx.settings, ctx.source, str(ctx.layout.root), plan,
-            FreshBudget(limit - plan.bytes_outside_records),
+            None if budget is None else FreshBudget(budget),
         )  # fmt: skip
     except ChangeSetTooLarge:
-        log.info("more than %d bytes of records changed: parsing with Spark", limit)
-        for name in ctx.layout.EXTRACT_OUTPUTS:
-            shutil.rmtree(ctx.layout.root / name, ignore_errors=True)
-        return None
+        log.info("more records changed than spark.in_process_max_bytes allows: parsing with Spark")
+    except OSError as error:
+        log.warning("parsing with Spark: reading the kept rows failed: %s", error)
+    for name in ctx.layout.EXTRACT_OUTPUTS:  # whatever the attempt wrote
+        shutil.rmtree(ctx.layout.root / name, ignore_errors=True)
+    return None
