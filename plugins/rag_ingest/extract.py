@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from rag_ingest.document_rows import (
     PARSED_COLUMNS,
@@ -236,10 +237,11 @@ def _with_reuse_key(rows: list[dict[str, Any]], key: str | None) -> list[dict[st
 @dataclass(frozen=True)
 class TakenFile:
     """The kept rows a record file took again (TakenRows), with what a row of it holds
-    from this run's listing: the file's size, modified time and reuse key."""
+    from this run's listing: the file's size, modified time and reuse key. Arrow arrays,
+    not lists: a million Python objects would cost a hundred MB."""
 
-    positions: list[int]
-    digests: list[str]  # of the rows at `positions`, to check they are the rows found
+    positions: pa.Array  # int64, into RecordReuse.kept_table(uri)
+    digests: pa.Array  # string, of the rows at `positions`: checked when they are read
     size: int
     modified_at: Any
     reuse_key: str | None
@@ -299,6 +301,10 @@ def parse_files(
             rows.extend(_with_reuse_key(file_rows, kept_under))
             if found is not None and taken is not None and found.positions:
                 taken[uri] = TakenFile(
-                    found.positions, found.digests, int(size), modified_at, kept_under
+                    pa.array(found.positions, pa.int64()),
+                    pa.array(found.digests, pa.string()),
+                    int(size),
+                    modified_at,
+                    kept_under,
                 )
         yield pd.DataFrame(rows, columns=PARSED_COLUMNS)

@@ -118,8 +118,7 @@ class _ParsedRows:
             kept = self.reuse.kept_table(uri)
             if kept is None:  # read a moment ago; unreadable now means a broken cache
                 raise OSError(f"the kept rows of {uri} could not be read again")
-            positions = pa.array(file.positions, pa.int64())
-            digests = pa.array(file.digests, pa.string())
+            positions, digests = file.positions, file.digests
             for start in range(0, len(positions), _BATCH_ROWS):  # a copy a slice, not a file
                 rows = kept.take(positions.slice(start, _BATCH_ROWS))
                 # The same rows as when they were found, or the kept rows changed meanwhile.
