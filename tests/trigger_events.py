@@ -44,3 +44,8 @@ class FiredEvents:
         await asyncio.sleep(quiet)
         self.task.cancel()
         return [self.events.get_nowait() for _ in range(self.events.qsize())]
+
+
+async def fired_within(trigger: Any, quiet: float) -> list[dict[str, Any]]:
+    """Every event `trigger` fires within `quiet` seconds (for checks that expect none)."""
+    return await FiredEvents(trigger).stop_after(quiet)

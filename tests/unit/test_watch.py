@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from rag_ingest.watch import (
     listing_fingerprint,
     listing_state_path,
 )
-from tests.trigger_events import FiredEvents
+from tests.trigger_events import FiredEvents, fired_within
 
 
 def test_a_queue_feed_needs_its_scheme_and_a_listing_needs_one_location() -> None:
@@ -60,20 +59,6 @@ def test_the_fingerprint_moves_with_every_kind_of_change_and_only_then(tmp_path:
         seen.add(fingerprint)
 
 
-async def _events(trigger: Any, wait: float) -> list[dict[str, Any]]:
-    """Every event the trigger fires within `wait` seconds."""
-    fired: list[dict[str, Any]] = []
-
-    async def collect(run: AsyncIterator[Any]) -> None:
-        async for event in run:
-            fired.append(event.payload)
-
-    task = asyncio.create_task(collect(trigger.run()))
-    await asyncio.sleep(wait)
-    task.cancel()
-    return fired
-
-
 def _listing(folder: Path, state: Path, interval: float = 0.05) -> ListingChangeTrigger:
     return ListingChangeTrigger(str(folder), "*.md", interval, str(state))
 
@@ -98,7 +83,7 @@ def test_the_listing_trigger_keeps_its_baseline_across_restarts(tmp_path: Path) 
         return [await fired.next(), *await fired.stop_after(0.3)]
 
     assert asyncio.run(restarted()) == [{"feed": "listing", "files": 2}]
-    assert asyncio.run(_events(_listing(folder, state), 0.3)) == []
+    assert asyncio.run(fired_within(_listing(folder, state), 0.3)) == []
 
 
 def test_files_appearing_in_a_location_that_was_not_there_are_a_change(tmp_path: Path) -> None:
@@ -117,7 +102,7 @@ def test_files_appearing_in_a_location_that_was_not_there_are_a_change(tmp_path:
 def test_a_location_that_cannot_be_listed_is_looked_at_again_not_fatal(tmp_path: Path) -> None:
     trigger = ListingChangeTrigger("nosuchprotocol://bucket/docs", "*.md", 0.05,
                                    str(tmp_path / "state.json"))  # fmt: skip
-    assert asyncio.run(_events(trigger, 0.4)) == []  # each look warns; the trigger lives on
+    assert asyncio.run(fired_within(trigger, 0.4)) == []  # each look warns; the trigger lives on
     assert not (tmp_path / "state.json").exists()
 
 
