@@ -69,7 +69,9 @@ def _config(folder: Path, docs: Path, drops: Path, *, cluster: bool) -> Path:
         document["spark"]["jobs_dir"] = str(PROJECT_ROOT / "spark_jobs")
         # The docs source (8 files) is extracted and chunked on the cluster; a daily
         # drop (one file of 3 records) is a change set small enough for the task's process.
+        # (The byte limit keeps the docs' few KB of text from being chunked in the task.)
         document["spark"]["in_process_max_files"] = 3
+        document["spark"]["in_process_max_bytes"] = 4096
     else:  # the reference: the same pipeline, run in the test's process
         document["spark"] = {"mode": "local"}
         document["embedding"].pop("queue", None)

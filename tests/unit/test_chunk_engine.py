@@ -49,3 +49,13 @@ def test_documents_are_chunked_in_process_while_few_by_count_or_by_text(
     assert ctx.settings.spark.in_process_max_files == 1000
     assert ctx.settings.spark.in_process_max_bytes == 64 * 2**20
     assert _few(ctx, chunked) is in_process
+
+
+def test_no_in_process_chunking_when_in_process_max_files_is_0(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, tmp_path / "corpus", extra="spark:\n  in_process_max_files: 0\n"
+    )
+    ctx = RunContext.load(str(config), "docs", "run")
+    ctx.layout.documents.mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["a few words"]}), ctx.layout.documents / "part-0.parquet")
+    assert not _few(ctx, 1)  # documented: 0 means always Spark

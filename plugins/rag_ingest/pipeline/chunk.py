@@ -20,10 +20,13 @@ from rag_ingest.stage_results import ChunkResult
 def _few(ctx: RunContext, documents_chunked: int) -> bool:
     """Whether the documents are chunked in this process (the same chunker, no Spark
     start-up): at most spark.in_process_max_files of them, or, by the documents' mean
-    text size (from the Parquet footers), at most spark.in_process_max_bytes of text."""
+    text size (from the Parquet footers), at most spark.in_process_max_bytes of text.
+    `in_process_max_files: 0` means always Spark."""
     from rag_ingest.parquet_io import mean_bytes
 
     limits = ctx.settings.spark
+    if limits.in_process_max_files == 0:
+        return False
     if documents_chunked <= limits.in_process_max_files:
         return True
     mean_text = mean_bytes(ctx.layout.documents, "text")
