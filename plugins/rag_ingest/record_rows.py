@@ -194,7 +194,7 @@ def _records(
 ) -> Iterator[tuple[Item, str | None]]:
     """Each record as a parsed document, a problem, or the position of its kept row in
     `kept`; with the digest of its line (None where records are not kept). `spend` is
-    charged the length of every line parsed afresh."""
+    charged the UTF-8 bytes of every line parsed afresh."""
     if reuse is None or not is_jsonl(relative_path):
         for parsed in parse_records(relative_path, data, fields):
             yield parsed, None
@@ -214,7 +214,7 @@ def _records(
             yield at, digest
             continue
         if spend is not None:
-            spend(len(line))
+            spend(len(line.encode(errors="surrogatepass")))
         value = jsonl_value(position, line)
         if isinstance(value, RecordProblem):
             yield value, digest

@@ -309,3 +309,18 @@ def test_an_attempt_in_process_needs_kept_rows_whose_digests_this_run_can_find(
     # Over the limit without the record files, or no record file at all: Spark.
     assert not plan([*drops, ("big.pdf", 2000)]).may_fit_in_process(limits)
     assert not plan([("notes.md", 400)]).may_fit_in_process(limits)
+
+
+def test_the_budget_counts_bytes_not_characters(tmp_path: Path) -> None:
+    path, kept = tmp_path / "drop.jsonl", tmp_path / "kept"
+    lines = [json.dumps({"_id": f"r{n}", "text": f"Record {n}."}) for n in range(5)]
+    path.write_text("\n".join(lines) + "\n")
+    keep(parse(path, RecordReuse("code", None)), kept)
+    lines[2] = json.dumps({"_id": "r2", "text": "Größe ändern"}, ensure_ascii=False)
+    path.write_text("\n".join(lines) + "\n")
+    budget = FreshBudget(10_000)
+    parse_source_file(
+        "src", str(path), path.name, path.stat().st_size, None, ParseLimits(10**8), FIELDS,
+        records=RecordReuse("code", str(kept)), taken=TakenRows(budget),
+    )  # fmt: skip
+    assert 10_000 - budget.bytes_left == len(lines[2].encode()) > len(lines[2])
