@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,11 @@ class RunLayout:
 
     # What extract writes; the parse cache keeps and restores exactly these.
     EXTRACT_OUTPUTS = ("documents", "quarantine", "sensitive")
+
+    def clear_extract_outputs(self) -> None:
+        """No extract output (what a failed restore or an abandoned attempt left)."""
+        for name in self.EXTRACT_OUTPUTS:
+            shutil.rmtree(self.root / name, ignore_errors=True)
 
     @classmethod
     def of(cls, staging_dir: str | Path, source: str, run_id: str) -> RunLayout:

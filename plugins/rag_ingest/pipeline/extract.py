@@ -123,8 +123,7 @@ def _extract_or_reuse(
         if kept is not None:
             log.info("nothing under %s changed since the last extraction: reused it", location)
             return {**kept, "parse_reused": True}
-        for name in layout.EXTRACT_OUTPUTS:  # whatever a failed restore linked in
-            shutil.rmtree(layout.root / name, ignore_errors=True)
+        layout.clear_extract_outputs()  # whatever a failed restore linked in
     counts = _parse(ctx, ds, reparse, listing)
     if key is not None:
         try:
@@ -190,6 +189,5 @@ def _in_process(ctx: RunContext, plan: ExtractPlan, budget: int | None) -> dict[
         log.info("more records changed than spark.in_process_max_bytes allows: parsing with Spark")
     except OSError as error:
         log.warning("parsing with Spark: reading the kept rows failed: %s", error)
-    for name in ctx.layout.EXTRACT_OUTPUTS:  # whatever the attempt wrote
-        shutil.rmtree(ctx.layout.root / name, ignore_errors=True)
+    ctx.layout.clear_extract_outputs()  # whatever the attempt wrote
     return None
