@@ -121,7 +121,7 @@ def test_the_text_index_takes_in_new_rows_when_refreshed(tmp_path: Path) -> None
     store.upsert(with_texts(make_chunks([("c5", "d5", "s1")], seed=5), ["a new crane arrives"]))
     assert store.unindexed_rows() == 1  # searched already, by a scan
     assert "c5" in ids(store.search(None, k=5, text="crane", mode="lexical"))
-    assert store.refresh_indexes() == "the indexes took in 1 rows"
+    assert store.refresh_indexes() == "the indexes took in 1 rows, merged whole"  # 1 of 5
     assert store.unindexed_rows() == 0
     assert store.refresh_indexes() == "indexes up to date"
 
@@ -220,5 +220,5 @@ def test_an_ann_index_is_built_past_its_size_kept_fresh_and_reported(tmp_path: P
     assert "c650" in ids(store.search(make_chunks(late, seed=3)["vector"][50].as_py(), k=1))
     healthy, detail = store.index_health()
     assert not healthy and "vector index: 100 of 700 rows not in it" in detail, detail
-    assert store.refresh_indexes() == "the indexes took in 100 rows"
+    assert store.refresh_indexes() == "the indexes took in 100 rows, merged whole"
     assert store.index_health()[0]

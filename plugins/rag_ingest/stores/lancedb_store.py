@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from rag_ingest.stores import lance_indexes
 from rag_ingest.stores.base import (
     CHUNK_COLUMNS,
     INVENTORY_COLUMNS,
@@ -284,8 +285,7 @@ class LanceDBStore(ChunkStore):
         if has_ann:
             pending = max(pending, self.unindexed_rows("vector"))
         if pending:
-            table.optimize()  # folds new rows into every index, compacts small files
-            done.append(f"the indexes took in {pending} rows")
+            done.append(lance_indexes.fold_in(table, pending))
         return "; ".join(done) or "indexes up to date"
 
     def stats(self, source: str | None = None) -> StoreStats:
