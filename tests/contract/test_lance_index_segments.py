@@ -20,7 +20,8 @@ from rag_ingest.stores.lancedb_store import AnnSettings, LanceDBStore
 from tests.contract.test_store_contract import make_chunks
 
 ANN = AnnSettings(min_rows=500, nprobes=16, refine_factor=5)
-WORDS = [f"{stem}{n}" for stem in ("harbour", "crane", "ledger", "protein", "orbit") for n in range(40)]
+STEMS = ("harbour", "crane", "ledger", "protein", "orbit")
+WORDS = [f"{stem}{n}" for stem in STEMS for n in range(40)]
 
 
 def chunks(first: int, count: int, seed: int) -> pa.Table:
