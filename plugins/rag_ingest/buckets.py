@@ -26,6 +26,9 @@ _MAX_WIDTH = 3  # 4,096 buckets: 200M rows at BUCKET_ROWS
 # dataset writer, 256 partitions took +470 MB and 8x the time of 16): finer
 # buckets are cut from a loaded partition.
 _SPILL_WIDTH = 1
+# Spill files are read once, by this process: plain pages, no dictionaries (ids and
+# hashes are all distinct) and no statistics. Measured at 1M documents: 1.22 s -> 0.53 s.
+_SPILL_OPTIONS = {"compression": "none", "use_dictionary": False, "write_statistics": False}
 
 
 def stream(
@@ -113,7 +116,7 @@ class Buckets:
                     rows = table.filter(pc.equal(part, digit))
                     if digit not in writers:
                         writers[digit] = pq.ParquetWriter(
-                            self._folder / f"{digit}.parquet", self.schema
+                            self._folder / f"{digit}.parquet", self.schema, **_SPILL_OPTIONS
                         )
                     writers[digit].write_table(rows)
         finally:

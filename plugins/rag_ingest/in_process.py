@@ -37,7 +37,12 @@ from rag_ingest.document_rows import (
 )
 from rag_ingest.extract import LISTING_SCHEMA, TakenFile
 from rag_ingest.extract_plan import ExtractPlan, parse_batches
-from rag_ingest.parquet_io import SparkFolderWriter, arrow_schema, read_ids
+from rag_ingest.parquet_io import (
+    SparkFolderWriter,
+    arrow_schema,
+    background_writes,
+    read_ids,
+)
 from rag_ingest.parsing.notes import parse_notes_summary
 from rag_ingest.record_rows import FreshBudget, RecordReuse
 from rag_ingest.run import RunLayout
@@ -195,7 +200,13 @@ def _write_outputs(
             # A name of its own: appended beside the kept files, it must not replace one.
             name = f"part-{uuid.uuid4().hex[:12]}-{{:05d}}.parquet"
             next_run = stack.enter_context(
-                SparkFolderWriter(next_run_rows.folder, PARSED, name=name, empty_file=not appends)
+                background_writes(
+                    stack.enter_context(
+                        SparkFolderWriter(
+                            next_run_rows.folder, PARSED, name=name, empty_file=not appends
+                        )
+                    )
+                )
             )
         batches = chain(
             ((batch, True) for batch in parsed.batches()),
