@@ -359,7 +359,7 @@ def chunk(settings: Settings, source: SourceConfig, run_dir: str) -> dict[str, i
     wanted = pa.array(read_ids(layout.to_chunk, "doc_id"), pa.string())
     # One file after another (no read-ahead piling up text), in frames of the batch size
     # Spark hands the chunker, however few of each read batch are wanted.
-    documents = buckets.stream(layout.documents, keep=pc.field("doc_id").isin(wanted))
+    documents = buckets.stream_rows_with(layout.documents, "doc_id", wanted)
     frames = (table.to_pandas() for table in _rebatched(documents, _CHUNK_BATCH_ROWS))
     shutil.rmtree(layout.chunks, ignore_errors=True)
     made = SparkFolderWriter(layout.chunks, CHUNKS, settings.embedding.shard_size)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -8,7 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from rag_ingest.buckets import Buckets, prefix_width, prefixes
+from rag_ingest.buckets import Buckets, prefix_width, prefixes, stream, stream_rows_with
 
 
 def hex_ids(count: int) -> list[str]:
@@ -71,3 +72,39 @@ def test_an_empty_table_has_empty_buckets(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": pa.array([], pa.string())}), tmp_path / "none.parquet")
     buckets = Buckets(tmp_path / "none.parquet", ["id"], "id", 1, tmp_path / "work")
     assert all(buckets.get(p).num_rows == 0 for p in buckets.prefixes)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_rows_with_wanted_keys_are_the_rows_a_filtered_stream_gives(
+    tmp_path: Path, seed: int
+) -> None:
+    """Files of random row groups, wanted keys clustered (a run's fresh rows), scattered,
+    absent, none or every one: the same rows in the same order as filtering every batch."""
+    rng = random.Random(seed)
+    ids = hex_ids(rng.randint(1, 4000))
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    start, part = 0, 0
+    while start < len(ids):
+        size = rng.randint(1, 1500)
+        rows = ids[start : start + size]
+        table = pa.table({"doc_id": rows, "text": [f"text of {i}" for i in rows]})
+        groups = rng.randint(1, 600)
+        pq.write_table(table, folder / f"part-{part:05d}.parquet", row_group_size=groups)
+        start, part = start + size, part + 1
+    (folder / "_SUCCESS").touch()
+    first = rng.randrange(len(ids))
+    wanted = rng.choice(
+        [
+            ids[first : first + rng.randint(1, 300)],  # clustered
+            rng.sample(ids, rng.randint(0, len(ids))),  # scattered, maybe none or all
+            [f"absent-{n}" for n in range(5)] + rng.sample(ids, min(3, len(ids))),
+        ]
+    )
+    wanted_array = pa.array(wanted, pa.string())
+    batch_size = rng.randint(1, 1000)
+    got = list(stream_rows_with(folder, "doc_id", wanted_array, ["doc_id", "text"], batch_size))
+    expected = list(stream(folder, ["doc_id", "text"], pc.field("doc_id").isin(wanted_array)))
+    concat = pa.concat_tables
+    assert concat(got or [expected[0].slice(0, 0)]).equals(concat(expected))
+    assert all(t.num_rows <= batch_size for t in got)

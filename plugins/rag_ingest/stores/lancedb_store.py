@@ -125,7 +125,8 @@ class LanceDBStore(ChunkStore):
         query = table.search().where(f"source = {_quote(source)}").select(columns).limit(None)
         reader = query.to_batches()
         schema = pa.schema([reader.schema.field(name) for name in columns])
-        with pq.ParquetWriter(path, schema) as writer:
+        # Read back by this run's plans only: plain pages are the quicker to write.
+        with pq.ParquetWriter(path, schema, compression="none", write_statistics=False) as writer:
             for batch in reader:
                 writer.write_table(pa.Table.from_batches([batch]).select(columns))
 
