@@ -64,9 +64,10 @@ def chunk_documents(
     columns = [c.split()[0] for c in CHUNK_JOB_SCHEMA.split(", ")]
     for batch in batches:
         rows = []
-        for doc in batch.itertuples(index=False):
+        offsets = chunker.token_offsets(batch["text"].tolist())
+        for doc, doc_offsets in zip(batch.itertuples(index=False), offsets, strict=True):
             title = context_title(doc.title, doc.uri) if context_lines else None
-            chunks = chunker.split(doc.text, title)
+            chunks = chunker.split(doc.text, title, doc_offsets)
             if max_chunks is not None and len(chunks) > max_chunks:
                 rows.append(_refusal(doc, columns, len(chunks), max_chunks))
                 continue
