@@ -6,17 +6,20 @@ the source location as input, the store's table as output, the run's counts
 and every quality gate's expectations, on a successful run and on one whose
 gate failed.
 
-What "valid" means here: the OpenLineage specification's JSON schema
-(OpenLineage.json) ships in no package this project can install, so each
-event is rebuilt through openlineage-python's model classes, which the
-OpenLineage project generates from that schema (required fields, the
-event type enum, the ISO time and UUID checks of its validators), and the
-run facet of our own is validated against the JSON schema this package ships.
+What "valid" means here: each event is rebuilt through openlineage-python's
+model classes, which the OpenLineage project generates from the
+specification's JSON schema (required fields, the event type enum, the ISO
+time and UUID checks of its validators), and the run facet of our own is
+validated against the JSON schema this package ships. With a copy of the
+specification at OPENLINEAGE_SPEC_DIR (it ships in no package this project
+can install: tests/openlineage_spec.py), every event and every facet is also
+validated against the specification's own schemas.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ import pytest
 from rag_ingest.dag_runner import DagTestRunner
 from rag_ingest.lineage_facets import RUN_FACET_KEY, run_facet_schema
 from tests.conftest import PROJECT_ROOT, write_config
+from tests.openlineage_spec import SPEC_DIR_VARIABLE, facets_of, spec_schemas
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +58,7 @@ def rebuilt(event: dict[str, Any]) -> Any:
         output_statistics_output_dataset,
     )
 
-    for facets in _all_facets(event):
+    for _, facets in facets_of(event):
         for key, facet in facets.items():
             assert facet["_producer"].startswith("https://"), key
             assert "#/$defs/" in facet["_schemaURL"], key
@@ -108,12 +112,15 @@ def rebuilt(event: dict[str, Any]) -> Any:
     )
 
 
-def _all_facets(event: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [event["run"].get("facets", {}), event["job"].get("facets", {})]
-    for dataset in event.get("inputs", []) + event.get("outputs", []):
-        for key in ("facets", "inputFacets", "outputFacets"):
-            found.append(dataset.get(key, {}))
-    return found
+def assert_valid(events: list[dict[str, Any]]) -> None:
+    """Each event rebuilt through the generated classes; and by the specification's own
+    schemas when a copy of it is at hand (OPENLINEAGE_SPEC_DIR)."""
+    for event in events:
+        rebuilt(event)
+    if os.environ.get(SPEC_DIR_VARIABLE):
+        spec = spec_schemas()
+        problems = {f"{e['job']['name']} {e['eventType']}": spec.errors(e) for e in events}
+        assert not any(problems.values()), problems
 
 
 def report_event(events: list[dict[str, Any]], event_type: str) -> dict[str, Any]:
@@ -145,8 +152,7 @@ def test_every_run_emits_lineage_with_its_counts_and_gate_results(
     run = runner.test(DAG_ID, "first.log")
     assert run.succeeded, run.tail()
     events = events_of(events_log)
-    for event in events:
-        rebuilt(event)
+    assert_valid(events)
     # The DAG run's own event and every task's, in the configured namespace. (`dags
     # test` starts its run already running: the scheduler's START is not sent.)
     assert {e["job"]["namespace"] for e in events} == {NAMESPACE}
@@ -206,8 +212,7 @@ def test_every_run_emits_lineage_with_its_counts_and_gate_results(
     run = runner.test(DAG_ID, "failed.log")
     assert not run.succeeded
     events = events_of(events_log)
-    for event in events:
-        rebuilt(event)
+    assert_valid(events)
     assert [e["eventType"] for e in events if e["job"]["name"] == DAG_ID] == ["FAIL"]
     failed = report_event(events, "FAIL")
     (read,) = failed["inputs"]
