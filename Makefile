@@ -20,7 +20,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_QUERY ?= how does a chunk keep its id when the text around it changes
 EVAL_DATASET ?= $(CURDIR)/../shared/data/beir/scifact
 
-.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench-secrets bench-ann bench-reparse bench-small-change bench-change bench-generation bench-ocr bench-fidelity bench-real-files bench eval screenshots
+.PHONY: help venv demo test test-fast lint fuzz airflow airflow-init clean bench-chunking bench-sync bench-embedding bench-retrieval bench-scale bench-secrets bench-ann bench-reparse bench-small-change bench-change bench-worker-service bench-generation bench-ocr bench-fidelity bench-real-files bench eval screenshots
 
 help:
 	@echo "make demo      set up, ingest docs/ through Airflow, then search"
@@ -40,6 +40,7 @@ help:
 	@echo "make bench-reparse   the extract stage re-run with 1% of 100,000 files changed (FILES=...)"
 	@echo "make bench-small-change  a whole dags-test run after one edited file of the demo corpus"
 	@echo "make bench-change    a file change to search finding it, with a watcher in airflow standalone"
+	@echo "make bench-worker-service an embed task's own model vs the worker's embedding service"
 	@echo "make bench-generation SciFact: a new generation built beside the live one vs a first run"
 	@echo "make bench-ocr       OCR pages/s and character error rate on rendered scans (PAGES=...)"
 	@echo "make bench-fidelity  chunk defects on fetched doc corpora (CORPORA='name=dir:glob ...')"
@@ -136,6 +137,9 @@ bench-small-change: $(STAMP)
 
 bench-change: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_change_to_search --json .rag_ingest/bench-change.json
+
+bench-worker-service: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.bench_worker_service --json .rag_ingest/bench-worker-service.json
 
 bench-generation: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.bench_generation --json .rag_ingest/bench-generation.json

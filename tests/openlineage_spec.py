@@ -72,6 +72,7 @@ class SpecSchemas:
             (uri, Resource.from_contents(schema)) for uri, schema in self.documents.values()
         )
         self.versions: dict[str, str] = {}  # a named schema -> the version validated against
+        self.validators: dict[str, Any] = {}  # a schema reference -> its validator
 
     def errors(self, event: dict[str, Any]) -> list[str]:
         """What is wrong with `event` by the schemas it names (empty: valid)."""
@@ -90,14 +91,16 @@ class SpecSchemas:
             return [f"{where}: no schema {name!r} ({schema_url!r}) in the specification"]
         uri, _ = self.documents[name]
         self.versions[address] = uri
-        validator = Draft202012Validator(
-            {"$ref": f"{uri}#{pointer}"},
-            registry=self.registry,
-            format_checker=Draft202012Validator.FORMAT_CHECKER,
-        )
+        reference = f"{uri}#{pointer}"
+        if reference not in self.validators:  # one per schema, not per facet checked
+            self.validators[reference] = Draft202012Validator(
+                {"$ref": reference},
+                registry=self.registry,
+                format_checker=Draft202012Validator.FORMAT_CHECKER,
+            )
         return [
             f"{where}: {error.message} (at {'/'.join(map(str, error.absolute_path)) or '/'})"
-            for error in validator.iter_errors(value)
+            for error in self.validators[reference].iter_errors(value)
         ]
 
 

@@ -131,6 +131,10 @@ class Chunker:
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [encoding.offsets for encoding in encodings]
 
+    def _index_of(self, text: str) -> _TokenIndex:
+        """`text`'s own tokens, counted alone (not as a span of a longer text)."""
+        return _TokenIndex(self.token_offsets([text])[0])
+
     def split(
         self,
         text: str,
@@ -141,7 +145,7 @@ class Chunker:
         `offsets`: the text's token spans from `token_offsets`, when already made."""
         if not text.strip():
             return []
-        index = _TokenIndex(offsets if offsets is not None else self.token_offsets([text])[0])
+        index = _TokenIndex(offsets) if offsets is not None else self._index_of(text)
         sections = _sections(text)
         contexts = {
             section: self._context(title, section) if title else ("", 0)
@@ -316,7 +320,7 @@ class Chunker:
             if index.count(start, end) <= self.max_tokens - _RECHECK_MARGIN:
                 checked.append((start, end, section))
                 continue
-            own = _TokenIndex(self.token_offsets([text[start:end]])[0])
+            own = self._index_of(text[start:end])
             if len(own.starts) <= self.max_tokens:
                 checked.append((start, end, section))
                 continue

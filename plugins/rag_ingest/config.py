@@ -29,6 +29,7 @@ from rag_ingest.config_sections import (
     SparkConfig,
     StoreConfig,
     StrictModel,
+    WorkerServiceConfig,
 )
 from rag_ingest.config_source import (
     GoldenSetConfig,
@@ -62,6 +63,7 @@ __all__ = [
     "SparkConfig",
     "StoreConfig",
     "WatchConfig",
+    "WorkerServiceConfig",
     "config_path",
     "load_settings",
     "parse_settings",

@@ -42,6 +42,22 @@ class ChunkingConfig(StrictModel):
         return self
 
 
+class WorkerServiceConfig(StrictModel):
+    """A worker's embedding service (rag_ingest.embedding_service): one loaded model per
+    worker host, shared by the tasks that run there."""
+
+    # Off: each task process loads the model (once per task under the Local and Celery
+    # executors, once per process under `airflow dags test`).
+    enabled: bool = False
+    idle_seconds: int = Field(900, gt=0, description="The service exits after this long unused")
+    start_timeout_seconds: int = Field(
+        300, gt=0, description="How long a task waits for a starting service to answer"
+    )
+    # The socket's folder, private to the worker's user. None: $XDG_RUNTIME_DIR/rag-ingest,
+    # else /tmp/rag-ingest-<uid>.
+    folder: str | None = None
+
+
 class EmbeddingConfig(StrictModel):
     model_path: str = PACKAGED_MODEL
     model_id: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -77,6 +93,7 @@ class EmbeddingConfig(StrictModel):
     # stored vector, so changing it re-embeds nothing.
     query_prompt: str = ""
     document_prompt: str = ""
+    worker_service: WorkerServiceConfig = WorkerServiceConfig()
 
     @property
     def vectors_id(self) -> str:

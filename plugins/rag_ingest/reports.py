@@ -91,6 +91,8 @@ def _embed_summary(shards: list[EmbedShardResult]) -> dict[str, Any]:
         "seconds": round(sum(r.seconds for r in shards), 3),
         "devices": sorted({r.device for r in shards}),
         "backends": sorted({f"{r.backend} {r.precision}" for r in shards}),
+        # The workers' embedding services the model came from; empty: each task's own.
+        "model_services": sorted({r.model_service_pid for r in shards if r.model_service_pid}),
     }
 
 

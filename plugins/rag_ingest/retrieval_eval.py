@@ -77,7 +77,9 @@ def eval_settings_document(settings: Settings, plan: EvalPlan, corpus_dir: Path)
     quality = settings.quality.model_dump(mode="json")
     quality["suites_dir"] = str(settings.suites_dir)
     # The private Airflow home has no pools; routing is not what is measured.
-    embedding = settings.embedding.model_dump(mode="json", exclude={"pool", "queue"})
+    embedding = settings.embedding.model_dump(
+        mode="json", exclude={"pool", "queue", "worker_service"}
+    )
     return {
         "sources": [
             {

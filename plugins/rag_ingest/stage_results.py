@@ -171,9 +171,10 @@ class EmbedShardResult(StageResult):
     device: str
     backend: str
     precision: str
-    model_load_seconds: float
+    model_load_seconds: float  # loading it in the task, or reaching (starting) the service
     model_seconds: float
     chunks_per_second: float | None
+    model_service_pid: int | None = None  # the worker's embedding service; None: the task's own
 
     @property
     def file_name(self) -> str:

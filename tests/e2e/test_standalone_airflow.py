@@ -33,7 +33,9 @@ from urllib.parse import quote
 import pyarrow as pa
 import pytest
 
+from rag_ingest import embedding_service
 from rag_ingest.config import load_settings
+from rag_ingest.embedding_service import service_place
 from rag_ingest.reports import latest_run_report
 from rag_ingest.stores import open_store
 from tests.conftest import DOCS_DIR
@@ -105,6 +107,10 @@ def airflow_home(folder: Path, broker: str, database: str) -> dict:
         "    watch: {feed: queue, queue_scheme: redis+pubsub, quiet_seconds: 2, queue_options:"
         f" {{channels: [{NOTIFIED}], redis_conn_id: rag_watch, poll_interval: 0.2}}}}\n"
         f"store:\n  path: {folder / 'lancedb'}\n"
+        # The LocalExecutor runs each task in a process of its own: the model stays in
+        # the worker's embedding service instead (#24), for every run of the module.
+        "embedding:\n  worker_service:\n"
+        f"    {{enabled: true, folder: {folder / 'svc'}, idle_seconds: 300}}\n"
         f"paths:\n  staging: {folder / 'staging'}\n  reports: {folder / 'reports'}\n"
         # The latest scheduled run and the backfill's take turns on the source: look often.
         "retries:\n  busy_source_poke_seconds: 15\n"
@@ -213,6 +219,7 @@ def _backfilled_twice(airflow: dict) -> Iterator[dict]:
         airflow["first_runs"] = wait_for_runs(env, len(DAYS))
         wait_for_backfills_completed(airflow, count=1)
         airflow["first_store"] = snapshot(airflow["config"])
+        airflow["first_reports"] = [run_report(airflow, day) for day in DAYS]
         again = {"dag_id": DAG_ID, "from_date": f"{DAYS[0]}T00:00:00Z",
                  "to_date": f"{DAYS[-1]}T00:00:00Z", "reprocess_behavior": "completed",
                  "max_active_runs": 1}  # fmt: skip
@@ -231,7 +238,16 @@ def _backfilled_twice(airflow: dict) -> Iterator[dict]:
         wait_for_backfills_completed(airflow, count=2)
         airflow["second_runs"] = wait_for_runs(env, len(DAYS))  # re-processing reuses the runs
         airflow["second_store"] = snapshot(airflow["config"])
-        yield airflow
+        try:
+            yield airflow
+        finally:
+            settings = load_settings(airflow["config"])
+            embedding_service.stop(settings.embedding, settings.models_dir)
+
+
+def run_report(airflow: dict, day: str) -> dict:
+    report = airflow["folder"] / "reports" / "daily" / f"backfill__{day}T00_00_00_00_00.json"
+    return dict(json.loads(report.read_text()))
 
 
 def test_backfill_ingests_exactly_its_partitions_and_twice_changes_nothing(daily: dict) -> None:
@@ -242,12 +258,17 @@ def test_backfill_ingests_exactly_its_partitions_and_twice_changes_nothing(daily
     records = sorted({uri.split("#", 1)[1] for uri in first["uri"].to_pylist()})
     assert records == sorted(f"{day}-{i}" for day in DAYS for i in range(3))  # not 2026-01-04
 
+    # Each run's embed task ran in a process of its own; the model loaded once, in the
+    # worker's embedding service, which both runs' tasks used (#24).
+    services = [report["stages"]["embed"]["model_services"] for report in daily["first_reports"]]
+    assert len({tuple(pids) for pids in services}) == 1 and len(services[0]) == 1, services
+    settings = load_settings(daily["config"])
+    service_log = service_place(settings.embedding, settings.models_dir).file("log").read_text()
+    assert service_log.count("loaded model") == 1, service_log
+
     assert all(r["state"] == "success" for r in daily["second_runs"]), daily["second_runs"]
     for day in DAYS:
-        report = json.loads(
-            (daily["folder"] / "reports" / "daily" / f"backfill__{day}T00_00_00_00_00.json")
-            .read_text()
-        )  # fmt: skip
+        report = run_report(daily, day)
         assert report["counts"]["documents_unchanged"] == 3
         assert report["counts"]["store_writes"] == 0
     assert daily["second_store"].equals(first)  # same ids, vectors, provenance: nothing rewritten

@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
     """Embed one shard of chunks -> embeddings/<shard>.parquet.
 
-    The model loads once per process (embedding.shared_embedder). The shard is
+    The model loads once per process (embedding.shared_embedder), or once per
+    worker host with `embedding.worker_service` (rag_ingest.embedding_service). The shard is
     streamed in windows of `embedding.window` chunks, so memory does not grow
     with the shard, and the output appears only when complete (a retried task
     starts clean).
     """
-    from rag_ingest.embedding import Progress, shared_embedder
+    from rag_ingest.embedding import Progress
+    from rag_ingest.embedding_service import task_embedder
 
     started = time.perf_counter()
     layout = RunLayout.of_shard(shard_path)
@@ -36,7 +38,8 @@ def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.name + ".partial")
     model_seconds = 0.0
-    embedder, load_seconds = shared_embedder(settings.embedding, settings.models_dir)
+    ready = task_embedder(settings.embedding, settings.models_dir)
+    embedder = ready.embedder
     progress = Progress(chunks.metadata.num_rows, f"shard {Path(shard_path).name}")
     writer: pq.ParquetWriter | None = None
     try:
@@ -55,6 +58,7 @@ def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
                 writer = pq.ParquetWriter(partial, stamped.schema)
             writer.write_table(stamped)
     finally:
+        ready.release()
         if writer is not None:
             writer.close()
     device, backend, precision = embedder.device, embedder.backend_name, embedder.precision
@@ -66,7 +70,8 @@ def shard(config_path: str | None, shard_path: str) -> EmbedShardResult:
         device=device,
         backend=backend,
         precision=precision,
-        model_load_seconds=round(load_seconds, 3),
+        model_load_seconds=round(ready.seconds, 3),
+        model_service_pid=ready.service_pid,
         model_seconds=round(model_seconds, 3),
         chunks_per_second=round(count / model_seconds, 1) if model_seconds else None,
         seconds=round(time.perf_counter() - started, 3),

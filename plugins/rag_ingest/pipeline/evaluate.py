@@ -61,7 +61,7 @@ def golden_recall(
 ) -> tuple[float, list[dict[str, Any]], int]:
     """Mean recall@k of the source's golden set in the store `settings` name, the
     queries embedded with its model and prompt; also the misses and the query count."""
-    from rag_ingest.embedding import shared_embedder
+    from rag_ingest.embedding_service import task_embedder
     from rag_ingest.evaluation import golden_missing, load_golden_set, ranked_documents
 
     gate = source.evaluation
@@ -73,8 +73,13 @@ def golden_recall(
     except (OSError, ValueError) as error:
         raise ConfigError(f"sources[{source.name}].evaluation.golden_set: {error}") from error
     store = open_store(settings)
-    embedder, _ = shared_embedder(settings.embedding, settings.models_dir, allow_pool=False)
-    vectors = embedder.encode([g.query for g in golden], prompt=settings.embedding.query_prompt)
+    ready = task_embedder(settings.embedding, settings.models_dir, allow_pool=False)
+    try:
+        vectors = ready.embedder.encode(
+            [g.query for g in golden], prompt=settings.embedding.query_prompt
+        )
+    finally:
+        ready.release()
     recalls, misses = [], []
     for item, vector in zip(golden, vectors, strict=True):
         ranked = ranked_documents(store, vector.tolist(), source.name, gate.k, key=lambda u: u)
@@ -88,7 +93,7 @@ def golden_recall(
 def dataset_scores(settings: Settings, source: SourceConfig, k: int = 10) -> dict[str, float]:
     """nDCG@k and Recall@k of the source's evaluation dataset (BEIR layout) in the store
     `settings` name, the queries embedded with its model and prompt."""
-    from rag_ingest.embedding import shared_embedder
+    from rag_ingest.embedding_service import task_embedder
     from rag_ingest.evaluation import BeirDataset, ranked_documents, score_rankings
 
     gate = source.evaluation
@@ -100,10 +105,13 @@ def dataset_scores(settings: Settings, source: SourceConfig, k: int = 10) -> dic
         raise ConfigError(f"sources[{source.name}].evaluation.dataset: {error}") from error
     store = open_store(settings)
     ids = sorted(dataset.queries)
-    embedder, _ = shared_embedder(settings.embedding, settings.models_dir, allow_pool=False)
-    vectors = embedder.encode(
-        [dataset.queries[q] for q in ids], prompt=settings.embedding.query_prompt
-    )
+    ready = task_embedder(settings.embedding, settings.models_dir, allow_pool=False)
+    try:
+        vectors = ready.embedder.encode(
+            [dataset.queries[q] for q in ids], prompt=settings.embedding.query_prompt
+        )
+    finally:
+        ready.release()
     rankings = {
         q: ranked_documents(store, v.tolist(), source.name, k)
         for q, v in zip(ids, vectors, strict=True)
