@@ -27,7 +27,10 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rag_ingest import lease
+from rag_ingest import embedding_service, lease
 from rag_ingest.config import load_settings
 from rag_ingest.stores import open_store
 from tests.conftest import DOCS_DIR, PROJECT_ROOT
@@ -51,8 +54,11 @@ BACKFILL_DAYS = ("2026-11-20", "2026-11-21")
 RECOVERY_LIMIT_SECONDS = 60
 
 
-def _config(folder: Path, docs: Path, drops: Path, *, cluster: bool) -> Path:
-    """docker/rag_ingest.yaml with the store on LanceDB and every path in `folder`."""
+def _config(
+    folder: Path, docs: Path, drops: Path, *, cluster: bool, service_folder: Path | None = None
+) -> Path:
+    """docker/rag_ingest.yaml with the store on LanceDB and every path in `folder`
+    (the embedding service's socket in `service_folder`: a socket path is short)."""
     document: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "docker/rag_ingest.yaml").read_text())
     scheduled = document["sources"][0]
     document["sources"] = [
@@ -72,10 +78,11 @@ def _config(folder: Path, docs: Path, drops: Path, *, cluster: bool) -> Path:
         # (The byte limit keeps the docs' few KB of text from being chunked in the task.)
         document["spark"]["in_process_max_files"] = 3
         document["spark"]["in_process_max_bytes"] = 4096
-    else:  # the reference: the same pipeline, run in the test's process
+        document["embedding"]["worker_service"]["folder"] = str(service_folder)
+    else:  # the reference: the same pipeline, run in the test's process, its own model
         document["spark"] = {"mode": "local"}
-        document["embedding"].pop("queue", None)
-        document["embedding"].pop("pool", None)
+        for routing in ("queue", "pool", "worker_service"):
+            document["embedding"].pop(routing, None)
     config = folder / "rag_ingest.yaml"
     config.write_text(yaml.safe_dump(document))
     return config
@@ -96,6 +103,27 @@ def _drops(folder: Path) -> Path:
 def _chunks(config: Path, source: str) -> dict[str, str]:
     table = open_store(load_settings(config)).fetch(source, with_vectors=False)
     return dict(zip(table["chunk_id"].to_pylist(), table["text"].to_pylist(), strict=True))
+
+
+@contextmanager
+def embedding_service_stopped(config: Path) -> Iterator[None]:
+    """The deployment's embedding service stopped at the end (it outlives its workers,
+    as it must outlive the tasks that start it)."""
+    try:
+        yield
+    finally:
+        settings = load_settings(config)
+        embedding_service.stop(settings.embedding, settings.models_dir)
+        shutil.rmtree(str(settings.embedding.worker_service.folder), ignore_errors=True)
+
+
+def _model_services(reports: Path) -> set[int]:
+    """The embedding services (pids) the runs' reports in `reports` name."""
+    return {
+        pid
+        for report in reports.glob("*.json")
+        for pid in json.loads(report.read_text())["stages"]["embed"]["model_services"]
+    }
 
 
 def _embed_running(deployment: Deployment, run_id: str, timeout: float = 600) -> dict[str, Any]:
@@ -128,10 +156,12 @@ def test_the_compose_deployment_runs_for_real(tmp_path: Path) -> None:
     shutil.copytree(DOCS_DIR, docs)
     drops = _drops(tmp_path / "drops")
     (tmp_path / "deploy").mkdir()
-    config = _config(tmp_path / "deploy", docs, drops, cluster=True)
+    service_folder = Path(tempfile.mkdtemp(prefix="rgs-", dir="/tmp"))
+    config = _config(tmp_path / "deploy", docs, drops, cluster=True, service_folder=service_folder)
     with (
         standalone_cluster(tmp_path / "spark", cores=2) as (master, spark_work),
         celery_deployment(tmp_path / "airflow", config, master, {DOCS_DAG, DAILY_DAG}) as airflow,
+        embedding_service_stopped(config),
     ):
         up = time.monotonic()
         print(f"bring-up: {up - started:.0f} s")
@@ -162,6 +192,10 @@ def test_the_compose_deployment_runs_for_real(tmp_path: Path) -> None:
         others = {(ti["hostname"], ti["queue"]) for ti in tis if ti["task_id"] != "embed"}
         assert others == {("worker-default", "default")}
         assert len(list(spark_work.glob("app-*"))) == 2  # extract and chunk, on the cluster
+        # Every embed task, the killed one's retry too, reached one embedding service on
+        # the worker: the model loaded once, not once per Celery task process (#24).
+        services = _model_services(tmp_path / "deploy" / "reports" / "docs")
+        assert len(services) == 1, services
 
         log = airflow.api(
             "GET", f"/dags/{DOCS_DAG}/dagRuns/{run_id}/taskInstances/extract/logs/1"
