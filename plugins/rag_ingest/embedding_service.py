@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from filelock import FileLock
 
-from rag_ingest.config import EmbeddingConfig
-from rag_ingest.embedding import ModelInfo, model_revision, shared_embedder
+from rag_ingest.config import PACKAGED_MODEL, EmbeddingConfig
+from rag_ingest.embedding import ModelInfo, model_revision, resolve_model_path, shared_embedder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,12 +118,17 @@ def default_folder() -> Path:
     return Path(runtime) / "rag-ingest" if runtime else Path(f"/tmp/rag-ingest-{os.getuid()}")
 
 
+def _model_folder(config: EmbeddingConfig) -> Path:
+    return resolve_model_path(config.model_path).resolve()
+
+
 def service_place(config: EmbeddingConfig, models_dir: str | Path) -> ServicePlace:
     """Where the service for `config` and `models_dir` lives (its folder made private)."""
     folder = Path(config.worker_service.folder or default_folder())
     code = Path(__file__).parent
     identity = {
         "encoding": config.model_dump(mode="json", exclude=_NOT_ENCODING),
+        "model": str(_model_folder(config)),
         "model_revision": model_revision(config.model_path),
         "models_dir": str(Path(models_dir).resolve()),
         "python": sys.executable,
@@ -219,8 +224,12 @@ def _start(place: ServicePlace, config: EmbeddingConfig, models_dir: Path) -> No
     if not key.exists():
         with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             out.write(secrets.token_bytes(32))
+    # The service runs in "/": a relative model folder is the task's, made absolute.
+    encoding = config
+    if config.model_path != PACKAGED_MODEL:
+        encoding = config.model_copy(update={"model_path": str(_model_folder(config))})
     spec = {
-        "config": config.model_dump(mode="json"),
+        "config": encoding.model_dump(mode="json"),
         "models_dir": str(models_dir),
         "socket": str(place.socket),
         "key": str(key),

@@ -223,3 +223,42 @@ def test_where_no_service_can_be_had_the_task_loads_its_own_model(
         assert float(np.abs(ready.embedder.encode(texts) - reference).max()) <= 1e-6
     # The slow one was killed, not left running.
     assert not embedding_service.stop(cases["did not answer within 1 s"], MODELS_DIR)
+
+
+def test_models_in_folders_of_one_name_get_services_of_their_own(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Two different models, each in a folder named `model`, named relative to the
+    task's working folder: each task gets its own model's vectors from the service."""
+    from tests.models import derived_model
+
+    texts = random_texts(seed=19, count=12)
+    vectors, services = {}, {}
+    for layers in (1, 2):
+        (tmp_path / f"m{layers}").mkdir()
+        model = derived_model(tmp_path / f"m{layers}" / "model", layers)
+        config = EmbeddingConfig.model_validate(
+            {"model_path": "model", "backend": "torch", "precision": "fp32",
+             "worker_service": {"enabled": True, "folder": str(folder)}}
+        )  # fmt: skip
+        cwd = os.getcwd()
+        os.chdir(model.parent)  # the task's working folder: the relative path is its
+        try:
+            ready = task_embedder(config, MODELS_DIR)  # the first service still runs
+            assert ready.service_pid is not None  # served, not the task's own fallback
+            services[layers] = (config, ready.service_pid)
+            vectors[layers] = ready.embedder.encode(texts)
+            ready.release()
+            own_config = EmbeddingConfig(model_path=str(model), backend="torch", precision="fp32")
+            with Embedder(own_config, MODELS_DIR) as own:
+                assert float(np.abs(vectors[layers] - own.encode(texts)).max()) <= 1e-6
+        finally:
+            os.chdir(cwd)
+    assert services[1][1] != services[2][1]
+    assert float(np.abs(vectors[1] - vectors[2]).max()) > 0.01  # two models, two answers
+    for layers, (config, _) in services.items():
+        os.chdir(tmp_path / f"m{layers}")
+        try:
+            assert embedding_service.stop(config, MODELS_DIR)
+        finally:
+            os.chdir(cwd)
