@@ -57,8 +57,9 @@ _NOT_ENCODING = {"worker_service", "pool", "queue", "shard_size", "window", "max
 # The modules whose code encodes: a service of other code is another service.
 _ENCODING_CODE = ("embedding.py", "embedding_backends.py", "backend_choice.py", "onnx_export.py",
                   "embedding_server.py")  # fmt: skip
-# Environment variables the service is not given: it needs no connection or secret.
-_SECRET_MARKS = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "PASSWORD", "SECRET", "TOKEN", "KEY", "_URI",
+# Environment variables the service is not given: it needs no connection, secret or
+# Airflow setting (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN holds a password, for one).
+_SECRET_MARKS = ("AIRFLOW", "PASSWORD", "SECRET", "TOKEN", "KEY", "_URI", "_CONN", "DSN", "AUTH",
                  "CREDENTIAL")  # fmt: skip
 
 

@@ -26,6 +26,11 @@ SECRET_NAMES = (
     "RAG_INGEST_MONGODB_URI",
     "OPENAI_API_KEY",
     "GOOGLE_CREDENTIALS",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "PG_DSN",
+    "BASIC_AUTH",
 )
 
 
@@ -49,7 +54,9 @@ def test_secrets_stay_behind_and_the_rest_goes_along(monkeypatch: pytest.MonkeyP
     # Random names with a secret's mark anywhere in them, in any case.
     marked = []
     for n in range(50):
-        mark = rng.choice(("PASSWORD", "Secret", "token", "KEY", "_uri", "CREDENTIAL"))
+        mark = rng.choice(
+            ("PASSWORD", "Secret", "token", "KEY", "_uri", "CREDENTIAL", "_conn", "Airflow")
+        )
         name = f"X{n}_{mark}_{rng.choice(string.ascii_uppercase)}"
         monkeypatch.setenv(name, "s3cr3t")
         marked.append(name)
