@@ -33,12 +33,18 @@ from dataclasses import dataclass
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
 from rag_ingest.config import PACKAGED_MODEL, EmbeddingConfig
-from rag_ingest.embedding import ModelInfo, model_revision, resolve_model_path, shared_embedder
+from rag_ingest.embedding import (
+    Embedder,
+    ModelInfo,
+    model_revision,
+    resolve_model_path,
+    shared_embedder,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,29 +73,12 @@ class ServiceUnavailable(Exception):  # noqa: N818 - a state, worded for the log
     """The service could not be reached or started; the message says why."""
 
 
-class TaskEmbedder(Protocol):
-    """What the tasks use of a model: `Embedder`, or the service's client."""
-
-    info: ModelInfo
-    backend_name: str
-    precision: str
-    device: str
-
-    def encode(
-        self,
-        texts: Sequence[str],
-        lengths: Sequence[int] | None = None,
-        on_batch: Callable[[int], None] | None = None,
-        prompt: str = "",
-    ) -> np.ndarray: ...
-
-
 @dataclass(frozen=True)
 class ReadyEmbedder:
     """The model a task uses, the seconds it took to have it, and the service's pid
     (None: loaded in the task's own process)."""
 
-    embedder: TaskEmbedder
+    embedder: Embedder | ServiceEmbedder  # the same encode, info, backend and device
     seconds: float
     service_pid: int | None
 
@@ -298,7 +287,7 @@ class ServiceEmbedder:
         self.backend_name, self.precision = about["backend"], about["precision"]
         self.device, self.batch_size = about["device"], int(about["batch_size"])
         self.service_pid = int(about["pid"])
-        self._local: TaskEmbedder | None = None
+        self._local: Embedder | None = None
 
     def encode(
         self,
@@ -337,7 +326,7 @@ class ServiceEmbedder:
                 return vectors
         return self._local.encode(texts, lengths, prompt=prompt)
 
-    def _fall_back(self, error: BaseException) -> TaskEmbedder:
+    def _fall_back(self, error: BaseException) -> Embedder:
         log.warning(
             "embedding service pid %d stopped answering (%r); loading the model in this task",
             self.service_pid,
