@@ -296,49 +296,62 @@ class ServiceEmbedder:
         on_batch: Callable[[int], None] | None = None,
         prompt: str = "",
     ) -> np.ndarray:
-        """As `Embedder.encode`: the texts go longest first, a slice of whole batches
-        at a time, so the service forms the very batches this process would."""
+        """As `Embedder.encode`. Should the service stop answering, this call's texts are
+        all encoded again by the task's own model, so a call's vectors (stamped with
+        `info` afterwards) always come from one encoder."""
+        counts = list(lengths) if lengths is not None else [len(text) for text in texts]
+        heard = [0]
+
+        def hear(count: int) -> None:
+            heard[0] += count
+            if on_batch:
+                on_batch(count)
+
+        local = self._local
+        if local is None:
+            try:
+                return self._encode_served(texts, counts, hear, prompt)
+            except UNREACHABLE as error:
+                local = self._fall_back(error)
+        vectors = local.encode(texts, counts, prompt=prompt)
+        if on_batch and len(texts) > heard[0]:
+            on_batch(len(texts) - heard[0])
+        return vectors
+
+    def _encode_served(
+        self, texts: Sequence[str], counts: list[int], hear: Callable[[int], None], prompt: str
+    ) -> np.ndarray:
+        """The texts go longest first, a slice of whole batches at a time, so the
+        service forms the very batches `Embedder.encode` would."""
         import numpy as np
 
         out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
-        counts = list(lengths) if lengths is not None else [len(text) for text in texts]
         order = sorted(range(len(texts)), key=lambda i: -counts[i])
         step = self.batch_size * SLICE_BATCHES
         for offset in range(0, len(order), step):
             part = order[offset : offset + step]
-            part_texts, part_lengths = [texts[i] for i in part], [counts[i] for i in part]
-            out[part] = self._encode_part(part_texts, part_lengths, prompt)
-            if on_batch:
-                on_batch(len(part))
+            self.connection.send(("encode", [texts[i] for i in part], [counts[i] for i in part],
+                                  prompt))  # fmt: skip
+            reply = self.connection.recv()
+            if isinstance(reply, str):  # the service's own error, as text
+                raise RuntimeError(f"embedding service pid {self.service_pid}: {reply}")
+            out[part] = reply
+            hear(len(part))
         return out
 
-    def _encode_part(self, texts: list[str], lengths: list[int], prompt: str) -> np.ndarray:
-        if self._local is None:
-            try:
-                self.connection.send(("encode", texts, lengths, prompt))
-                reply = self.connection.recv()
-            except UNREACHABLE as error:
-                self._local = self._fall_back(error)
-            else:
-                if isinstance(reply, str):  # the service's own error, as text
-                    raise RuntimeError(f"embedding service pid {self.service_pid}: {reply}")
-                vectors: np.ndarray = reply
-                return vectors
-        return self._local.encode(texts, lengths, prompt=prompt)
-
     def _fall_back(self, error: BaseException) -> Embedder:
+        """The task's own model from now on; what is stamped says so (`auto` may choose
+        another faithful encoder in this process than in the service's)."""
         log.warning(
             "embedding service pid %d stopped answering (%r); loading the model in this task",
             self.service_pid,
             error,
         )
-        embedder, _ = shared_embedder(self.config, self.models_dir)
-        if embedder.info != self.info:  # the vectors already made are another revision's
-            raise RuntimeError(
-                f"the service's model ({self.info}) and this task's ({embedder.info}) differ; "
-                "the task fails and its retry starts clean"
-            ) from error
-        return embedder
+        local, _ = shared_embedder(self.config, self.models_dir)
+        self._local, self.info = local, local.info
+        self.backend_name, self.precision = local.backend_name, local.precision
+        self.device, self.batch_size = local.device, local.batch_size
+        return local
 
     def close(self) -> None:
         self.connection.close()
