@@ -84,8 +84,7 @@ class EmbeddingServer:
                 if request[0] == "encode":
                     texts += len(request[1])
                 if request[0] == "stop":
-                    connection.send("stopping")
-                    self._exit("asked to stop")
+                    self._exit("asked to stop", answer=connection)
                 self._touch(+1)
                 try:
                     reply = self._reply(request)
@@ -121,7 +120,12 @@ class EmbeddingServer:
             idle = time.monotonic() - self.last_used
             return None if self.busy or idle < self.idle_seconds else idle
 
-    def _exit(self, why: str, *, when_idle: bool = False) -> None:
+    def _exit(self, why: str, *, when_idle: bool = False, answer: Connection | None = None) -> None:
+        """Exit, the socket removed first; `answer` hears it once removed (so whoever
+        asked may remove the folder: the lock is not taken again after that)."""
+        if not self.lock.parent.exists():  # the folder is gone: nothing to remove or guard
+            log.info("exiting: %s (the socket's folder was removed)", why)
+            os._exit(0)
         with FileLock(self.lock):  # no service starts while this one's socket goes
             idle = self._idle_for()
             if when_idle and idle is None:  # a task came in meanwhile
@@ -129,6 +133,8 @@ class EmbeddingServer:
             self.socket.unlink(missing_ok=True)
             log.info("exiting: %s", f"unused for {idle:.0f} s" if when_idle else why)
             logging.shutdown()
+            if answer is not None:
+                answer.send("stopping")
             os._exit(0)  # threads mid-answer end with the process; their tasks fall back
 
 

@@ -182,10 +182,13 @@ def connect(config: EmbeddingConfig, models_dir: str | Path) -> ServiceEmbedder:
         raise ServiceUnavailable(f"started, then could not be reached: {error!r}") from error
 
 
-def stop(config: EmbeddingConfig, models_dir: str | Path) -> bool:
-    """Ask the service for `config` to exit now; False when none answered."""
+def stop(config: EmbeddingConfig, models_dir: str | Path, wait_seconds: float = 30) -> bool:
+    """Ask the service for `config` to exit, and wait until it has; False when none
+    answered. Once it returns, no service of that name holds or will touch its files."""
+    import psutil
+
     try:
-        connection, _ = _open(service_place(config, Path(models_dir).resolve()))
+        connection, about = _open(service_place(config, Path(models_dir).resolve()))
     except (ServiceUnavailable, *UNREACHABLE):
         return False
     with connection:
@@ -194,6 +197,14 @@ def stop(config: EmbeddingConfig, models_dir: str | Path) -> bool:
             connection.recv()
         except UNREACHABLE:
             pass
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(about["pid"]).status() == psutil.STATUS_ZOMBIE:
+                break  # exited; its parent has not collected it yet
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
     return True
 
 

@@ -159,9 +159,9 @@ def test_the_compose_deployment_runs_for_real(tmp_path: Path) -> None:
     service_folder = Path(tempfile.mkdtemp(prefix="rgs-", dir="/tmp"))
     config = _config(tmp_path / "deploy", docs, drops, cluster=True, service_folder=service_folder)
     with (
+        embedding_service_stopped(config),  # last, once no worker can start it again
         standalone_cluster(tmp_path / "spark", cores=2) as (master, spark_work),
         celery_deployment(tmp_path / "airflow", config, master, {DOCS_DAG, DAILY_DAG}) as airflow,
-        embedding_service_stopped(config),
     ):
         up = time.monotonic()
         print(f"bring-up: {up - started:.0f} s")

@@ -220,7 +220,13 @@ def test_a_client_without_the_key_is_refused_and_the_service_goes_on(
         with pytest.raises(AuthenticationError):
             Client(socket, "AF_UNIX", authkey=key)
     assert task_embedder(config, MODELS_DIR).service_pid == ready.service_pid
+    assert ready.service_pid is not None
     assert embedding_service.stop(config, MODELS_DIR)
+    # Stopped means gone: its socket removed, and nothing of it touches the folder again.
+    assert not alive(ready.service_pid) and not Path(socket).exists()
+    shutil.rmtree(Path(socket).parent)
+    time.sleep(1.5)
+    assert not Path(socket).parent.exists()
     assert not embedding_service.stop(config, MODELS_DIR)  # nothing answers now
 
 
